@@ -1,0 +1,2 @@
+//! mpmt: multi-process or multi-thread, measured.
+#![deny(unsafe_code)]
