@@ -1,2 +1,31 @@
 //! mpmt: multi-process or multi-thread, measured.
+//!
+//! One task API over three interchangeable concurrency models, with the process model's
+//! promise kept for real (a worker that crashes loses only its own task), and a lab that
+//! measures the claims of the classic "multi-process vs multi-thread" comparison on the
+//! machine at hand. Data flows one way: CLI → lab → [`pool`] → [`transport`] /
+//! [`supervise`] → OS.
+//!
+//! * [`task`]: task kinds (a name, serde input and output, a function) and their registry;
+//! * [`pool`]: the pool, its models and the task outcome type [`pool::TaskError`];
+//! * [`worker`]: what the binary does when re-executed as a worker process;
+//! * [`protocol`]: the messages between pool and worker;
+//! * [`transport`]: the IPC mechanisms and the frame codec;
+//! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
+// The worker docs show `main` on purpose: calling `run_if_worker` first in it is the point.
+#![allow(clippy::needless_doctest_main)]
+
+pub mod lab;
+pub mod measure;
+pub mod pool;
+pub mod protocol;
+pub mod report;
+pub mod run;
+pub mod supervise;
+pub mod task;
+pub mod transport;
+pub mod worker;
+
+pub use pool::{Model, Pool, TaskError};

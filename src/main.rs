@@ -1,0 +1,245 @@
+//! The `mpmt` command line: parses arguments, calls the library, prints.
+//!
+//! Exit codes: 0 success; 1 a run lost tasks, or a command failed; 2 bad arguments.
+
+mod cli;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use cli::{Cli, Command, LabArgs, ModelArg, RunArgs};
+use mpmt::lab::{LabConfig, LabError, LabReport};
+use mpmt::pool::{Model, available_cpus};
+use mpmt::run::{RunError, RunReport, RunSpec};
+
+fn main() -> ExitCode {
+    // Workers first: a re-executed worker must not parse the command line or print anything.
+    if let Some(code) = mpmt::worker::run_if_worker(&mpmt::task::Registry::builtin()) {
+        std::process::exit(code);
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// An error in the arguments found after parsing: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run_workload(args),
+        Command::Lab(args) => lab(args),
+    }
+}
+
+fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if !io::IsTerminal::is_terminal(&io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let workers = args.workers.map_or_else(available_cpus, |n| n as usize);
+    let model = match args.model {
+        ModelArg::Thread => Model::Threads(workers),
+        ModelArg::Process => Model::Processes(workers),
+    };
+    let inject = args.inject.map(|mut plan| {
+        plan.seed = args.seed;
+        plan
+    });
+    let spec = RunSpec {
+        model,
+        transport: args.transport,
+        workload: args.task,
+        count: args.count,
+        size: args.size.unwrap_or(args.task.default_size()),
+        inject,
+        verify: args.verify,
+        program: None,
+    };
+    let bar = progress(spec.count);
+    let report = mpmt::run::run(&spec, |done| {
+        if done % 1024 == 0 {
+            bar.set_position(done);
+        }
+    });
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(r) => r,
+        Err(RunError::Spec(m)) => return Err(Usage(m).into()),
+        Err(e) => return Err(e).context("running the workload"),
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", render_run(&report))?;
+    }
+    Ok(if report.lost > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn render_run(r: &RunReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let transport = r.transport.map(|t| format!(", {t}")).unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "model {} ({} workers{transport}) · task {} (size {}) · {} tasks",
+        r.model, r.workers, r.task, r.size, r.count
+    );
+    let _ = writeln!(
+        s,
+        "  wall          {:.3} s   {:.0} tasks/s   {:.3} µs/task",
+        r.wall_s,
+        r.tasks_per_s,
+        1e6 / r.tasks_per_s
+    );
+    if let Some(l) = &r.latency_us {
+        let _ = writeln!(
+            s,
+            "  latency       p50 {:.1} µs   p99 {:.1} µs   (submit → outcome)",
+            l.p50, l.p99
+        );
+    }
+    if let Some(l) = &r.exec_us {
+        let _ = writeln!(
+            s,
+            "  exec          p50 {:.1} µs   p99 {:.1} µs   (inside the worker)",
+            l.p50, l.p99
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  cpu           user {:.3} s + sys {:.3} s (children included)",
+        r.cpu.user_s, r.cpu.sys_s
+    );
+    let _ = writeln!(
+        s,
+        "  peak memory   parent {:.1} MiB, workers {:.1} MiB over {} processes",
+        r.peak_memory.parent_kib as f64 / 1024.0,
+        r.peak_memory.workers_kib as f64 / 1024.0,
+        r.peak_memory.worker_processes
+    );
+    let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let errors = if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" · {}", errors.join(" · "))
+    };
+    let injected = match r.inject_kind {
+        Some(k) => format!("   (injected {} {k})", r.injected),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "  outcomes      ok {}{errors} · lost {}{injected}",
+        r.ok, r.lost
+    );
+    if r.restarts > 0 {
+        let _ = writeln!(
+            s,
+            "  restarts      {} worker processes replaced",
+            r.restarts
+        );
+    }
+    if r.verified > 0 {
+        let _ = writeln!(s, "  verified      {} outputs recomputed", r.verified);
+    }
+    s
+}
+
+fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let cfg = LabConfig {
+        quick: args.quick,
+        only: args.only,
+        exe: std::env::current_exe()
+            .context("locating the mpmt binary for the spawn experiments")?,
+    };
+    let machine = mpmt::measure::Machine::detect();
+    eprintln!(
+        "mpmt lab{} on {} ({} logical cores, kernel {})",
+        if cfg.quick { " --quick" } else { "" },
+        machine.cpu_model,
+        machine.logical_cores,
+        machine.kernel
+    );
+    let mut partial: Vec<mpmt::lab::ClaimResult> = Vec::new();
+    let mut write_error = None;
+    let report = mpmt::lab::run(&cfg, &mut |claim| {
+        eprintln!(
+            "  {:<10} {} (ratio {:.2})",
+            claim.id, claim.verdict, claim.ratio
+        );
+        partial.push(claim.clone());
+        // Written after every claim, so a later failure loses nothing.
+        if let Some(path) = &args.json {
+            let snapshot = LabReport {
+                machine: machine.clone(),
+                quick: cfg.quick,
+                started_unix_s: 0,
+                duration_s: 0.0,
+                claims: partial.clone(),
+            };
+            if let Err(e) = write_json(path, &snapshot) {
+                write_error.get_or_insert(e);
+            }
+        }
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e @ LabError::UnknownExperiment { .. }) => return Err(Usage(e.to_string()).into()),
+        Err(e) => return Err(e).context("running the lab"),
+    };
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    let mut out = io::stdout().lock();
+    write!(out, "{}", mpmt::report::terminal::render(&report))?;
+    if let Some(path) = &args.json {
+        writeln!(out, "JSON report: {}", path.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_json(path: &std::path::Path, report: &LabReport) -> anyhow::Result<()> {
+    let text = mpmt::report::json::to_json(report)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

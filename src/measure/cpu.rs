@@ -1,0 +1,184 @@
+//! CPU time and CPU placement.
+//!
+//! * [`cpu_time`] reads user and system CPU time with `getrusage(2)` (through nix; rustix has
+//!   no `getrusage`): of this process ([`Who::Process`]) or of all its children that have
+//!   been waited for ([`Who::Children`]). Take a reading before and after and subtract.
+//! * [`pin_current_thread`] moves the calling thread onto one CPU with `sched_setaffinity(2)`
+//!   (through rustix) and returns an [`AffinityGuard`] that restores the previous mask when
+//!   dropped, so an experiment never leaves the caller pinned. Affinity is per thread on
+//!   Linux and is inherited by threads and processes created afterwards.
+//! * [`allowed_cpus`] lists the CPUs in the calling thread's mask; [`cpu_count`] is the
+//!   number the rest of the crate should size pools by.
+
+use super::MeasureError;
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// Whose CPU time [`cpu_time`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// This process, all threads (`RUSAGE_SELF`).
+    Process,
+    /// Terminated children that have been waited for, and their waited-for descendants
+    /// (`RUSAGE_CHILDREN`).
+    Children,
+}
+
+/// User and system CPU time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTimes {
+    /// Time spent in user mode.
+    pub user: Duration,
+    /// Time spent in the kernel on behalf of the process.
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    /// `user + system`.
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// Component-wise `self − earlier`, saturating at zero.
+    pub fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// Reads the CPU time of `who` with `getrusage(2)`.
+pub fn cpu_time(who: Who) -> Result<CpuTimes, MeasureError> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike;
+    let who = match who {
+        Who::Process => UsageWho::RUSAGE_SELF,
+        Who::Children => UsageWho::RUSAGE_CHILDREN,
+    };
+    let usage = getrusage(who).map_err(|e| MeasureError::Os {
+        op: "getrusage",
+        source: e.into(),
+    })?;
+    let micros =
+        |tv: nix::sys::time::TimeVal| Duration::from_micros(tv.num_microseconds().max(0) as u64);
+    Ok(CpuTimes {
+        user: micros(usage.user_time()),
+        system: micros(usage.system_time()),
+    })
+}
+
+/// Number of CPUs this process may use (`available_parallelism`), at least 1.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPUs in the calling thread's affinity mask, ascending.
+pub fn allowed_cpus() -> Result<Vec<usize>, MeasureError> {
+    let set = sched_getaffinity(None).map_err(|e| MeasureError::Os {
+        op: "sched_getaffinity",
+        source: e.into(),
+    })?;
+    Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
+}
+
+/// Restores the calling thread's previous CPU mask when dropped. Not `Send`: affinity
+/// belongs to the thread that was pinned, so the guard must be dropped on it.
+#[must_use = "dropping the guard at once undoes the pinning"]
+pub struct AffinityGuard {
+    previous: CpuSet,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for AffinityGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|&c| self.previous.is_set(c))
+            .collect();
+        f.debug_struct("AffinityGuard")
+            .field("previous", &cpus)
+            .finish()
+    }
+}
+
+impl Drop for AffinityGuard {
+    fn drop(&mut self) {
+        // Best effort: the previous mask was valid when we read it; if the CPU set changed
+        // since (hotplug), there is nothing better to restore.
+        let _ = sched_setaffinity(None, &self.previous);
+    }
+}
+
+/// Pins the calling thread to `cpu` until the returned guard is dropped.
+pub fn pin_current_thread(cpu: usize) -> Result<AffinityGuard, MeasureError> {
+    let previous = sched_getaffinity(None).map_err(|e| MeasureError::Os {
+        op: "sched_getaffinity",
+        source: e.into(),
+    })?;
+    sched_setaffinity(None, &single_cpu(cpu)?).map_err(|e| MeasureError::Pin {
+        cpu,
+        source: e.into(),
+    })?;
+    Ok(AffinityGuard {
+        previous,
+        _not_send: PhantomData,
+    })
+}
+
+/// A mask holding only `cpu`; fails for a CPU number beyond `CpuSet::MAX_CPU`. Exposed so a
+/// forked child can pin itself with a mask built before `fork` (no allocation after it).
+pub fn single_cpu(cpu: usize) -> Result<CpuSet, MeasureError> {
+    if cpu >= CpuSet::MAX_CPU {
+        return Err(MeasureError::Pin {
+            cpu,
+            source: std::io::ErrorKind::InvalidInput.into(),
+        });
+    }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = cpu_time(Who::Process).unwrap();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = cpu_time(Who::Process).unwrap().since(&before);
+        assert!(used.total() > Duration::ZERO);
+        assert!(cpu_time(Who::Children).is_ok());
+    }
+
+    #[test]
+    fn pin_and_restore() {
+        std::thread::spawn(|| {
+            let before = allowed_cpus().unwrap();
+            let cpu = before[0];
+            {
+                let _guard = pin_current_thread(cpu).unwrap();
+                assert_eq!(allowed_cpus().unwrap(), vec![cpu]);
+                assert_eq!(rustix::thread::sched_getcpu(), cpu);
+            }
+            assert_eq!(allowed_cpus().unwrap(), before);
+        })
+        .join()
+        .unwrap();
+        assert!(cpu_count() >= 1);
+    }
+
+    #[test]
+    fn pinning_to_a_missing_cpu_fails() {
+        assert!(matches!(
+            pin_current_thread(CpuSet::MAX_CPU),
+            Err(MeasureError::Pin { .. })
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! Resident memory of a process from `/proc`: RSS, peak RSS, and PSS.
+//!
+//! * `/proc/<pid>/status` gives `VmRSS` (resident set now) and `VmHWM` (its high-water mark).
+//! * `/proc/<pid>/smaps_rollup` (Linux ≥ 4.14) gives `Rss` and `Pss`, the *proportional* set
+//!   size, which divides every shared page among the processes that map it. PSS is the fair
+//!   figure for "memory per worker": N forked workers sharing their parent's pages have the
+//!   same RSS as one but a PSS of roughly 1/N of the shared part each.
+//!
+//! Both files are parsed by hand: we need two `Key:  <n> kB` lines from each, which is a
+//! dozen lines of code, while `procfs` would add a large dependency for it. Values in those
+//! files are in kB, which the kernel means as KiB; we return bytes. `ru_maxrss` is not used
+//! (platform.md pitfall 6: children started by `Command` report the parent's peak).
+
+use super::MeasureError;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Resident-set figures of `/proc/<pid>/status`, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `VmRSS`: resident set size now.
+    pub rss: u64,
+    /// `VmHWM`: peak resident set size since the process started.
+    pub hwm: u64,
+}
+
+/// Figures of `/proc/<pid>/smaps_rollup`, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollup {
+    /// `Rss`: resident set size, shared pages counted in full.
+    pub rss: u64,
+    /// `Pss`: proportional set size, each shared page divided by its number of mappers.
+    pub pss: u64,
+}
+
+/// Reads `VmRSS` and `VmHWM` of process `pid` (`None`: this process).
+pub fn status(pid: Option<u32>) -> Result<Status, MeasureError> {
+    let (path, text) = read(pid, "status")?;
+    Ok(Status {
+        rss: kib_field(&path, &text, "VmRSS")?,
+        hwm: kib_field(&path, &text, "VmHWM")?,
+    })
+}
+
+/// Reads `Rss` and `Pss` of process `pid` (`None`: this process).
+pub fn smaps_rollup(pid: Option<u32>) -> Result<Rollup, MeasureError> {
+    let (path, text) = read(pid, "smaps_rollup")?;
+    Ok(Rollup {
+        rss: kib_field(&path, &text, "Rss")?,
+        pss: kib_field(&path, &text, "Pss")?,
+    })
+}
+
+fn read(pid: Option<u32>, file: &str) -> Result<(PathBuf, String), MeasureError> {
+    let path = match pid {
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/{file}")),
+        None => PathBuf::from(format!("/proc/self/{file}")),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, text)),
+        Err(source) => Err(MeasureError::Read { path, source }),
+    }
+}
+
+/// The value of the line `key:  <n> kB` in `text`, in bytes.
+fn kib_field(path: &std::path::Path, text: &str, key: &'static str) -> Result<u64, MeasureError> {
+    let missing = || MeasureError::Field {
+        path: path.to_owned(),
+        key,
+    };
+    let line = text
+        .lines()
+        .find(|l| l.split_once(':').is_some_and(|(k, _)| k == key))
+        .ok_or_else(missing)?;
+    let mut words = line.split_whitespace().skip(1);
+    let kib: u64 = words
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(missing)?;
+    match words.next() {
+        Some("kB") => Ok(kib * 1024),
+        _ => Err(missing()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn parses_kib_lines() {
+        let text = "Name:\tx\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nRssAnon: 9 kB\n";
+        let p = Path::new("/proc/self/status");
+        assert_eq!(kib_field(p, text, "VmRSS").unwrap(), 1024 * 1024);
+        assert_eq!(kib_field(p, text, "VmHWM").unwrap(), 2048 * 1024);
+        assert!(matches!(
+            kib_field(p, text, "Pss"),
+            Err(MeasureError::Field { key: "Pss", .. })
+        ));
+        assert!(kib_field(p, "Pss: 12 pages\n", "Pss").is_err());
+    }
+
+    #[test]
+    fn reads_own_memory() {
+        let s = status(None).unwrap();
+        assert!(s.rss > 0 && s.hwm >= s.rss);
+        let r = smaps_rollup(Some(std::process::id())).unwrap();
+        assert!(r.rss > 0 && r.pss > 0);
+    }
+
+    #[test]
+    fn missing_process_is_a_read_error() {
+        // pid_max is at most 2^22, so this pid cannot exist.
+        assert!(matches!(
+            status(Some(u32::MAX)),
+            Err(MeasureError::Read { .. })
+        ));
+    }
+}

@@ -1,0 +1,219 @@
+//! The one-shot rendezvous between a submitted task and its [`Handle`].
+//!
+//! Every submitted task travels as an [`Envelope`] that owns the sending side of its [`Slot`].
+//! Completing consumes the envelope; dropping an envelope that was never completed (a worker
+//! thread unwound, the pool shut down with the task still queued) completes it with
+//! [`TaskError::WorkerLost`] in `Drop`. So "exactly one outcome per task" is not a convention
+//! the pool must remember on every path: it is enforced by ownership.
+//!
+//! Waiting spins briefly before sleeping on a condition variable: on this kind of VM a
+//! cross-core wake-up costs tens of microseconds, more than most task outcomes take to arrive
+//! once a batch is flowing.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+use super::outcome::{Completion, TaskError};
+use crate::task::{AnyValue, Job};
+
+struct State {
+    completion: Option<Completion<AnyValue>>,
+    /// A waiter sleeps on the condvar: the completer must notify (and only then).
+    waiting: bool,
+}
+
+/// Where a task's completion is deposited.
+pub(crate) struct Slot {
+    /// Set (Release) after `state.completion` is filled; lets waiters poll without the lock.
+    ready: AtomicBool,
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            ready: AtomicBool::new(false),
+            state: Mutex::new(State {
+                completion: None,
+                waiting: false,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The critical sections below cannot panic; a poisoned lock still holds valid state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fill(&self, completion: Completion<AnyValue>) {
+        let mut state = self.lock();
+        debug_assert!(state.completion.is_none(), "a slot is filled once");
+        state.completion = Some(completion);
+        self.ready.store(true, Ordering::Release);
+        let notify = state.waiting;
+        drop(state);
+        if notify {
+            self.cond.notify_one();
+        }
+    }
+
+    fn take(&self, deadline: Option<Instant>) -> Option<Completion<AnyValue>> {
+        let backoff = Backoff::new();
+        while !self.ready.load(Ordering::Acquire) && !backoff.is_completed() {
+            backoff.snooze();
+        }
+        let mut state = self.lock();
+        loop {
+            if let Some(c) = state.completion.take() {
+                return Some(c);
+            }
+            state.waiting = true;
+            state = match deadline {
+                None => self.cond.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now())?;
+                    self.cond
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// A submitted task on its way through the pool.
+pub(crate) struct Envelope {
+    /// Pool-unique, increasing; the frame id in the process model.
+    pub(crate) id: u64,
+    /// Taken by whoever runs the task locally; the process model only borrows it.
+    pub(crate) job: Option<Job>,
+    /// `None` once completed.
+    slot: Option<Arc<Slot>>,
+    pub(crate) submitted: Instant,
+    /// Starts so far.
+    pub(crate) attempts: u32,
+}
+
+impl Envelope {
+    /// A new envelope and the handle that will receive its completion.
+    pub(crate) fn new(id: u64, job: Job) -> (Envelope, Arc<Slot>) {
+        let slot = Arc::new(Slot::new());
+        let env = Envelope {
+            id,
+            job: Some(job),
+            slot: Some(slot.clone()),
+            submitted: Instant::now(),
+            attempts: 0,
+        };
+        (env, slot)
+    }
+
+    /// Delivers the outcome.
+    pub(crate) fn complete(mut self, result: Result<AnyValue, TaskError>, exec: Option<Duration>) {
+        self.finish(result, exec);
+    }
+
+    fn finish(&mut self, result: Result<AnyValue, TaskError>, exec: Option<Duration>) {
+        if let Some(slot) = self.slot.take() {
+            slot.fill(Completion {
+                result,
+                attempts: self.attempts,
+                submitted: self.submitted,
+                finished: Instant::now(),
+                exec,
+            });
+        }
+    }
+}
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            self.finish(
+                Err(TaskError::WorkerLost {
+                    reason: "the pool dropped the task before it could run (pool shut down or \
+                             no worker left)"
+                        .into(),
+                }),
+                None,
+            );
+        }
+    }
+}
+
+/// The caller's side of a submitted task.
+pub struct Handle<O> {
+    slot: Arc<Slot>,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> std::fmt::Debug for Handle<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("done", &self.slot.ready.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn downcast<O: Any>(value: AnyValue) -> Result<O, TaskError> {
+    if std::any::TypeId::of::<O>() == std::any::TypeId::of::<AnyValue>() {
+        // A type-erased handle: hand the box over as it is.
+        let wrapped: Box<dyn Any> = Box::new(value);
+        return Ok(*wrapped.downcast::<O>().expect("O is AnyValue"));
+    }
+    value
+        .downcast::<O>()
+        .map(|b| *b)
+        .map_err(|_| TaskError::Codec {
+            message: "output has a different type than the handle expects".into(),
+        })
+}
+
+impl<O: Any> Handle<O> {
+    pub(crate) fn new(slot: Arc<Slot>) -> Handle<O> {
+        Handle {
+            slot,
+            _output: PhantomData,
+        }
+    }
+
+    /// Gives up the typed view (to re-type a handle of a type-erased job).
+    pub(crate) fn into_slot(self) -> Arc<Slot> {
+        self.slot
+    }
+
+    /// Whether the outcome has arrived.
+    pub fn is_done(&self) -> bool {
+        self.slot.ready.load(Ordering::Acquire)
+    }
+
+    /// Blocks until the task ends and returns its output or error.
+    pub fn wait(self) -> Result<O, TaskError> {
+        self.wait_completion().result
+    }
+
+    /// Blocks until the task ends and returns its output or error with timing and attempts.
+    pub fn wait_completion(self) -> Completion<O> {
+        let completion = self
+            .slot
+            .take(None)
+            .expect("waiting without a deadline returns");
+        completion.map(downcast::<O>)
+    }
+
+    /// Waits at most `timeout`; gives the handle back if the task has not ended.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Completion<O>, Handle<O>> {
+        match self.slot.take(Some(Instant::now() + timeout)) {
+            Some(c) => Ok(c.map(downcast::<O>)),
+            None => Err(self),
+        }
+    }
+}

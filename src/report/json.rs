@@ -1,0 +1,68 @@
+//! The lab report as pretty-printed JSON.
+//!
+//! The JSON is `serde_json`'s rendering of [`LabReport`]; the doc comments on its fields
+//! (and on those of `ClaimResult`, `Measurement`, `Summary` and `Machine`) are the schema.
+//! In short:
+//!
+//! ```text
+//! { "machine": { "cpu_model", "logical_cores", "kernel", "os", "memory_bytes", "mpmt_version" },
+//!   "quick": bool, "started_unix_s": int, "duration_s": float,
+//!   "claims": [ { "id", "claim", "aspect", "process", "thread",
+//!                 "verdict": "confirmed" | "refuted" | "depends", "condition"?: string,
+//!                 "ratio", "summary", "warnings": [string],
+//!                 "measurements": [ { "name", "unit": "seconds" | "bytes" | "count",
+//!                                     "summary": { "n", "min", "max", "mean", "median",
+//!                                                  "p25", "p75", "p99", "mad" },
+//!                                     "conditions": [string], "samples": [float] } ] } ] }
+//! ```
+//!
+//! Times are in seconds and sizes in bytes (SI base units), never pre-formatted.
+
+use super::ReportError;
+use crate::lab::LabReport;
+
+/// Serialises `report` as pretty JSON with a trailing newline.
+pub fn to_json(report: &LabReport) -> Result<String, ReportError> {
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Parses a report written by [`to_json`].
+pub fn from_json(text: &str) -> Result<LabReport, ReportError> {
+    Ok(serde_json::from_str(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn has_machine_and_claims_fields() {
+        let text = to_json(&fixture::report()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["machine"]["cpu_model"], "Test CPU @ 1GHz");
+        assert_eq!(v["machine"]["logical_cores"], 2);
+        assert_eq!(v["machine"]["kernel"], "6.1.0-test");
+        let claims = v["claims"].as_array().unwrap();
+        assert_eq!(claims[0]["id"], "create");
+        assert_eq!(claims[0]["verdict"], "confirmed");
+        assert_eq!(claims[0]["ratio"], 4.5);
+        assert!(claims[0]["summary"].is_string());
+        assert_eq!(claims[0]["measurements"][0]["unit"], "seconds");
+        assert_eq!(claims[0]["measurements"][0]["summary"]["median"], 20e-6);
+        assert_eq!(claims[1]["verdict"], "depends");
+        assert_eq!(
+            claims[1]["condition"],
+            "holds on one core; not on two cores"
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        let report = fixture::report();
+        assert_eq!(from_json(&to_json(&report).unwrap()).unwrap(), report);
+        assert!(from_json("{").is_err());
+    }
+}

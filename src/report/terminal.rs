@@ -1,0 +1,107 @@
+//! The lab report as the article's comparison table, for a terminal.
+//!
+//! [`render`] is a pure function of the report: a `comfy-table` table with one row per claim
+//! (aspect | multi-process (measured) | multi-thread (measured) | verdict | ratio), then one
+//! line per claim with its verdict condition, summary and warnings, then the machine line.
+//! The table width is fixed at [`WIDTH`] columns so the output does not depend on the
+//! terminal it is printed to.
+
+use crate::lab::{LabReport, Verdict};
+use crate::measure::units::format_bytes;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use std::fmt::Write as _;
+
+/// Width the table is laid out for.
+pub const WIDTH: u16 = 120;
+
+/// Renders `report` as text (ends with a newline).
+pub fn render(report: &LabReport) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(WIDTH)
+        .set_header([
+            "aspect",
+            "multi-process (measured)",
+            "multi-thread (measured)",
+            "verdict",
+            "ratio",
+        ]);
+    for c in &report.claims {
+        table.add_row([
+            c.aspect.clone(),
+            c.process.clone(),
+            c.thread.clone(),
+            c.verdict.to_string(),
+            format!("{:.2}×", c.ratio),
+        ]);
+    }
+    let mut out = format!("{table}\n");
+    for c in &report.claims {
+        let _ = write!(out, "\n[{}] {} {}", c.id, c.verdict, c.claim);
+        if let Verdict::Depends { condition } = &c.verdict {
+            let _ = write!(out, " ({condition})");
+        }
+        let _ = write!(out, "\n  {}\n", c.summary);
+        for w in &c.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+    }
+    let m = &report.machine;
+    let _ = writeln!(
+        out,
+        "\nmachine: {} | {} logical cores | {} RAM | kernel {} | {} | mpmt {}{}",
+        m.cpu_model,
+        m.logical_cores,
+        format_bytes(m.memory_bytes as f64),
+        m.kernel,
+        m.os,
+        m.mpmt_version,
+        if report.quick { " | quick run" } else { "" }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn renders_table_summaries_and_machine() {
+        let text = render(&fixture::report());
+        for needle in [
+            "aspect",
+            "multi-process (measured)",
+            "multi-thread (measured)",
+            "Creation cost",
+            "fork+wait 90.0 µs",
+            "spawn+join 20.0 µs",
+            "confirmed",
+            "4.50×",
+            "Context-switch cost",
+            "depends",
+            "1.24×",
+            "[switch] depends",
+            "(holds on one core; not on two cores)",
+            "warning: cross-core wake-ups dominate",
+            "machine: Test CPU @ 1GHz | 2 logical cores | 1.00 GiB RAM | kernel 6.1.0-test",
+            "quick run",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(
+            text.lines()
+                .all(|l| l.chars().count() <= WIDTH as usize || !l.contains('│'))
+        );
+    }
+
+    #[test]
+    fn empty_report_still_has_header_and_machine() {
+        let mut report = fixture::report();
+        report.claims.clear();
+        let text = render(&report);
+        assert!(text.contains("aspect") && text.contains("machine:"));
+    }
+}

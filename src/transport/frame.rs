@@ -1,0 +1,437 @@
+//! Frames: the one wire format every transport carries.
+//!
+//! Every transport is reduced to an ordered byte stream ([`ByteTx`] / [`ByteRx`]), and this
+//! module cuts that stream into frames, so one codec — and one set of bounds checks — serves
+//! pipes, sockets, message queues and the shared-memory ring alike.
+//!
+//! ```text
+//! offset size field
+//!      0    2 magic     b"MP"
+//!      2    1 version   PROTOCOL_VERSION
+//!      3    1 kind      FrameKind
+//!      4    4 len       payload length, little endian, <= the reader's maximum
+//!      8    8 id        task id (0 for control frames), little endian
+//!     16    8 checksum  xxh3-64 of the payload, seeded with bytes 0..16
+//!     24  len payload
+//! ```
+//!
+//! Decoding checks magic, version, kind and `len` against the maximum **before** it reserves
+//! any memory for the payload, so a corrupt or hostile length costs nothing; the checksum is
+//! verified before the payload is handed out. Seeding the payload hash with the header words
+//! makes the checksum cover the header too. (ipc-channel's receiver trusts the sender's total
+//! size; this one does not.)
+//!
+//! Small frames are batched: [`FrameWriter`] appends them to one buffer and writes the batch
+//! with one call when flushed. A large payload is not copied into that buffer: it goes out
+//! together with the buffered bytes in one gather write.
+
+use std::io;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::{ByteRx, ByteTx};
+
+/// Size of the fixed frame header.
+pub const HEADER_LEN: usize = 24;
+/// The wire protocol version; a frame of another version is refused.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Default upper bound of a payload: 64 MiB.
+pub const DEFAULT_MAX_PAYLOAD: u32 = 64 << 20;
+const MAGIC: [u8; 2] = *b"MP";
+/// Payloads at least this large skip the batch buffer and go out by gather write.
+const GATHER_THRESHOLD: usize = 16 * 1024;
+
+/// What a frame carries. The protocol between pool and worker is in [`crate::worker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// Worker → pool, once, after the channel is open: "ready", with its pid.
+    Hello = 1,
+    /// Pool → worker: run a task.
+    Task = 2,
+    /// Worker → pool: a task's outcome.
+    Outcome = 3,
+    /// Pool → worker: finish and exit.
+    Shutdown = 4,
+    /// Raw payload, used by the transport benchmarks and tests.
+    Data = 5,
+}
+
+impl FrameKind {
+    fn from_u8(b: u8) -> Option<FrameKind> {
+        Some(match b {
+            1 => FrameKind::Hello,
+            2 => FrameKind::Task,
+            3 => FrameKind::Outcome,
+            4 => FrameKind::Shutdown,
+            5 => FrameKind::Data,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The stream ended cleanly between frames.
+    #[error("channel closed by the peer")]
+    Closed,
+    /// The stream ended inside a frame.
+    #[error("channel closed in the middle of a frame ({got} of {needed} bytes)")]
+    Truncated {
+        /// Bytes the frame needed.
+        needed: usize,
+        /// Bytes that arrived.
+        got: usize,
+    },
+    /// The first two bytes were not the magic.
+    #[error("bad frame magic {0:02x?}: not an mpmt peer, or the stream lost sync")]
+    BadMagic([u8; 2]),
+    /// The peer speaks another protocol version.
+    #[error("unsupported frame version {0} (this build speaks {PROTOCOL_VERSION})")]
+    Version(u8),
+    /// Unknown frame kind byte.
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    /// The announced payload exceeds the limit; nothing was allocated for it.
+    #[error("frame payload of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced (or attempted) length.
+        len: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// Payload or header corrupted.
+    #[error("frame checksum mismatch (expected {expected:016x}, computed {actual:016x})")]
+    Checksum {
+        /// Checksum in the header.
+        expected: u64,
+        /// Checksum of the bytes that arrived.
+        actual: u64,
+    },
+    /// The transport failed.
+    #[error("transport I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// What the frame carries.
+    pub kind: FrameKind,
+    /// Payload length in bytes.
+    pub len: u32,
+    /// Task id, or 0.
+    pub id: u64,
+    /// Checksum of the payload (see the module docs).
+    pub checksum: u64,
+}
+
+fn seed(prefix: &[u8; 16]) -> u64 {
+    let a = u64::from_le_bytes(prefix[0..8].try_into().expect("8 bytes"));
+    let b = u64::from_le_bytes(prefix[8..16].try_into().expect("8 bytes"));
+    a ^ b.rotate_left(32)
+}
+
+/// Builds the header for a payload.
+pub fn encode_header(
+    kind: FrameKind,
+    id: u64,
+    payload: &[u8],
+) -> Result<[u8; HEADER_LEN], FrameError> {
+    let len = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
+        len: payload.len() as u64,
+        max: u32::MAX,
+    })?;
+    let mut h = [0u8; HEADER_LEN];
+    h[0..2].copy_from_slice(&MAGIC);
+    h[2] = PROTOCOL_VERSION;
+    h[3] = kind as u8;
+    h[4..8].copy_from_slice(&len.to_le_bytes());
+    h[8..16].copy_from_slice(&id.to_le_bytes());
+    let prefix: &[u8; 16] = h[0..16].try_into().expect("16 bytes");
+    let sum = xxh3_64_with_seed(payload, seed(prefix));
+    h[16..24].copy_from_slice(&sum.to_le_bytes());
+    Ok(h)
+}
+
+/// Parses and validates a header against `max` payload bytes. Allocates nothing.
+pub fn decode_header(bytes: &[u8; HEADER_LEN], max: u32) -> Result<Header, FrameError> {
+    if bytes[0..2] != MAGIC {
+        return Err(FrameError::BadMagic([bytes[0], bytes[1]]));
+    }
+    if bytes[2] != PROTOCOL_VERSION {
+        return Err(FrameError::Version(bytes[2]));
+    }
+    let kind = FrameKind::from_u8(bytes[3]).ok_or(FrameError::UnknownKind(bytes[3]))?;
+    let len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len.into(),
+            max,
+        });
+    }
+    Ok(Header {
+        kind,
+        len,
+        id: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
+        checksum: u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")),
+    })
+}
+
+/// Checks a payload against its header's checksum.
+pub fn verify(
+    header_bytes: &[u8; HEADER_LEN],
+    header: &Header,
+    payload: &[u8],
+) -> Result<(), FrameError> {
+    let prefix: &[u8; 16] = header_bytes[0..16].try_into().expect("16 bytes");
+    let actual = xxh3_64_with_seed(payload, seed(prefix));
+    if actual != header.checksum {
+        return Err(FrameError::Checksum {
+            expected: header.checksum,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// A complete, verified frame found at the front of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// The header.
+    pub header: Header,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// Bytes of the buffer the frame occupies.
+    pub consumed: usize,
+}
+
+/// Decodes one frame from the front of `buf`.
+///
+/// `Ok(None)` means more bytes are needed. Never allocates; never reads past `buf`.
+pub fn decode(buf: &[u8], max: u32) -> Result<Option<Decoded<'_>>, FrameError> {
+    let Some(head) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let header = decode_header(head, max)?;
+    let total = HEADER_LEN + header.len as usize;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let payload = &buf[HEADER_LEN..total];
+    verify(head, &header, payload)?;
+    Ok(Some(Decoded {
+        header,
+        payload,
+        consumed: total,
+    }))
+}
+
+/// Writes frames to a byte stream, batching small ones.
+#[derive(Debug)]
+pub struct FrameWriter<W> {
+    tx: W,
+    /// Encoded frames not yet handed to the transport.
+    buf: Vec<u8>,
+    max: u32,
+}
+
+impl<W: ByteTx> FrameWriter<W> {
+    /// A writer over `tx` that refuses payloads above `max` bytes.
+    pub fn new(tx: W, max: u32) -> FrameWriter<W> {
+        FrameWriter {
+            tx,
+            buf: Vec::with_capacity(64 * 1024),
+            max,
+        }
+    }
+
+    /// Appends a frame whose payload is produced by `fill`, which appends to the given `Vec`.
+    ///
+    /// The payload is encoded in place after a reserved header, so building a task frame costs
+    /// one serialisation and no copy. If `fill` fails or the payload is too large, the buffer is
+    /// left as it was before the call.
+    pub fn push_with<E>(
+        &mut self,
+        kind: FrameKind,
+        id: u64,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, FrameError> {
+        let start = self.buf.len();
+        self.buf.resize(start + HEADER_LEN, 0);
+        if let Err(e) = fill(&mut self.buf) {
+            self.buf.truncate(start);
+            return Ok(Err(e));
+        }
+        let len = self.buf.len() - start - HEADER_LEN;
+        if len > self.max as usize {
+            self.buf.truncate(start);
+            return Err(FrameError::TooLarge {
+                len: len as u64,
+                max: self.max,
+            });
+        }
+        let (head, payload) = self.buf[start..].split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&encode_header(kind, id, payload)?);
+        Ok(Ok(()))
+    }
+
+    /// Appends a frame with the given payload; a large payload is written at once, without
+    /// being copied into the batch buffer.
+    pub fn push(&mut self, kind: FrameKind, id: u64, payload: &[u8]) -> Result<(), FrameError> {
+        if payload.len() > self.max as usize {
+            return Err(FrameError::TooLarge {
+                len: payload.len() as u64,
+                max: self.max,
+            });
+        }
+        let head = encode_header(kind, id, payload)?;
+        if payload.len() >= GATHER_THRESHOLD {
+            let buffered = std::mem::take(&mut self.buf);
+            let result = self.tx.write_all(&[&buffered, &head, payload]);
+            self.buf = buffered;
+            self.buf.clear();
+            return result.map_err(FrameError::Io);
+        }
+        self.buf.extend_from_slice(&head);
+        self.buf.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// Bytes waiting for [`FrameWriter::flush`].
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Hands every buffered frame to the transport.
+    pub fn flush(&mut self) -> Result<(), FrameError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = self.tx.write_all(&[&self.buf]);
+        self.buf.clear();
+        result.map_err(FrameError::Io)
+    }
+
+    /// Drops buffered frames without sending them.
+    pub fn discard(&mut self) {
+        self.buf.clear();
+    }
+
+    /// The underlying transport.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.tx
+    }
+}
+
+/// Reads frames from a byte stream through one reusable buffer.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    rx: R,
+    buf: Vec<u8>,
+    /// Start of unconsumed bytes in `buf`.
+    start: usize,
+    /// End of valid bytes in `buf`.
+    end: usize,
+    max: u32,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl<R: ByteRx> FrameReader<R> {
+    /// A reader over `rx` that refuses payloads above `max` bytes.
+    pub fn new(rx: R, max: u32) -> FrameReader<R> {
+        FrameReader {
+            rx,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    /// Whether a complete frame is already buffered (the next [`FrameReader::read_frame`] will not
+    /// block). Invalid bytes count as "ready": `read_frame` reports them.
+    pub fn has_buffered_frame(&self) -> bool {
+        !matches!(decode(&self.buf[self.start..self.end], self.max), Ok(None))
+    }
+
+    /// Reads the next frame, blocking until it has fully arrived.
+    pub fn read_frame(&mut self) -> Result<(Header, &[u8]), FrameError> {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            if let Some(head) = avail.first_chunk::<HEADER_LEN>() {
+                let header = decode_header(head, self.max)?;
+                let total = HEADER_LEN + header.len as usize;
+                if avail.len() >= total {
+                    let at = self.start;
+                    self.start += total;
+                    let head: &[u8; HEADER_LEN] = self.buf[at..at + HEADER_LEN]
+                        .try_into()
+                        .expect("header length");
+                    let payload = &self.buf[at + HEADER_LEN..at + total];
+                    verify(head, &header, payload)?;
+                    return Ok((header, payload));
+                }
+                self.make_room(total);
+            } else {
+                self.make_room(HEADER_LEN);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Ensures `needed` bytes from `start` fit in the buffer (`needed` is already bounded by
+    /// the maximum frame size).
+    fn make_room(&mut self, needed: usize) {
+        if self.start == self.end && self.buf.len() > 4 * READ_CHUNK && needed <= READ_CHUNK {
+            // A buffer that grew for one huge frame shrinks back once it is drained.
+            self.buf = vec![0; READ_CHUNK];
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.start + needed <= self.buf.len() {
+            return;
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if needed > self.buf.len() {
+            self.buf.resize(needed.max(READ_CHUNK), 0);
+        }
+    }
+
+    fn fill(&mut self) -> Result<(), FrameError> {
+        if self.start == self.end {
+            // Nothing buffered: restart at the front, so big reads stay contiguous.
+            self.start = 0;
+            self.end = 0;
+        }
+        let n = self.rx.read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            let got = self.end - self.start;
+            return Err(if got == 0 {
+                FrameError::Closed
+            } else {
+                let needed = match self.buf[self.start..self.end].first_chunk::<HEADER_LEN>() {
+                    Some(h) => {
+                        HEADER_LEN + decode_header(h, self.max).map_or(0, |h| h.len as usize)
+                    }
+                    None => HEADER_LEN,
+                };
+                FrameError::Truncated { needed, got }
+            });
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// The underlying transport.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.rx
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! IPC transports: how the pool and a worker process exchange frames.
+//!
+//! Every mechanism is reduced to the same thing: an ordered, reliable **byte stream** in each
+//! direction, a [`ByteTx`] and a [`ByteRx`]. The frame codec in [`frame`] cuts that stream into
+//! bounded, checksummed frames, so every transport gets the same validation for free and the
+//! pool does not care which one it runs over.
+//!
+//! Required of a transport (one file each):
+//! * [`pipe`]: two anonymous pipes, inherited by the worker.
+//!
+//! Setting a channel up has two halves, because the worker is a freshly executed program:
+//! 1. the pool calls [`Transport::open`], which creates the OS objects and returns a
+//!    [`Pending`] that says what the worker must inherit ([`Pending::child_fds`]) and which
+//!    argument tells it how to connect ([`Pending::child_arg`]);
+//! 2. after the worker is spawned, [`Pending::establish`] closes the worker's ends in the
+//!    parent, completes any handshake and yields the parent's [`Link`];
+//!    the worker calls [`connect`] with the argument it was given.
+//!
+//! Stream transports (pipe) notice a dead peer by themselves (EOF, `EPIPE`); transports without
+//! such a signal provide an [`Interrupt`] that the supervisor fires after a worker dies.
+
+pub mod frame;
+mod inherit;
+pub mod pipe;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::RawFd;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// The sending half of a byte stream.
+pub trait ByteTx: Send {
+    /// Writes all of `bufs`, in order, blocking as needed (a gather write where the mechanism
+    /// has one).
+    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()>;
+}
+
+/// The receiving half of a byte stream.
+pub trait ByteRx: Send {
+    /// Reads at least one byte into `buf`, blocking until some arrive; `Ok(0)` is end of stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl ByteTx for Box<dyn ByteTx> {
+    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        (**self).write_all(bufs)
+    }
+}
+
+impl ByteRx for Box<dyn ByteRx> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read(buf)
+    }
+}
+
+/// Wakes operations blocked on a channel whose peer is gone, making them fail.
+pub trait Interrupt: Send + Sync + fmt::Debug {
+    /// Fails every current and future blocking operation on the channel.
+    fn interrupt(&self);
+}
+
+/// One end of an established channel.
+pub struct Link {
+    /// Sends to the peer.
+    pub tx: Box<dyn ByteTx>,
+    /// Receives from the peer.
+    pub rx: Box<dyn ByteRx>,
+    /// For transports that cannot see the peer die (see the module docs).
+    pub interrupt: Option<Arc<dyn Interrupt>>,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("interrupt", &self.interrupt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The IPC mechanisms a process pool can run over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Anonymous pipes.
+    #[default]
+    Pipe,
+}
+
+impl TransportKind {
+    /// Every kind, in the order the lab reports them.
+    pub const ALL: &'static [TransportKind] = &[TransportKind::Pipe];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Pipe => "pipe",
+        }
+    }
+
+    /// Creates the pool-wide state of this transport.
+    pub fn create(self) -> Result<Arc<dyn Transport>, TransportError> {
+        Ok(match self {
+            TransportKind::Pipe => Arc::new(pipe::PipeTransport),
+        })
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TransportKind {
+    type Err = TransportError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TransportKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| TransportError::UnknownKind {
+                name: s.to_owned(),
+                known: TransportKind::ALL
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// Why a channel could not be set up or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// An OS call failed.
+    #[error("{mechanism}: {op} failed: {source}")]
+    Os {
+        /// The transport.
+        mechanism: &'static str,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A transport name that does not exist.
+    #[error("unknown transport '{name}' (known: {known})")]
+    UnknownKind {
+        /// What was asked for.
+        name: String,
+        /// What exists.
+        known: String,
+    },
+    /// The worker was given a channel argument it cannot parse.
+    #[error("bad channel argument '{arg}': {reason}")]
+    BadArgument {
+        /// The argument.
+        arg: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The peer did not complete the handshake.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+}
+
+impl TransportError {
+    pub(crate) fn os(
+        mechanism: &'static str,
+        op: &'static str,
+        source: impl Into<io::Error>,
+    ) -> Self {
+        TransportError::Os {
+            mechanism,
+            op,
+            source: source.into(),
+        }
+    }
+}
+
+/// A transport's pool-wide state: creates one channel per worker.
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// Which mechanism this is.
+    fn kind(&self) -> TransportKind;
+    /// Creates the OS objects of one worker's channel.
+    fn open(&self) -> Result<Box<dyn Pending>, TransportError>;
+    /// Both ends of one channel in this process (tests, and the in-process baselines of the
+    /// benchmarks); the same mechanism and code paths as between processes.
+    fn pair(&self) -> Result<(Link, Link), TransportError>;
+}
+
+/// A channel whose worker side has not been started yet.
+pub trait Pending: Send + fmt::Debug {
+    /// The argument that tells the worker how to connect (passed to [`connect`]).
+    fn child_arg(&self) -> String;
+    /// Descriptors the worker must inherit (everything else is close-on-exec).
+    fn child_fds(&self) -> Vec<RawFd>;
+    /// Called once the worker runs: closes the worker's ends here and completes the channel.
+    fn establish(self: Box<Self>, deadline: Instant) -> Result<Link, TransportError>;
+}
+
+/// Worker side: opens the channel described by the argument the pool passed.
+pub fn connect(arg: &str) -> Result<Link, TransportError> {
+    let (mechanism, rest) = arg
+        .split_once(':')
+        .ok_or_else(|| TransportError::BadArgument {
+            arg: arg.to_owned(),
+            reason: "expected MECHANISM:PARAMETERS".into(),
+        })?;
+    match mechanism {
+        "pipe" => pipe::connect(rest),
+        other => Err(TransportError::BadArgument {
+            arg: arg.to_owned(),
+            reason: format!("unknown mechanism '{other}'"),
+        }),
+    }
+}
+
+/// A byte stream over a file descriptor (pipe, socket): `writev` for gather writes, `read`.
+#[derive(Debug)]
+pub(crate) struct FdStream(pub(crate) File);
+
+/// At most this many slices per gather write; callers pass up to 3.
+const MAX_GATHER: usize = 4;
+
+impl ByteTx for FdStream {
+    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        let mut storage = [IoSlice::new(&[]); MAX_GATHER];
+        for chunk in bufs.chunks(MAX_GATHER) {
+            for (slot, b) in storage.iter_mut().zip(chunk) {
+                *slot = IoSlice::new(b);
+            }
+            let mut slices = &mut storage[..chunk.len()];
+            // Skips leading empty slices.
+            IoSlice::advance_slices(&mut slices, 0);
+            while !slices.is_empty() {
+                match self.0.write_vectored(slices) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(k) => IoSlice::advance_slices(&mut slices, k),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ByteRx for FdStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,17 @@
+//! Runs the real `mpmt` binary (never the test harness, which would read worker arguments as
+//! test filters).
+
+use std::process::{Command, Output};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mpmt")
+}
+
+/// Runs `mpmt ARGS` to completion.
+pub fn mpmt(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("the mpmt binary runs")
+}
