@@ -241,8 +241,13 @@ impl Worker {
         };
         let mut argv = vec![WORKER_COMMAND.to_owned()];
         argv.extend(args.to_args());
-        let process = supervise::spawn(&config.program, &argv, &pending.child_fds())
-            .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;
+        let process = supervise::spawn(
+            &config.program,
+            &argv,
+            &pending.child_env(),
+            &pending.child_fds(),
+        )
+        .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;
         let deadline = Instant::now() + START_TIMEOUT;
         let link = match pending.establish(deadline) {
             Ok(link) => link,

@@ -34,12 +34,19 @@ pub(crate) struct Spawned {
     exit: Option<Exit>,
 }
 
-/// Starts `program` with `args`, inheriting exactly the descriptors in `inherit`.
-pub(crate) fn spawn(program: &Path, args: &[String], inherit: &[RawFd]) -> io::Result<Spawned> {
+/// Starts `program` with `args` and extra `env`, inheriting exactly the descriptors in
+/// `inherit`.
+pub(crate) fn spawn(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+) -> io::Result<Spawned> {
     let keep: Vec<RawFd> = inherit.to_vec();
     let mut command = Command::new(program);
     command
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

@@ -199,6 +199,11 @@ pub trait Pending: Send + fmt::Debug {
     fn child_arg(&self) -> String;
     /// Descriptors the worker must inherit (everything else is close-on-exec).
     fn child_fds(&self) -> Vec<RawFd>;
+    /// Environment variables to set for the worker (for secrets: a process's environment is
+    /// readable only by its owner, unlike its command line).
+    fn child_env(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// Called once the worker runs: closes the worker's ends here and completes the channel.
     fn establish(self: Box<Self>, deadline: Instant) -> Result<Link, TransportError>;
 }
