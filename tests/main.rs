@@ -1,4 +1,14 @@
 //! Integration tests: one binary (`autotests = false`), driving the real `mpmt` binary.
 //!
-//! * `common`: the helper that runs the binary.
+//! * `common`: helpers: the binary's path, a pool whose workers run that binary, children of
+//!   this process.
+//! * `faults`: fault injection into each model: exact outcome counts, 0 lost, the pool keeps
+//!   serving and restores its workers.
+//! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
+//! * `cleanup`: no worker process outlives its pool.
+//! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
+mod cleanup;
+mod cli;
 mod common;
+mod faults;
+mod protocol;

@@ -10,6 +10,7 @@
 //! * `create.rs`: `create`, creation cost of a thread vs `fork` vs spawning a binary.
 //! * `switch.rs`: `switch`, futex ping-pong between two threads vs two processes, on one
 //!   core and across two.
+//! * `cpu.rs`: `cpu`, scaling of a CPU-bound workload on each model.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
 //! result to a callback as soon as it is ready so a caller can write results incrementally.
@@ -19,6 +20,7 @@
 //! Write `src/lab/<id>.rs` with a unit struct implementing [`Experiment`], declare the
 //! module below, and add one line `Box::new(<id>::<Struct>),` to [`experiments`].
 
+pub mod cpu;
 #[allow(unsafe_code)]
 pub mod create;
 #[allow(unsafe_code)]
@@ -142,7 +144,11 @@ pub trait Experiment {
 
 /// All experiments, in the order the lab runs them.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(create::Create), Box::new(switch::Switch)]
+    vec![
+        Box::new(create::Create),
+        Box::new(switch::Switch),
+        Box::new(cpu::Cpu),
+    ]
 }
 
 /// A whole lab run. Field docs are the JSON schema of the report's top level.
@@ -283,7 +289,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch"]);
+        assert_eq!(ids, ["create", "switch", "cpu"]);
     }
 
     #[test]
@@ -292,7 +298,7 @@ mod tests {
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
         assert_eq!(
             err.to_string(),
-            "unknown experiment 'nope'; valid ids: create, switch"
+            "unknown experiment 'nope'; valid ids: create, switch, cpu"
         );
     }
 

@@ -21,7 +21,7 @@
 //!
 //! Both take tasks from one bounded queue, so a fast producer blocks in
 //! [`Pool::submit`] instead of growing memory without limit (backpressure). Every submitted
-//! task ends in exactly one `Ok(output)` or one [`TaskError`] (see [`slot`]).
+//! task ends in exactly one `Ok(output)` or one [`TaskError`] (see `slot.rs`).
 
 mod outcome;
 pub mod process;

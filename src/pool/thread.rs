@@ -1,7 +1,7 @@
 //! The thread model: N threads of this process take tasks from the shared queue.
 //!
 //! Tasks run on the typed input, without serialisation, under `catch_unwind`: a panic becomes
-//! [`TaskError::Panicked`](super::TaskError::Panicked) and the thread takes the next task. What
+//! [`TaskError::Panicked`] and the thread takes the next task. What
 //! a thread cannot survive — `abort`, a segfault, `exit` — ends the whole process, every task
 //! with it; that is the article's "error propagation" (section 2.4), and the lab measures it in
 //! a sacrificial child process.

@@ -1,6 +1,6 @@
 //! Supervision of worker processes: starting them, noticing and classifying their death.
 //!
-//! * [`spawn`]: starts a worker with exactly its channel descriptors inherited, and opens a
+//! * `spawn`: starts a worker with exactly its channel descriptors inherited, and opens a
 //!   pidfd on it at once, so that every later wait, poll or kill names this process and never
 //!   a recycled pid;
 //! * [`Exit`]: how a worker ended, read from the kernel's wait status — the parent is the
