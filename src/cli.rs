@@ -26,6 +26,8 @@ pub(crate) enum ModelArg {
     Thread,
     /// Worker processes.
     Process,
+    /// Worker processes running several threads each (--processes × --threads).
+    Hybrid,
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +38,27 @@ pub(crate) struct RunArgs {
     /// Number of worker threads or processes (default: one per CPU).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) workers: Option<u32>,
+    /// Hybrid model: worker processes (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) processes: Option<u32>,
+    /// Hybrid model: threads per worker process (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=254))]
+    pub(crate) threads: Option<u32>,
+    /// Longest a task may run, e.g. 2s or 500ms: the task ends `timed_out` and its worker
+    /// process is killed and replaced (a thread is abandoned and replaced).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// Address-space limit per worker process, e.g. 256MiB: a task that exceeds it ends
+    /// `out_of_memory` (process and hybrid models).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) memory_limit: Option<u64>,
+    /// Replace each worker process after this many tasks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_tasks_per_worker: Option<u64>,
+    /// Run an idempotent task (noop, sha256, primes, sleep) up to K more times when its
+    /// worker dies under it.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub(crate) retries: u32,
     /// IPC transport of the process model.
     #[arg(long, default_value = "pipe", value_parser = parse_transport)]
     pub(crate) transport: mpmt::transport::TransportKind,
@@ -50,7 +73,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) size: Option<u64>,
     /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05
-    /// (panic, abort, segfault, exit).
+    /// (panic, abort, segfault, exit, oom [needs --memory-limit], hang [needs --timeout]).
     #[arg(long, value_name = "KIND:RATE", value_parser = parse_fault)]
     pub(crate) inject: Option<mpmt::supervise::fault::FaultPlan>,
     /// Seed of the fault choice.
@@ -78,14 +101,66 @@ pub(crate) struct LabArgs {
 }
 
 fn parse_transport(s: &str) -> Result<mpmt::transport::TransportKind, String> {
-    s.parse()
-        .map_err(|e: mpmt::transport::TransportError| e.to_string())
+    s.parse().map_err(|e: mpmt::transport::TransportError| e.to_string())
 }
 
 fn parse_workload(s: &str) -> Result<mpmt::run::Workload, String> {
     s.parse()
 }
 
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); e.g. 2s, 500ms"))?;
+    if d.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(d)
+}
+
+/// Parses a byte size: a number with an optional unit (B, KB, MB, GB: powers of 1000;
+/// KiB, MiB, GiB: powers of 1024). Hand-written: a dozen lines, not worth a dependency.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("'{s}' is not a size; e.g. 256MiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1000_u64.pow(2),
+        "g" | "gb" => 1000_u64.pow(3),
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{s}'; use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let bytes = number * scale as f64;
+    if !(1.0..1e18).contains(&bytes) {
+        return Err(format!("size '{s}' is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
 fn parse_fault(s: &str) -> Result<mpmt::supervise::fault::FaultPlan, String> {
     s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1.5 GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2kb"), Ok(2000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("0").is_err());
+    }
 }

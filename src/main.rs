@@ -6,15 +6,22 @@ mod cli;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use signal_hook::consts::SIGINT;
 
 use cli::{Cli, Command, LabArgs, ModelArg, RunArgs};
 use mpmt::lab::{LabConfig, LabError, LabReport};
 use mpmt::pool::{Model, available_cpus};
 use mpmt::run::{RunError, RunReport, RunSpec};
+
+/// Workers note failed allocations, so running out of memory is told apart from an abort.
+#[global_allocator]
+static ALLOC: mpmt::worker::OomAwareAlloc = mpmt::worker::OomAwareAlloc;
 
 fn main() -> ExitCode {
     // Workers first: a re-executed worker must not parse the command line or print anything.
@@ -27,11 +34,7 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
-            if e.downcast_ref::<Usage>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            if e.downcast_ref::<Usage>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }
@@ -43,8 +46,7 @@ struct Usage(String);
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -72,7 +74,22 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     let model = match args.model {
         ModelArg::Thread => Model::Threads(workers),
         ModelArg::Process => Model::Processes(workers),
+        ModelArg::Hybrid => {
+            if args.workers.is_some() {
+                return Err(Usage(
+                    "--model hybrid takes --processes and --threads, not --workers".into(),
+                )
+                .into());
+            }
+            Model::Hybrid {
+                processes: args.processes.map_or_else(available_cpus, |n| n as usize),
+                threads: args.threads.map_or(2, |n| n as usize),
+            }
+        }
     };
+    if args.model != ModelArg::Hybrid && (args.processes.is_some() || args.threads.is_some()) {
+        return Err(Usage("--processes and --threads belong to --model hybrid".into()).into());
+    }
     let inject = args.inject.map(|mut plan| {
         plan.seed = args.seed;
         plan
@@ -86,9 +103,18 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         inject,
         verify: args.verify,
         program: None,
+        timeout: args.timeout,
+        memory_limit: args.memory_limit,
+        max_tasks_per_worker: args.max_tasks_per_worker,
+        retries: args.retries,
     };
+    // First Ctrl-C: stop the workers and report what finished; a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, stop.clone())
+        .context("installing the Ctrl-C handler")?;
+    signal_hook::flag::register(SIGINT, stop.clone()).context("installing the Ctrl-C handler")?;
     let bar = progress(spec.count);
-    let report = mpmt::run::run(&spec, |done| {
+    let report = mpmt::run::run(&spec, &stop, |done| {
         if done % 1024 == 0 {
             bar.set_position(done);
         }
@@ -108,6 +134,8 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if report.lost > 0 {
         ExitCode::from(1)
+    } else if report.interrupted {
+        ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
     })
@@ -156,29 +184,39 @@ fn render_run(r: &RunReport) -> String {
         r.peak_memory.worker_processes
     );
     let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let errors = if errors.is_empty() {
-        String::new()
-    } else {
-        format!(" · {}", errors.join(" · "))
-    };
+    let errors =
+        if errors.is_empty() { String::new() } else { format!(" · {}", errors.join(" · ")) };
     let injected = match r.inject_kind {
         Some(k) => format!("   (injected {} {k})", r.injected),
         None => String::new(),
     };
-    let _ = writeln!(
-        s,
-        "  outcomes      ok {}{errors} · lost {}{injected}",
-        r.ok, r.lost
-    );
+    let _ = writeln!(s, "  outcomes      ok {}{errors} · lost {}{injected}", r.ok, r.lost);
     if r.restarts > 0 {
-        let _ = writeln!(
-            s,
-            "  restarts      {} worker processes replaced",
-            r.restarts
-        );
+        let _ = writeln!(s, "  restarts      {} worker processes replaced", r.restarts);
     }
     if r.verified > 0 {
         let _ = writeln!(s, "  verified      {} outputs recomputed", r.verified);
+    }
+    if let Some(p) = &r.recovery_us {
+        let _ = writeln!(
+            s,
+            "  recovery      p50 {:.0} µs   max {:.0} µs   (worker death → replacement ready)",
+            p.p50, p.max
+        );
+    }
+    if r.recycled > 0 {
+        let _ =
+            writeln!(s, "  recycled      {} worker processes (max tasks per worker)", r.recycled);
+    }
+    if r.leaked_threads > 0 {
+        let _ = writeln!(
+            s,
+            "  leaked        {} threads abandoned to timed-out tasks (threads cannot be killed)",
+            r.leaked_threads
+        );
+    }
+    if r.interrupted {
+        let _ = writeln!(s, "  interrupted   by Ctrl-C: unfinished tasks are counted as cancelled");
     }
     s
 }
@@ -201,10 +239,7 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     let mut partial: Vec<mpmt::lab::ClaimResult> = Vec::new();
     let mut write_error = None;
     let report = mpmt::lab::run(&cfg, &mut |claim| {
-        eprintln!(
-            "  {:<10} {} (ratio {:.2})",
-            claim.id, claim.verdict, claim.ratio
-        );
+        eprintln!("  {:<10} {} (ratio {:.2})", claim.id, claim.verdict, claim.ratio);
         partial.push(claim.clone());
         // Written after every claim, so a later failure loses nothing.
         if let Some(path) = &args.json {

@@ -53,10 +53,7 @@ pub struct ProtocolError {
 }
 
 fn malformed(what: &'static str, reason: impl Into<String>) -> ProtocolError {
-    ProtocolError {
-        what,
-        reason: reason.into(),
-    }
+    ProtocolError { what, reason: reason.into() }
 }
 
 /// Appends a task payload's prefix (the kind name) to `out`; the input follows.
@@ -73,9 +70,7 @@ pub fn put_task_prefix(out: &mut Vec<u8>, kind_name: &str) {
 
 /// Splits a task payload into kind name and encoded input.
 pub fn split_task(payload: &[u8]) -> Result<(&str, &[u8]), ProtocolError> {
-    let (&n, rest) = payload
-        .split_first()
-        .ok_or_else(|| malformed("task", "empty"))?;
+    let (&n, rest) = payload.split_first().ok_or_else(|| malformed("task", "empty"))?;
     let n = n as usize;
     if rest.len() < n {
         return Err(malformed("task", "kind name runs past the payload"));
@@ -130,10 +125,7 @@ mod tests {
         let mut p = vec![0u8; OUTCOME_PREFIX];
         set_outcome_prefix(&mut p, Status::Panicked, 1234);
         p.push(7);
-        assert_eq!(
-            split_outcome(&p).unwrap(),
-            (Status::Panicked, 1234, &[7u8][..])
-        );
+        assert_eq!(split_outcome(&p).unwrap(), (Status::Panicked, 1234, &[7u8][..]));
         assert!(split_outcome(&p[..5]).is_err());
         p[0] = 9;
         assert!(split_outcome(&p).is_err());

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -39,12 +40,8 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload.
-    pub const ALL: &'static [Workload] = &[
-        Workload::Noop,
-        Workload::Sha256,
-        Workload::Primes,
-        Workload::Sleep,
-    ];
+    pub const ALL: &'static [Workload] =
+        &[Workload::Noop, Workload::Sha256, Workload::Primes, Workload::Sleep];
 
     /// Its task kind's name.
     pub fn name(self) -> &'static str {
@@ -77,10 +74,7 @@ impl Workload {
 }
 
 fn primes_range(index: u64, size: u64) -> PrimesInput {
-    PrimesInput {
-        lo: index * size,
-        hi: (index + 1) * size,
-    }
+    PrimesInput { lo: index * size, hi: (index + 1) * size }
 }
 
 impl fmt::Display for Workload {
@@ -92,14 +86,10 @@ impl fmt::Display for Workload {
 impl FromStr for Workload {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Workload::ALL
-            .iter()
-            .copied()
-            .find(|w| w.name() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
-                format!("unknown task kind '{s}' (known: {})", known.join(", "))
-            })
+        Workload::ALL.iter().copied().find(|w| w.name() == s).ok_or_else(|| {
+            let known: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
+            format!("unknown task kind '{s}' (known: {})", known.join(", "))
+        })
     }
 }
 
@@ -122,6 +112,14 @@ pub struct RunSpec {
     pub verify: bool,
     /// The worker program (default: this program).
     pub program: Option<PathBuf>,
+    /// Longest a task may run.
+    pub timeout: Option<Duration>,
+    /// Address-space limit per worker process, bytes.
+    pub memory_limit: Option<u64>,
+    /// Recycle worker processes after this many tasks.
+    pub max_tasks_per_worker: Option<u64>,
+    /// Retries of idempotent tasks whose worker died.
+    pub retries: u32,
 }
 
 /// Why a run could not be carried out.
@@ -149,11 +147,7 @@ pub struct Percentiles {
 impl Percentiles {
     fn of(us: &[f64]) -> Option<Percentiles> {
         let s = Summary::from_samples(us)?;
-        Some(Percentiles {
-            p50: s.median,
-            p99: s.p99,
-            max: s.max,
-        })
+        Some(Percentiles { p50: s.median, p99: s.p99, max: s.max })
     }
 }
 
@@ -219,67 +213,84 @@ pub struct RunReport {
     pub restarts: u64,
     /// Outputs recomputed and compared (0 without `verify`).
     pub verified: u64,
+    /// Worker processes replaced because they reached `max_tasks_per_worker`.
+    pub recycled: u64,
+    /// Threads abandoned to timed-out tasks (thread model).
+    pub leaked_threads: u64,
+    /// From noticing a worker's death to its replacement being ready, microseconds.
+    pub recovery_us: Option<Percentiles>,
+    /// The run was stopped early (Ctrl-C): unfinished tasks are counted as `cancelled`.
+    pub interrupted: bool,
+}
+
+/// Checks that the spec can run without harming the machine or hanging.
+fn validate(spec: &RunSpec) -> Result<(), RunError> {
+    let Some(plan) = spec.inject.filter(|p| p.rate > 0.0) else { return Ok(()) };
+    let spec_error = |m: String| Err(RunError::Spec(m));
+    match (spec.model, plan.kind) {
+        (Model::Threads(_), FaultKind::Panic | FaultKind::Hang) => {}
+        (Model::Threads(_), kind) => {
+            return spec_error(format!(
+                "injecting '{kind}' into the thread model would kill mpmt itself (that is the \
+                 article's point): use --model process, or `mpmt lab --only isolation`"
+            ));
+        }
+        _ => {}
+    }
+    if plan.kind == FaultKind::Hang && spec.timeout.is_none() {
+        return spec_error("injecting 'hang' needs --timeout, or the run never ends".into());
+    }
+    if plan.kind == FaultKind::Oom && spec.memory_limit.is_none() {
+        return spec_error(
+            "injecting 'oom' needs --memory-limit (without a cap it would exhaust the \
+             machine's memory)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Runs the workload and reports. `on_outcome` is called once per task, in order (progress).
-pub fn run(spec: &RunSpec, mut on_outcome: impl FnMut(u64)) -> Result<RunReport, RunError> {
-    if let (Model::Threads(_), Some(plan)) = (spec.model, &spec.inject)
-        && plan.kind != FaultKind::Panic
-        && plan.rate > 0.0
-    {
-        return Err(RunError::Spec(format!(
-            "injecting '{}' into the thread model would kill mpmt itself (that is the \
-             article's point): use --model process, or `mpmt lab --only isolation`",
-            plan.kind
-        )));
-    }
-    let mut builder = Pool::builder().model(spec.model).transport(spec.transport);
+/// When `stop` becomes true (Ctrl-C), the pool is aborted: queued and running tasks end
+/// `cancelled`, and the report covers what finished.
+pub fn run(
+    spec: &RunSpec,
+    stop: &AtomicBool,
+    mut on_outcome: impl FnMut(u64),
+) -> Result<RunReport, RunError> {
+    validate(spec)?;
+    let mut builder =
+        Pool::builder().model(spec.model).transport(spec.transport).retries(spec.retries);
     if let Some(p) = &spec.program {
         builder = builder.worker_program(p);
     }
-    let pool = builder.build()?;
-
-    let cpu_before = cpu_with_children();
-    let faulty = |i: u64| spec.inject.as_ref().is_some_and(|p| p.is_faulty(i));
-    let jobs = (0..spec.count).map(|i| match (&spec.inject, faulty(i)) {
-        (Some(plan), true) => plan.kind.job(i),
-        _ => spec.workload.job(i, spec.size),
-    });
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut latency = Vec::with_capacity(spec.count as usize);
-    let mut exec = Vec::with_capacity(spec.count as usize);
-    let mut outputs: Vec<(u64, AnyValue)> = Vec::new();
-    let (mut ok, mut outcomes) = (0u64, 0u64);
-    let start = Instant::now();
-    let mut map = pool.map_jobs(jobs);
-    while let Some(c) = map.next_completion() {
-        let index = outcomes;
-        outcomes += 1;
-        latency.push(us(c.turnaround()));
-        if let Some(e) = c.exec {
-            exec.push(us(e));
-        }
-        match c.result {
-            Ok(value) => {
-                if spec.workload == Workload::Noop && !faulty(index) {
-                    if value.downcast_ref::<u64>() == Some(&index) {
-                        ok += 1;
-                    } else {
-                        *errors.entry("wrong_output".into()).or_default() += 1;
-                    }
-                } else {
-                    ok += 1;
-                    if spec.verify && !faulty(index) {
-                        outputs.push((index, value));
-                    }
-                }
-            }
-            Err(e) => *errors.entry(e.name().to_owned()).or_default() += 1,
-        }
-        on_outcome(outcomes);
+    if let Some(t) = spec.timeout {
+        builder = builder.task_timeout(t);
     }
-    drop(map);
-    let wall = start.elapsed();
+    if let Some(m) = spec.memory_limit {
+        builder = builder.memory_limit(m);
+    }
+    if let Some(n) = spec.max_tasks_per_worker {
+        builder = builder.max_tasks_per_worker(n);
+    }
+    let pool = builder.build()?;
+    let cpu_before = cpu_with_children();
+    let done = AtomicBool::new(false);
+    let collected = std::thread::scope(|scope| {
+        // Watches for Ctrl-C while the main thread waits on outcomes.
+        scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                if stop.load(Ordering::Acquire) {
+                    pool.abort();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let collected = collect(spec, &pool, &mut on_outcome);
+        done.store(true, Ordering::Release);
+        collected
+    });
     let stats = pool.stats();
     let worker_hwm: Vec<u64> = stats
         .worker_pids
@@ -287,18 +298,17 @@ pub fn run(spec: &RunSpec, mut on_outcome: impl FnMut(u64)) -> Result<RunReport,
         .filter_map(|&pid| memory::status(Some(pid)).ok())
         .map(|s| s.hwm / 1024)
         .collect();
+    // Workers are reaped here, so their CPU time is in RUSAGE_CHILDREN below.
     pool.shutdown();
     let cpu_used = cpu_with_children().since(&cpu_before);
+    let Collected { mut ok, mut errors, latency, exec, outputs, outcomes, wall } = collected;
 
     let mut verified = 0;
     for (index, value) in &outputs {
         let good = match spec.workload {
             Workload::Sha256 => {
                 value.downcast_ref::<[u8; 32]>()
-                    == Some(&builtin::sha256_digest(Sha256Input {
-                        index: *index,
-                        size: spec.size,
-                    }))
+                    == Some(&builtin::sha256_digest(Sha256Input { index: *index, size: spec.size }))
             }
             Workload::Primes => {
                 let r = primes_range(*index, spec.size);
@@ -314,11 +324,12 @@ pub fn run(spec: &RunSpec, mut on_outcome: impl FnMut(u64)) -> Result<RunReport,
             *errors.entry("wrong_output".into()).or_default() += 1;
         }
     }
-    let injected = (0..spec.count).filter(|&i| faulty(i)).count() as u64;
+    let injected = (0..spec.count).filter(|&i| is_faulty(spec, i)).count() as u64;
+    let recoveries: Vec<f64> = stats.recoveries.iter().map(|d| us(*d)).collect();
     Ok(RunReport {
         model: spec.model.name(),
         workers: spec.model.parallelism(),
-        transport: matches!(spec.model, Model::Processes(_)).then_some(spec.transport),
+        transport: (spec.model.processes() > 0).then_some(spec.transport),
         task: spec.workload,
         size: spec.size,
         count: spec.count,
@@ -331,10 +342,7 @@ pub fn run(spec: &RunSpec, mut on_outcome: impl FnMut(u64)) -> Result<RunReport,
         tasks_per_s: spec.count as f64 / wall.as_secs_f64().max(1e-9),
         latency_us: Percentiles::of(&latency),
         exec_us: Percentiles::of(&exec),
-        cpu: CpuTime {
-            user_s: cpu_used.user.as_secs_f64(),
-            sys_s: cpu_used.system.as_secs_f64(),
-        },
+        cpu: CpuTime { user_s: cpu_used.user.as_secs_f64(), sys_s: cpu_used.system.as_secs_f64() },
         peak_memory: PeakMemory {
             parent_kib: memory::status(None).map_or(0, |s| s.hwm / 1024),
             workers_kib: worker_hwm.iter().sum(),
@@ -342,25 +350,89 @@ pub fn run(spec: &RunSpec, mut on_outcome: impl FnMut(u64)) -> Result<RunReport,
         },
         restarts: stats.restarts,
         verified,
+        recycled: stats.recycled,
+        leaked_threads: stats.leaked_threads,
+        recovery_us: Percentiles::of(&recoveries),
+        interrupted: stop.load(Ordering::Acquire),
     })
+}
+
+fn is_faulty(spec: &RunSpec, index: u64) -> bool {
+    spec.inject.as_ref().is_some_and(|p| p.is_faulty(index))
+}
+
+/// What the timed part gathered.
+struct Collected {
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    latency: Vec<f64>,
+    exec: Vec<f64>,
+    /// Outputs kept for verification after the timed part.
+    outputs: Vec<(u64, AnyValue)>,
+    outcomes: u64,
+    wall: Duration,
+}
+
+/// The timed part: submits every task and collects every outcome, in order.
+fn collect(spec: &RunSpec, pool: &Pool, on_outcome: &mut impl FnMut(u64)) -> Collected {
+    let jobs = (0..spec.count).map(|i| match &spec.inject {
+        Some(plan) if plan.is_faulty(i) => plan.kind.job(i),
+        _ => spec.workload.job(i, spec.size),
+    });
+    let mut c = Collected {
+        ok: 0,
+        errors: BTreeMap::new(),
+        latency: Vec::with_capacity(spec.count as usize),
+        exec: Vec::with_capacity(spec.count as usize),
+        outputs: Vec::new(),
+        outcomes: 0,
+        wall: Duration::ZERO,
+    };
+    let start = Instant::now();
+    let mut map = pool.map_jobs(jobs);
+    while let Some(done) = map.next_completion() {
+        let index = c.outcomes;
+        c.outcomes += 1;
+        c.latency.push(us(done.turnaround()));
+        if let Some(e) = done.exec {
+            c.exec.push(us(e));
+        }
+        match done.result {
+            Ok(value) => {
+                if is_faulty(spec, index) {
+                    // A fault that returned (e.g. a hang that ended): not an error.
+                    c.ok += 1;
+                } else if spec.workload == Workload::Noop {
+                    if value.downcast_ref::<u64>() == Some(&index) {
+                        c.ok += 1;
+                    } else {
+                        *c.errors.entry("wrong_output".into()).or_default() += 1;
+                    }
+                } else {
+                    c.ok += 1;
+                    if spec.verify {
+                        c.outputs.push((index, value));
+                    }
+                }
+            }
+            Err(e) => *c.errors.entry(e.name().to_owned()).or_default() += 1,
+        }
+        on_outcome(c.outcomes);
+    }
+    c.wall = start.elapsed();
+    c
 }
 
 /// Independent primality check for verification (a different method than the task's).
 fn is_prime(n: u64) -> bool {
-    n >= 2
-        && (2..)
-            .take_while(|d| d * d <= n)
-            .all(|d| !n.is_multiple_of(d))
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
 }
 
 /// CPU time of this process plus its waited-for children (zero where unreadable).
 fn cpu_with_children() -> CpuTimes {
     let own = cpu::cpu_time(Who::Process).unwrap_or_default();
     let children = cpu::cpu_time(Who::Children).unwrap_or_default();
-    CpuTimes {
-        user: own.user + children.user,
-        system: own.system + children.system,
-    }
+    CpuTimes { user: own.user + children.user, system: own.system + children.system }
 }
 
 fn us(d: Duration) -> f64 {

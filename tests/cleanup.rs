@@ -15,10 +15,7 @@ fn dropping_a_pool_leaves_no_worker() {
     assert!(pids.iter().all(|p| children().contains(p)));
     drop(pool);
     for pid in pids {
-        assert!(
-            !children().contains(&pid),
-            "worker {pid} is still our child"
-        );
+        assert!(!children().contains(&pid), "worker {pid} is still our child");
         assert!(!alive(pid), "worker {pid} still runs");
     }
 }

@@ -9,10 +9,7 @@ fn assert_usage_error(args: &[&str], needle: &str) {
     let out = mpmt(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: expected '{needle}' in: {stderr}"
-    );
+    assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
     assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
 }
 
@@ -21,39 +18,19 @@ fn bad_arguments_exit_2_with_a_message() {
     assert_usage_error(&["run", "--task", "noop", "--workers", "0"], "--workers");
     assert_usage_error(&["run", "--task", "bogus"], "unknown task kind 'bogus'");
     assert_usage_error(&["run", "--task", "noop", "--count", "many"], "--count");
-    assert_usage_error(
-        &["run", "--task", "noop", "--inject", "segfault"],
-        "KIND:RATE",
-    );
-    assert_usage_error(
-        &["run", "--task", "noop", "--inject", "meteor:0.1"],
-        "unknown fault kind",
-    );
-    assert_usage_error(
-        &["run", "--task", "noop", "--inject", "abort:2"],
-        "outside [0, 1]",
-    );
+    assert_usage_error(&["run", "--task", "noop", "--inject", "segfault"], "KIND:RATE");
+    assert_usage_error(&["run", "--task", "noop", "--inject", "meteor:0.1"], "unknown fault kind");
+    assert_usage_error(&["run", "--task", "noop", "--inject", "abort:2"], "outside [0, 1]");
     assert_usage_error(
         &["run", "--task", "noop", "--transport", "carrier-pigeon"],
         "unknown transport",
     );
     assert_usage_error(&["run", "--task", "noop", "--model", "fiber"], "--model");
     assert_usage_error(
-        &[
-            "run",
-            "--task",
-            "noop",
-            "--model",
-            "thread",
-            "--inject",
-            "segfault:0.1",
-        ],
+        &["run", "--task", "noop", "--model", "thread", "--inject", "segfault:0.1"],
         "would kill mpmt itself",
     );
-    assert_usage_error(
-        &["lab", "--only", "telepathy"],
-        "unknown experiment 'telepathy'",
-    );
+    assert_usage_error(&["lab", "--only", "telepathy"], "unknown experiment 'telepathy'");
     assert_usage_error(&["teleport"], "unrecognized subcommand");
     assert_usage_error(&["run"], "--task");
 }
@@ -63,10 +40,7 @@ fn every_command_has_help() {
     for args in [&["--help"][..], &["run", "--help"], &["lab", "--help"]] {
         let out = mpmt(args);
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
 }
 
@@ -91,11 +65,7 @@ fn run_json_reports_every_outcome() {
         "--json",
         "--verify",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     for key in [
         "model",
@@ -116,10 +86,7 @@ fn run_json_reports_every_outcome() {
     assert_eq!(v["count"], 300);
     assert_eq!(v["lost"], 0);
     let injected = v["injected"].as_u64().unwrap();
-    assert!(
-        injected > 0,
-        "seed 3 at 5 % injects something into 300 tasks"
-    );
+    assert!(injected > 0, "seed 3 at 5 % injects something into 300 tasks");
     assert_eq!(v["errors"]["crashed"].as_u64(), Some(injected));
     assert_eq!(v["ok"].as_u64().unwrap() + injected, 300);
     assert_eq!(v["verified"].as_u64().unwrap() + injected, 300);

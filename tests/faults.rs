@@ -23,10 +23,7 @@ fn run_with_faults(pool: &Pool, fault: FaultKind) {
         if is_faulty(i) {
             fault.job(i)
         } else {
-            Job::new::<Sha256>(Sha256Input {
-                index: i,
-                size: 4096,
-            })
+            Job::new::<Sha256>(Sha256Input { index: i, size: 4096 })
         }
     });
     let mut ok = 0;
@@ -39,13 +36,7 @@ fn run_with_faults(pool: &Pool, fault: FaultKind) {
             Ok(value) => {
                 assert!(!is_faulty(i), "faulty task {i} returned an output");
                 let digest = value.downcast::<[u8; 32]>().expect("sha256 output");
-                assert_eq!(
-                    *digest,
-                    sha256_digest(Sha256Input {
-                        index: i,
-                        size: 4096
-                    })
-                );
+                assert_eq!(*digest, sha256_digest(Sha256Input { index: i, size: 4096 }));
                 ok += 1;
             }
             Err(e) => {
@@ -56,11 +47,8 @@ fn run_with_faults(pool: &Pool, fault: FaultKind) {
                     }
                     FaultKind::Abort => e == TaskError::Crashed { signal: 6 },
                     FaultKind::Segfault => e == TaskError::Crashed { signal: 11 },
-                    FaultKind::Exit => {
-                        e == TaskError::Exited {
-                            code: FaultKind::EXIT_CODE,
-                        }
-                    }
+                    FaultKind::Exit => e == TaskError::Exited { code: FaultKind::EXIT_CODE },
+                    FaultKind::Oom | FaultKind::Hang => unreachable!("not injected here"),
                 };
                 assert!(expected, "task {i}: {fault} ended as {e:?}");
                 *errors.entry(e.name()).or_default() += 1;
@@ -78,17 +66,9 @@ fn check_process_model(fault: FaultKind, transport: TransportKind) {
     run_with_faults(&pool, fault);
     // The pool still serves, with its full complement of workers.
     assert_eq!(pool.submit::<Noop>(42).unwrap().wait(), Ok(42));
-    assert!(
-        eventually(|| pool.stats().workers_alive == workers),
-        "{:?}",
-        pool.stats()
-    );
+    assert!(eventually(|| pool.stats().workers_alive == workers), "{:?}", pool.stats());
     let stats = pool.stats();
-    let expected_restarts = if fault == FaultKind::Panic {
-        0
-    } else {
-        TASKS / FAULTY_EVERY
-    };
+    let expected_restarts = if fault == FaultKind::Panic { 0 } else { TASKS / FAULTY_EVERY };
     assert_eq!(stats.restarts, expected_restarts, "{stats:?}");
     assert_eq!(stats.worker_pids.len(), workers);
 }
@@ -125,18 +105,11 @@ fn thread_model_contains_a_panic() {
 fn panic_report_carries_message_and_location() {
     for model in [Model::Threads(1), Model::Processes(1)] {
         let pool = builder(model).build().unwrap();
-        let err = pool
-            .submit::<builtin::Panic>("kaboom".into())
-            .unwrap()
-            .wait()
-            .unwrap_err();
+        let err = pool.submit::<builtin::Panic>("kaboom".into()).unwrap().wait().unwrap_err();
         match err {
             TaskError::Panicked { message, location } => {
                 assert_eq!(message, "kaboom");
-                assert!(
-                    location.is_some_and(|l| l.contains("builtin.rs")),
-                    "{model:?}"
-                );
+                assert!(location.is_some_and(|l| l.contains("builtin.rs")), "{model:?}");
             }
             other => panic!("{model:?}: {other:?}"),
         }

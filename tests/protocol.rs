@@ -23,24 +23,11 @@ impl Task for NotInTheWorker {
 fn unknown_kind_is_a_typed_error_and_the_worker_survives() {
     let pool = process_pool(1, TransportKind::Pipe);
     let pid = pool.stats().worker_pids[0];
-    let err = pool
-        .submit::<NotInTheWorker>(1)
-        .unwrap()
-        .wait()
-        .unwrap_err();
-    assert_eq!(
-        err,
-        TaskError::UnknownKind {
-            kind: "not-in-the-worker".into()
-        }
-    );
+    let err = pool.submit::<NotInTheWorker>(1).unwrap().wait().unwrap_err();
+    assert_eq!(err, TaskError::UnknownKind { kind: "not-in-the-worker".into() });
     assert_eq!(pool.submit::<Noop>(9).unwrap().wait(), Ok(9));
     let stats = pool.stats();
-    assert_eq!(
-        (stats.restarts, stats.worker_pids[0]),
-        (0, pid),
-        "same worker, no restart"
-    );
+    assert_eq!((stats.restarts, stats.worker_pids[0]), (0, pid), "same worker, no restart");
 }
 
 #[test]

@@ -52,10 +52,7 @@ fn widths(n: usize) -> Vec<usize> {
 }
 
 fn inputs(tasks: u64) -> impl Iterator<Item = Sha256Input> {
-    (0..tasks).map(|index| Sha256Input {
-        index,
-        size: TASK_BYTES,
-    })
+    (0..tasks).map(|index| Sha256Input { index, size: TASK_BYTES })
 }
 
 impl Experiment for Cpu {
@@ -96,10 +93,7 @@ impl Experiment for Cpu {
             "serial loop (no pool)",
             Unit::Seconds,
             serial,
-            vec![format!(
-                "{tasks} × sha256 of {} KiB on the calling thread",
-                TASK_BYTES / 1024
-            )],
+            vec![format!("{tasks} × sha256 of {} KiB on the calling thread", TASK_BYTES / 1024)],
         )?;
         let mut measurements = vec![serial.clone()];
         let mut cells = [Vec::new(), Vec::new()];
@@ -204,19 +198,12 @@ impl Experiment for Cpu {
 
 /// Builds a pool, warms it up, and times one batch; checks a sample of the digests.
 fn time_batch(cfg: &LabConfig, threads: bool, workers: usize, tasks: u64) -> Result<f64, LabError> {
-    let model = if threads {
-        Model::Threads(workers)
-    } else {
-        Model::Processes(workers)
-    };
+    let model = if threads { Model::Threads(workers) } else { Model::Processes(workers) };
     let pool = Pool::builder()
         .model(model)
         .worker_program(&cfg.exe)
         .build()
-        .map_err(|e| LabError::Spawn {
-            exe: cfg.exe.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| LabError::Spawn { exe: cfg.exe.clone(), reason: e.to_string() })?;
     let warm = (0..workers as u64).map(|index| Sha256Input { index, size: 4096 });
     for r in pool.map::<Sha256, _>(warm) {
         r.map_err(|e| pool_failed(cfg, &e))?;
@@ -227,26 +214,15 @@ fn time_batch(cfg: &LabConfig, threads: bool, workers: usize, tasks: u64) -> Res
     pool.shutdown();
     for (index, digest) in digests.into_iter().enumerate().step_by(16) {
         let digest = digest.map_err(|e| pool_failed(cfg, &e))?;
-        if digest
-            != sha256_digest(Sha256Input {
-                index: index as u64,
-                size: TASK_BYTES,
-            })
-        {
-            return Err(pool_failed(
-                cfg,
-                &format!("task {index} returned a wrong digest"),
-            ));
+        if digest != sha256_digest(Sha256Input { index: index as u64, size: TASK_BYTES }) {
+            return Err(pool_failed(cfg, &format!("task {index} returned a wrong digest")));
         }
     }
     Ok(wall)
 }
 
 fn pool_failed(cfg: &LabConfig, e: &dyn std::fmt::Display) -> LabError {
-    LabError::Spawn {
-        exe: cfg.exe.clone(),
-        reason: format!("a sha256 task failed: {e}"),
-    }
+    LabError::Spawn { exe: cfg.exe.clone(), reason: format!("a sha256 task failed: {e}") }
 }
 
 #[cfg(test)]

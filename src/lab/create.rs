@@ -38,11 +38,7 @@ pub struct Create;
 /// Calls per series: (thread, fork, spawn). Chosen so a quick run takes well under 8 s on
 /// a noisy 2-core VM (about 20 µs, 90 µs and 0.85 ms per call there).
 fn repetitions(quick: bool) -> [usize; 3] {
-    if quick {
-        [2000, 1000, 300]
-    } else {
-        [10000, 5000, 1000]
-    }
+    if quick { [2000, 1000, 300] } else { [10000, 5000, 1000] }
 }
 
 /// Number of interleaved rounds the repetitions are split into (plus one warm-up round).
@@ -88,27 +84,19 @@ impl Experiment for Create {
             "fork+wait",
             Unit::Seconds,
             fork,
-            vec![
-                per_call(reps[1]),
-                format!("parent RSS {}", format_bytes(parent_rss as f64)),
-            ],
+            vec![per_call(reps[1]), format!("parent RSS {}", format_bytes(parent_rss as f64))],
         )?;
         let spawn = Measurement::new(
             "spawn+wait",
             Unit::Seconds,
             spawn,
-            vec![
-                per_call(reps[2]),
-                format!("exe {} __exit", cfg.exe.display()),
-            ],
+            vec![per_call(reps[2]), format!("exe {} __exit", cfg.exe.display())],
         )?;
 
         let by_fork = cost_claim(&fork.summary, &thread.summary);
         let by_spawn = cost_claim(&spawn.summary, &thread.summary);
-        let verdict = combine(&[
-            ("with fork", by_fork.verdict()),
-            ("with spawn/exec", by_spawn.verdict()),
-        ]);
+        let verdict =
+            combine(&[("with fork", by_fork.verdict()), ("with spawn/exec", by_spawn.verdict())]);
         let mut warnings = Vec::new();
         for m in [&thread, &fork, &spawn] {
             let spread = m.summary.relative_spread();
@@ -130,9 +118,7 @@ impl Experiment for Create {
             by_fork.explain(),
             cfg.exe
                 .file_name()
-                .map_or(cfg.exe.display().to_string(), |n| n
-                    .to_string_lossy()
-                    .into_owned()),
+                .map_or(cfg.exe.display().to_string(), |n| n.to_string_lossy().into_owned()),
             by_spawn.ratio,
             Unit::Seconds.format(spawn.summary.median),
             by_spawn.explain(),
@@ -157,10 +143,7 @@ fn time_thread() -> Result<f64, LabError> {
     let start = Instant::now();
     let handle = std::thread::Builder::new()
         .spawn(|| {})
-        .map_err(|source| LabError::Os {
-            op: "thread spawn",
-            source,
-        })?;
+        .map_err(|source| LabError::Os { op: "thread spawn", source })?;
     handle.join().map_err(|_| LabError::ChildFailed {
         what: "empty thread",
         status: "a panic".to_owned(),
@@ -182,10 +165,8 @@ fn time_fork() -> Result<f64, LabError> {
             unsafe { nix::libc::_exit(0) }
         }
         Ok(ForkResult::Parent { child }) => {
-            let status = waitpid(child, None).map_err(|e| LabError::Os {
-                op: "waitpid",
-                source: e.into(),
-            })?;
+            let status = waitpid(child, None)
+                .map_err(|e| LabError::Os { op: "waitpid", source: e.into() })?;
             let elapsed = start.elapsed();
             match status {
                 WaitStatus::Exited(_, 0) => Ok(seconds(elapsed)),
@@ -195,10 +176,7 @@ fn time_fork() -> Result<f64, LabError> {
                 }),
             }
         }
-        Err(e) => Err(LabError::Os {
-            op: "fork",
-            source: e.into(),
-        }),
+        Err(e) => Err(LabError::Os { op: "fork", source: e.into() }),
     }
 }
 
@@ -209,14 +187,10 @@ fn time_spawn(cfg: &LabConfig) -> Result<f64, LabError> {
     let elapsed = start.elapsed();
     match status {
         Ok(s) if s.success() => Ok(seconds(elapsed)),
-        Ok(s) => Err(LabError::Spawn {
-            exe: cfg.exe.clone(),
-            reason: format!("it ended with {s}"),
-        }),
-        Err(e) => Err(LabError::Spawn {
-            exe: cfg.exe.clone(),
-            reason: e.to_string(),
-        }),
+        Ok(s) => {
+            Err(LabError::Spawn { exe: cfg.exe.clone(), reason: format!("it ended with {s}") })
+        }
+        Err(e) => Err(LabError::Spawn { exe: cfg.exe.clone(), reason: e.to_string() }),
     }
 }
 
@@ -229,27 +203,15 @@ mod tests {
     fn each_creation_is_timed() {
         assert!(time_thread().unwrap() > 0.0);
         assert!(time_fork().unwrap() > 0.0);
-        let cfg = LabConfig {
-            quick: true,
-            only: None,
-            exe: PathBuf::from("/bin/true"),
-        };
+        let cfg = LabConfig { quick: true, only: None, exe: PathBuf::from("/bin/true") };
         assert!(time_spawn(&cfg).unwrap() > 0.0);
     }
 
     #[test]
     fn bad_exe_is_a_typed_error() {
-        let cfg = LabConfig {
-            quick: true,
-            only: None,
-            exe: PathBuf::from("/nonexistent/mpmt"),
-        };
+        let cfg = LabConfig { quick: true, only: None, exe: PathBuf::from("/nonexistent/mpmt") };
         assert!(matches!(time_spawn(&cfg), Err(LabError::Spawn { .. })));
-        let cfg = LabConfig {
-            quick: true,
-            only: None,
-            exe: PathBuf::from("/bin/false"),
-        };
+        let cfg = LabConfig { quick: true, only: None, exe: PathBuf::from("/bin/false") };
         let err = time_spawn(&cfg).unwrap_err();
         assert!(err.to_string().contains("exit status: 1"), "{err}");
     }

@@ -91,13 +91,7 @@ impl Measurement {
     ) -> Result<Measurement, LabError> {
         let summary =
             Summary::from_samples(&samples).ok_or_else(|| LabError::NoSamples(name.to_owned()))?;
-        Ok(Measurement {
-            name: name.to_owned(),
-            unit,
-            summary,
-            conditions,
-            samples,
-        })
+        Ok(Measurement { name: name.to_owned(), unit, summary, conditions, samples })
     }
 
     /// Table cell text: `name median [p25–p75]`, e.g. `fork+wait 92.0 µs [85.0–101 µs]`.
@@ -144,11 +138,7 @@ pub trait Experiment {
 
 /// All experiments, in the order the lab runs them.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    vec![
-        Box::new(create::Create),
-        Box::new(switch::Switch),
-        Box::new(cpu::Cpu),
-    ]
+    vec![Box::new(create::Create), Box::new(switch::Switch), Box::new(cpu::Cpu)]
 }
 
 /// A whole lab run. Field docs are the JSON schema of the report's top level.
@@ -241,20 +231,14 @@ pub fn run(cfg: &LabConfig, on_claim: &mut dyn FnMut(&ClaimResult)) -> Result<La
     if let Some(only) = &cfg.only {
         let valid: Vec<String> = all.iter().map(|e| e.id().to_owned()).collect();
         if let Some(bad) = only.iter().find(|id| !valid.contains(id)) {
-            return Err(LabError::UnknownExperiment {
-                id: bad.clone(),
-                valid,
-            });
+            return Err(LabError::UnknownExperiment { id: bad.clone(), valid });
         }
     }
-    let selected = all.into_iter().filter(|e| {
-        cfg.only
-            .as_ref()
-            .is_none_or(|only| only.iter().any(|id| id == e.id()))
-    });
-    let started_unix_s = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let selected = all
+        .into_iter()
+        .filter(|e| cfg.only.as_ref().is_none_or(|only| only.iter().any(|id| id == e.id())));
+    let started_unix_s =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let start = Instant::now();
     let mut claims = Vec::new();
     for experiment in selected {
@@ -279,11 +263,7 @@ mod tests {
     use super::*;
 
     fn cfg(only: Option<Vec<String>>) -> LabConfig {
-        LabConfig {
-            quick: true,
-            only,
-            exe: PathBuf::from("/bin/true"),
-        }
+        LabConfig { quick: true, only, exe: PathBuf::from("/bin/true") }
     }
 
     #[test]
@@ -296,10 +276,7 @@ mod tests {
     fn unknown_id_lists_valid_ones() {
         let err = run(&cfg(Some(vec!["nope".into()])), &mut |_| {}).unwrap_err();
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
-        assert_eq!(
-            err.to_string(),
-            "unknown experiment 'nope'; valid ids: create, switch, cpu"
-        );
+        assert_eq!(err.to_string(), "unknown experiment 'nope'; valid ids: create, switch, cpu");
     }
 
     #[test]
@@ -312,13 +289,8 @@ mod tests {
 
     #[test]
     fn measurement_cell_and_json() {
-        let m = Measurement::new(
-            "fork+wait",
-            Unit::Seconds,
-            vec![90e-6, 92e-6, 100e-6],
-            vec![],
-        )
-        .unwrap();
+        let m = Measurement::new("fork+wait", Unit::Seconds, vec![90e-6, 92e-6, 100e-6], vec![])
+            .unwrap();
         assert_eq!(m.cell(), "fork+wait 92.0 µs [91.0–96.0]");
         assert!(Measurement::new("x", Unit::Seconds, vec![], vec![]).is_err());
         let m = Measurement::new("x", Unit::Seconds, vec![900e-6, 1.1e-3], vec![]).unwrap();

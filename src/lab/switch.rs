@@ -77,16 +77,7 @@ struct Plan {
 /// up to ≈ 50 µs; a quick run stays well under a second per cell.
 fn plans(quick: bool) -> (Plan, Plan) {
     let k = if quick { 1 } else { 4 };
-    (
-        Plan {
-            samples: 30 * k,
-            batch: 2000,
-        },
-        Plan {
-            samples: 30 * k,
-            batch: 60,
-        },
-    )
+    (Plan { samples: 30 * k, batch: 2000 }, Plan { samples: 30 * k, batch: 60 })
 }
 
 const PASSES: usize = 2;
@@ -146,18 +137,12 @@ impl Experiment for Switch {
                 ]
             };
             let t = Measurement::new("thread round trip", Unit::Seconds, t, conditions("threads"))?;
-            let p = Measurement::new(
-                "process round trip",
-                Unit::Seconds,
-                p,
-                conditions("processes"),
-            )?;
+            let p =
+                Measurement::new("process round trip", Unit::Seconds, p, conditions("processes"))?;
             comparisons.push((label.clone(), cost_claim(&p.summary, &t.summary), [t, p]));
         }
-        let parts: Vec<(String, _)> = comparisons
-            .iter()
-            .map(|(l, c, _)| (format!("on {l}"), c.verdict()))
-            .collect();
+        let parts: Vec<(String, _)> =
+            comparisons.iter().map(|(l, c, _)| (format!("on {l}"), c.verdict())).collect();
         let parts: Vec<(&str, _)> = parts.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
         let verdict = combine(&parts);
 
@@ -170,14 +155,8 @@ impl Experiment for Switch {
             let short = if i == 0 { "1 core" } else { "2 cores" };
             let (mut pc, mut tc) = (cell(p, short), cell(t, short));
             if i == 0 {
-                pc.push_str(&format!(
-                    " ({}/switch)",
-                    format_seconds(p.summary.median / 2.0)
-                ));
-                tc.push_str(&format!(
-                    " ({}/switch)",
-                    format_seconds(t.summary.median / 2.0)
-                ));
+                pc.push_str(&format!(" ({}/switch)", format_seconds(p.summary.median / 2.0)));
+                tc.push_str(&format!(" ({}/switch)", format_seconds(t.summary.median / 2.0)));
             }
             process_cells.push(pc);
             thread_cells.push(tc);
@@ -237,10 +216,7 @@ impl Experiment for Switch {
 
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// One zeroed `AtomicU32` in its own `MAP_SHARED` anonymous page, shared with children
@@ -266,14 +242,9 @@ impl SharedWord {
                 MapFlags::SHARED,
             )
         }
-        .map_err(|e| LabError::Os {
-            op: "mmap(MAP_SHARED|MAP_ANONYMOUS)",
-            source: e.into(),
-        })?;
-        let ptr = NonNull::new(raw.cast::<AtomicU32>()).ok_or(LabError::Os {
-            op: "mmap",
-            source: Errno::NOMEM.into(),
-        })?;
+        .map_err(|e| LabError::Os { op: "mmap(MAP_SHARED|MAP_ANONYMOUS)", source: e.into() })?;
+        let ptr = NonNull::new(raw.cast::<AtomicU32>())
+            .ok_or(LabError::Os { op: "mmap", source: Errno::NOMEM.into() })?;
         Ok(SharedWord { ptr })
     }
 
@@ -300,10 +271,7 @@ impl Drop for SharedWord {
 /// `MAX_SLICES` wait slices in a row without a change. Allocation-free and
 /// async-signal-safe, so a forked child may call it.
 fn await_change(word: &AtomicU32, from: u32) -> Option<u32> {
-    let slice = Timespec {
-        tv_sec: 0,
-        tv_nsec: WAIT_SLICE.as_nanos() as _,
-    };
+    let slice = Timespec { tv_sec: 0, tv_nsec: WAIT_SLICE.as_nanos() as _ };
     let mut strikes = 0;
     loop {
         let now = word.load(Ordering::Acquire);
@@ -379,10 +347,7 @@ fn ping_pong_threads(word: &AtomicU32, partner: usize, plan: Plan) -> Result<Vec
                 let _pin = pin_current_thread(partner)?;
                 Ok(pong(word))
             })
-            .map_err(|source| LabError::Os {
-                op: "thread spawn",
-                source,
-            })?;
+            .map_err(|source| LabError::Os { op: "thread spawn", source })?;
         let result = ping(word, plan);
         hand_over(word, STOP);
         let answered = ponger.join().map_err(|_| LabError::ChildFailed {
@@ -391,10 +356,9 @@ fn ping_pong_threads(word: &AtomicU32, partner: usize, plan: Plan) -> Result<Vec
         })??;
         match (result, answered) {
             (Err(e), _) => Err(e),
-            (Ok(_), false) => Err(LabError::TimedOut {
-                what: "ping-pong thread",
-                after: WAIT_SLICE * MAX_SLICES,
-            }),
+            (Ok(_), false) => {
+                Err(LabError::TimedOut { what: "ping-pong thread", after: WAIT_SLICE * MAX_SLICES })
+            }
             (Ok(samples), true) => Ok(samples),
         }
     })
@@ -421,10 +385,7 @@ fn ping_pong_processes(word: &AtomicU32, partner: usize, plan: Plan) -> Result<V
         }
         Ok(ForkResult::Parent { child }) => Reaper(Some(child)),
         Err(e) => {
-            return Err(LabError::Os {
-                op: "fork",
-                source: e.into(),
-            });
+            return Err(LabError::Os { op: "fork", source: e.into() });
         }
     };
     let result = ping(word, plan);
@@ -433,10 +394,9 @@ fn ping_pong_processes(word: &AtomicU32, partner: usize, plan: Plan) -> Result<V
     let samples = result?;
     match status {
         WaitStatus::Exited(_, 0) => Ok(samples),
-        other => Err(LabError::ChildFailed {
-            what: "ping-pong process",
-            status: format!("{other:?}"),
-        }),
+        other => {
+            Err(LabError::ChildFailed { what: "ping-pong process", status: format!("{other:?}") })
+        }
     }
 }
 
@@ -446,14 +406,9 @@ struct Reaper(Option<Pid>);
 
 impl Reaper {
     fn wait(mut self) -> Result<WaitStatus, LabError> {
-        let pid = self.0.take().ok_or(LabError::Os {
-            op: "waitpid",
-            source: Errno::CHILD.into(),
-        })?;
-        waitpid(pid, None).map_err(|e| LabError::Os {
-            op: "waitpid",
-            source: e.into(),
-        })
+        let pid =
+            self.0.take().ok_or(LabError::Os { op: "waitpid", source: Errno::CHILD.into() })?;
+        waitpid(pid, None).map_err(|e| LabError::Os { op: "waitpid", source: e.into() })
     }
 }
 
@@ -470,10 +425,7 @@ impl Drop for Reaper {
 mod tests {
     use super::*;
 
-    const TINY: Plan = Plan {
-        samples: 3,
-        batch: 20,
-    };
+    const TINY: Plan = Plan { samples: 3, batch: 20 };
 
     #[test]
     fn threads_ping_pong() {

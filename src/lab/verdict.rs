@@ -110,11 +110,7 @@ impl CostComparison {
             "ratio {:.2}× (95 % interval {:.2}–{}): {reason}",
             self.ratio,
             self.low,
-            if self.high.is_finite() {
-                format!("{:.2}×", self.high)
-            } else {
-                "∞".to_owned()
-            }
+            if self.high.is_finite() { format!("{:.2}×", self.high) } else { "∞".to_owned() }
         )
     }
 }
@@ -142,12 +138,7 @@ pub fn cost_claim(process: &Summary, thread: &Summary) -> CostComparison {
     } else {
         Outcome::WithinNoise
     };
-    CostComparison {
-        ratio,
-        low,
-        high,
-        outcome,
-    }
+    CostComparison { ratio, low, high, outcome }
 }
 
 /// Combines per-condition verdicts `(condition, verdict)` into one (module doc).
@@ -171,9 +162,7 @@ pub fn combine(parts: &[(&str, Verdict)]) -> Verdict {
             Verdict::Depends { condition } => format!("{when}: {condition}"),
         })
         .collect();
-    Verdict::Depends {
-        condition: clauses.join("; "),
-    }
+    Verdict::Depends { condition: clauses.join("; ") }
 }
 
 #[cfg(test)]
@@ -247,25 +236,17 @@ mod tests {
         );
         assert_eq!(combine(&[("a", Verdict::Refuted)]), Verdict::Refuted);
         assert_eq!(combine(&[]), Verdict::Refuted);
-        let v = combine(&[
-            ("on one core", Verdict::Confirmed),
-            ("across cores", Verdict::Refuted),
-        ]);
+        let v = combine(&[("on one core", Verdict::Confirmed), ("across cores", Verdict::Refuted)]);
         assert_eq!(
             v,
-            Verdict::Depends {
-                condition: "holds on one core; not across cores".to_owned()
-            }
+            Verdict::Depends { condition: "holds on one core; not across cores".to_owned() }
         );
         assert_eq!(v.to_string(), "depends");
     }
 
     #[test]
     fn verdict_json_has_a_string_verdict_field() {
-        let json = serde_json::to_string(&Verdict::Depends {
-            condition: "x".into(),
-        })
-        .unwrap();
+        let json = serde_json::to_string(&Verdict::Depends { condition: "x".into() }).unwrap();
         assert_eq!(json, r#"{"verdict":"depends","condition":"x"}"#);
         assert_eq!(
             serde_json::to_string(&Verdict::Confirmed).unwrap(),

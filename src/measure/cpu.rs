@@ -57,16 +57,11 @@ pub fn cpu_time(who: Who) -> Result<CpuTimes, MeasureError> {
         Who::Process => UsageWho::RUSAGE_SELF,
         Who::Children => UsageWho::RUSAGE_CHILDREN,
     };
-    let usage = getrusage(who).map_err(|e| MeasureError::Os {
-        op: "getrusage",
-        source: e.into(),
-    })?;
+    let usage =
+        getrusage(who).map_err(|e| MeasureError::Os { op: "getrusage", source: e.into() })?;
     let micros =
         |tv: nix::sys::time::TimeVal| Duration::from_micros(tv.num_microseconds().max(0) as u64);
-    Ok(CpuTimes {
-        user: micros(usage.user_time()),
-        system: micros(usage.system_time()),
-    })
+    Ok(CpuTimes { user: micros(usage.user_time()), system: micros(usage.system_time()) })
 }
 
 /// Number of CPUs this process may use (`available_parallelism`), at least 1.
@@ -76,10 +71,8 @@ pub fn cpu_count() -> usize {
 
 /// CPUs in the calling thread's affinity mask, ascending.
 pub fn allowed_cpus() -> Result<Vec<usize>, MeasureError> {
-    let set = sched_getaffinity(None).map_err(|e| MeasureError::Os {
-        op: "sched_getaffinity",
-        source: e.into(),
-    })?;
+    let set = sched_getaffinity(None)
+        .map_err(|e| MeasureError::Os { op: "sched_getaffinity", source: e.into() })?;
     Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
 }
 
@@ -93,12 +86,8 @@ pub struct AffinityGuard {
 
 impl std::fmt::Debug for AffinityGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
-            .filter(|&c| self.previous.is_set(c))
-            .collect();
-        f.debug_struct("AffinityGuard")
-            .field("previous", &cpus)
-            .finish()
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| self.previous.is_set(c)).collect();
+        f.debug_struct("AffinityGuard").field("previous", &cpus).finish()
     }
 }
 
@@ -112,28 +101,18 @@ impl Drop for AffinityGuard {
 
 /// Pins the calling thread to `cpu` until the returned guard is dropped.
 pub fn pin_current_thread(cpu: usize) -> Result<AffinityGuard, MeasureError> {
-    let previous = sched_getaffinity(None).map_err(|e| MeasureError::Os {
-        op: "sched_getaffinity",
-        source: e.into(),
-    })?;
-    sched_setaffinity(None, &single_cpu(cpu)?).map_err(|e| MeasureError::Pin {
-        cpu,
-        source: e.into(),
-    })?;
-    Ok(AffinityGuard {
-        previous,
-        _not_send: PhantomData,
-    })
+    let previous = sched_getaffinity(None)
+        .map_err(|e| MeasureError::Os { op: "sched_getaffinity", source: e.into() })?;
+    sched_setaffinity(None, &single_cpu(cpu)?)
+        .map_err(|e| MeasureError::Pin { cpu, source: e.into() })?;
+    Ok(AffinityGuard { previous, _not_send: PhantomData })
 }
 
 /// A mask holding only `cpu`; fails for a CPU number beyond `CpuSet::MAX_CPU`. Exposed so a
 /// forked child can pin itself with a mask built before `fork` (no allocation after it).
 pub fn single_cpu(cpu: usize) -> Result<CpuSet, MeasureError> {
     if cpu >= CpuSet::MAX_CPU {
-        return Err(MeasureError::Pin {
-            cpu,
-            source: std::io::ErrorKind::InvalidInput.into(),
-        });
+        return Err(MeasureError::Pin { cpu, source: std::io::ErrorKind::InvalidInput.into() });
     }
     let mut set = CpuSet::new();
     set.set(cpu);
@@ -176,9 +155,6 @@ mod tests {
 
     #[test]
     fn pinning_to_a_missing_cpu_fails() {
-        assert!(matches!(
-            pin_current_thread(CpuSet::MAX_CPU),
-            Err(MeasureError::Pin { .. })
-        ));
+        assert!(matches!(pin_current_thread(CpuSet::MAX_CPU), Err(MeasureError::Pin { .. })));
     }
 }

@@ -36,10 +36,7 @@ impl Machine {
         Machine {
             cpu_model: cpu_model(&cpuinfo).unwrap_or("unknown").to_owned(),
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            kernel: rustix::system::uname()
-                .release()
-                .to_string_lossy()
-                .into_owned(),
+            kernel: rustix::system::uname().release().to_string_lossy().into_owned(),
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             memory_bytes: mem_total(&meminfo).unwrap_or(0),
             mpmt_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -71,10 +68,7 @@ mod tests {
         let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel Xeon X\n";
         assert_eq!(cpu_model(cpuinfo), Some("Intel Xeon X"));
         assert_eq!(cpu_model("processor : 0\n"), None);
-        assert_eq!(
-            mem_total("MemTotal:       24576 kB\nMemFree: 1 kB\n"),
-            Some(24576 * 1024)
-        );
+        assert_eq!(mem_total("MemTotal:       24576 kB\nMemFree: 1 kB\n"), Some(24576 * 1024));
     }
 
     #[test]

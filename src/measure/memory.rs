@@ -36,19 +36,13 @@ pub struct Rollup {
 /// Reads `VmRSS` and `VmHWM` of process `pid` (`None`: this process).
 pub fn status(pid: Option<u32>) -> Result<Status, MeasureError> {
     let (path, text) = read(pid, "status")?;
-    Ok(Status {
-        rss: kib_field(&path, &text, "VmRSS")?,
-        hwm: kib_field(&path, &text, "VmHWM")?,
-    })
+    Ok(Status { rss: kib_field(&path, &text, "VmRSS")?, hwm: kib_field(&path, &text, "VmHWM")? })
 }
 
 /// Reads `Rss` and `Pss` of process `pid` (`None`: this process).
 pub fn smaps_rollup(pid: Option<u32>) -> Result<Rollup, MeasureError> {
     let (path, text) = read(pid, "smaps_rollup")?;
-    Ok(Rollup {
-        rss: kib_field(&path, &text, "Rss")?,
-        pss: kib_field(&path, &text, "Pss")?,
-    })
+    Ok(Rollup { rss: kib_field(&path, &text, "Rss")?, pss: kib_field(&path, &text, "Pss")? })
 }
 
 fn read(pid: Option<u32>, file: &str) -> Result<(PathBuf, String), MeasureError> {
@@ -64,19 +58,13 @@ fn read(pid: Option<u32>, file: &str) -> Result<(PathBuf, String), MeasureError>
 
 /// The value of the line `key:  <n> kB` in `text`, in bytes.
 fn kib_field(path: &std::path::Path, text: &str, key: &'static str) -> Result<u64, MeasureError> {
-    let missing = || MeasureError::Field {
-        path: path.to_owned(),
-        key,
-    };
+    let missing = || MeasureError::Field { path: path.to_owned(), key };
     let line = text
         .lines()
         .find(|l| l.split_once(':').is_some_and(|(k, _)| k == key))
         .ok_or_else(missing)?;
     let mut words = line.split_whitespace().skip(1);
-    let kib: u64 = words
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(missing)?;
+    let kib: u64 = words.next().and_then(|n| n.parse().ok()).ok_or_else(missing)?;
     match words.next() {
         Some("kB") => Ok(kib * 1024),
         _ => Err(missing()),
@@ -94,10 +82,7 @@ mod tests {
         let p = Path::new("/proc/self/status");
         assert_eq!(kib_field(p, text, "VmRSS").unwrap(), 1024 * 1024);
         assert_eq!(kib_field(p, text, "VmHWM").unwrap(), 2048 * 1024);
-        assert!(matches!(
-            kib_field(p, text, "Pss"),
-            Err(MeasureError::Field { key: "Pss", .. })
-        ));
+        assert!(matches!(kib_field(p, text, "Pss"), Err(MeasureError::Field { key: "Pss", .. })));
         assert!(kib_field(p, "Pss: 12 pages\n", "Pss").is_err());
     }
 
@@ -112,9 +97,6 @@ mod tests {
     #[test]
     fn missing_process_is_a_read_error() {
         // pid_max is at most 2^22, so this pid cannot exist.
-        assert!(matches!(
-            status(Some(u32::MAX)),
-            Err(MeasureError::Read { .. })
-        ));
+        assert!(matches!(status(Some(u32::MAX)), Err(MeasureError::Read { .. })));
     }
 }

@@ -78,11 +78,7 @@ impl Summary {
 
     /// Relative spread `IQR / median`; 0 when the median is 0.
     pub fn relative_spread(&self) -> f64 {
-        if self.median == 0.0 {
-            0.0
-        } else {
-            self.iqr() / self.median.abs()
-        }
+        if self.median == 0.0 { 0.0 } else { self.iqr() / self.median.abs() }
     }
 
     /// Half-width of the McGill–Tukey–Larsen notch, `1.58·IQR/√n`: the median's approximate
@@ -117,10 +113,7 @@ mod tests {
     #[test]
     fn single_sample() {
         let s = Summary::from_samples(&[3.0]).unwrap();
-        assert_eq!(
-            (s.n, s.min, s.max, s.median, s.p99, s.mad),
-            (1, 3.0, 3.0, 3.0, 3.0, 0.0)
-        );
+        assert_eq!((s.n, s.min, s.max, s.median, s.p99, s.mad), (1, 3.0, 3.0, 3.0, 3.0, 0.0));
     }
 
     #[test]

@@ -15,13 +15,26 @@
 //!
 //! * [`thread`]: tasks run on N threads of this process, under `catch_unwind`, without
 //!   serialisation.
-//! * [`process`]: tasks run in N worker processes (this program re-executed, see
-//!   [`crate::worker`]) over a [`crate::transport`]; a worker that crashes fails only the task
-//!   it was running and is replaced.
+//! * [`process`]: tasks run in P worker processes (this program re-executed, see
+//!   [`crate::worker`]) over a [`crate::transport`], each running one task at a time
+//!   ([`Model::Processes`]) or T at a time on T threads ([`Model::Hybrid`]); a worker that
+//!   crashes fails only the tasks it was running and is replaced.
 //!
-//! Both take tasks from one bounded queue, so a fast producer blocks in
-//! [`Pool::submit`] instead of growing memory without limit (backpressure). Every submitted
-//! task ends in exactly one `Ok(output)` or one [`TaskError`] (see `slot.rs`).
+//! All take tasks from one bounded queue, so a fast producer blocks in [`Pool::submit`]
+//! instead of growing memory without limit (backpressure). Every submitted task ends in
+//! exactly one `Ok(output)` or one [`TaskError`] (see `slot.rs`).
+//!
+//! Isolation settings (process and hybrid models unless noted):
+//! * [`PoolBuilder::task_timeout`]: a task running longer is reported `TimedOut` and its
+//!   worker process is killed and replaced. The thread model reports `TimedOut` too, but a
+//!   thread cannot be killed: it keeps running, is counted in [`PoolStats::leaked_threads`],
+//!   and a new thread takes its place.
+//! * [`PoolBuilder::memory_limit`]: `RLIMIT_AS` per worker; a task that exceeds it ends
+//!   `OutOfMemory` (with [`crate::worker::OomAwareAlloc`] installed in the worker program).
+//! * [`PoolBuilder::max_tasks_per_worker`]: workers are recycled after that many tasks.
+//! * [`PoolBuilder::retries`]: an idempotent task ([`crate::task::Task::IDEMPOTENT`],
+//!   [`Job::idempotent`]) whose worker crashed, ran out of memory or timed out is run again,
+//!   up to that many more times; [`Completion::attempts`] says how many runs it took.
 
 mod outcome;
 pub mod process;
@@ -34,12 +47,14 @@ pub use slot::Handle;
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
+use crate::supervise::Killer;
 use crate::task::{AnyValue, Job, Task};
 use crate::transport::{TransportError, TransportKind};
 use slot::Envelope;
@@ -52,6 +67,13 @@ pub enum Model {
     Threads(usize),
     /// N single-threaded worker processes.
     Processes(usize),
+    /// `processes` worker processes running `threads` threads each.
+    Hybrid {
+        /// Worker processes.
+        processes: usize,
+        /// Task threads per worker process.
+        threads: usize,
+    },
 }
 
 impl Model {
@@ -59,14 +81,37 @@ impl Model {
     pub fn parallelism(self) -> usize {
         match self {
             Model::Threads(n) | Model::Processes(n) => n,
+            Model::Hybrid { processes, threads } => processes * threads,
         }
     }
 
-    /// "thread" or "process".
+    /// Worker processes (0 for the thread model).
+    pub fn processes(self) -> usize {
+        match self {
+            Model::Threads(_) => 0,
+            Model::Processes(n) => n,
+            Model::Hybrid { processes, .. } => processes,
+        }
+    }
+
+    /// "thread", "process" or "hybrid".
     pub fn name(self) -> &'static str {
         match self {
             Model::Threads(_) => "thread",
             Model::Processes(_) => "process",
+            Model::Hybrid { .. } => "hybrid",
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Model::Threads(n) => write!(f, "{n} threads"),
+            Model::Processes(n) => write!(f, "{n} processes"),
+            Model::Hybrid { processes, threads } => {
+                write!(f, "{processes} processes × {threads} threads")
+            }
         }
     }
 }
@@ -91,12 +136,18 @@ pub enum PoolError {
 /// Why a task was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
-    /// The pool is shut down, or every worker slot gave up.
-    #[error("the pool accepts no more tasks (shut down, or no worker can be started)")]
+    /// The pool is shut down or aborted, or every worker slot gave up.
+    #[error("the pool accepts no more tasks (shut down, aborted, or no worker can be started)")]
     Closed,
-    /// `try_submit` only: the queue is full.
-    #[error("the pool's queue is full")]
-    Full,
+}
+
+/// Settings shared by the models.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) max_tasks_per_worker: Option<u64>,
+    pub(crate) retries: u32,
 }
 
 /// Builds a [`Pool`].
@@ -108,6 +159,7 @@ pub struct PoolBuilder {
     max_in_flight: usize,
     program: Option<PathBuf>,
     max_frame: u32,
+    limits: Limits,
 }
 
 impl Default for PoolBuilder {
@@ -119,6 +171,12 @@ impl Default for PoolBuilder {
             max_in_flight: 256,
             program: None,
             max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
+            limits: Limits {
+                task_timeout: None,
+                memory_limit: None,
+                max_tasks_per_worker: None,
+                retries: 0,
+            },
         }
     }
 }
@@ -135,7 +193,7 @@ impl PoolBuilder {
         self
     }
 
-    /// The IPC transport of the process model (default: pipe).
+    /// The IPC transport of the process and hybrid models (default: pipe).
     pub fn transport(mut self, transport: TransportKind) -> Self {
         self.transport = transport;
         self
@@ -167,26 +225,67 @@ impl PoolBuilder {
         self
     }
 
+    /// Longest a task may run (see the module docs).
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Address-space limit of each worker process, in bytes (process and hybrid models).
+    /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Replace a worker process after it ran this many tasks (process and hybrid models).
+    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
+        self.limits.max_tasks_per_worker = Some(n);
+        self
+    }
+
+    /// Run an idempotent task up to `k` more times if its worker dies under it.
+    pub fn retries(mut self, k: u32) -> Self {
+        self.limits.retries = k;
+        self
+    }
+
     /// Starts the pool: threads, or worker processes (each ready before this returns).
     pub fn build(self) -> Result<Pool, PoolError> {
-        if self.model.parallelism() == 0 {
-            return Err(PoolError::Config(
-                "the number of workers must be at least 1".into(),
-            ));
+        let threads = match self.model {
+            Model::Hybrid { threads, .. } => threads,
+            _ => 1,
+        };
+        if self.model.parallelism() == 0 || threads == 0 {
+            return Err(PoolError::Config("the number of workers must be at least 1".into()));
+        }
+        if threads > crate::supervise::status::MAX_SLOTS {
+            return Err(PoolError::Config(format!(
+                "at most {} threads per worker process",
+                crate::supervise::status::MAX_SLOTS
+            )));
         }
         if self.queue_capacity == 0 || self.max_in_flight == 0 {
             return Err(PoolError::Config(
                 "queue capacity and max in flight must be at least 1".into(),
             ));
         }
-        let stats = Arc::new(Counters::new(self.model.parallelism()));
+        if self.limits.task_timeout.is_some_and(|t| t.is_zero())
+            || self.limits.max_tasks_per_worker == Some(0)
+        {
+            return Err(PoolError::Config(
+                "task timeout and max tasks per worker must be positive".into(),
+            ));
+        }
+        let slots = self.model.processes().max(self.model.parallelism());
+        let shared = Arc::new(Shared::new(slots, self.limits.clone()));
         let capacity = self.queue_capacity;
-        let (engine, tx) = match self.model {
+        let (engine, tx, rx) = match self.model {
             Model::Threads(n) => {
-                let (pool, tx) = thread::ThreadPool::start(n, capacity, stats.clone())?;
-                (Engine::Thread(pool), tx)
+                let (pool, tx, rx) = thread::ThreadPool::start(n, capacity, shared.clone())?;
+                (Engine::Thread(pool), tx, rx)
             }
-            Model::Processes(n) => {
+            Model::Processes(p) | Model::Hybrid { processes: p, .. } => {
                 let program = match self.program {
                     Some(p) => p,
                     None => std::env::current_exe().map_err(PoolError::Program)?,
@@ -194,11 +293,13 @@ impl PoolBuilder {
                 let config = process::Config {
                     program,
                     transport: self.transport.create()?,
-                    max_in_flight: self.max_in_flight,
+                    max_in_flight: self.max_in_flight.max(threads),
                     max_frame: self.max_frame,
+                    threads,
                 };
-                let (pool, tx) = process::ProcessPool::start(n, config, capacity, stats.clone())?;
-                (Engine::Process(pool), tx)
+                let (pool, tx, rx) =
+                    process::ProcessPool::start(p, config, capacity, shared.clone())?;
+                (Engine::Process(pool), tx, rx)
             }
         };
         Ok(Pool {
@@ -206,8 +307,9 @@ impl PoolBuilder {
             transport: self.transport,
             queue_capacity: self.queue_capacity,
             sender: Some(tx),
+            queue: rx,
             engine: Some(engine),
-            stats,
+            shared,
             next_id: AtomicU64::new(1),
         })
     }
@@ -227,29 +329,61 @@ impl Engine {
     }
 }
 
-/// Counters shared by the pool and its workers.
+/// State shared by the pool and its workers: settings and counters.
 #[derive(Debug)]
-pub(crate) struct Counters {
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
     pub(crate) restarts: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
+    pub(crate) recycled: AtomicU64,
+    pub(crate) leaked_threads: AtomicU64,
     pub(crate) alive: AtomicUsize,
-    /// Per worker slot, the live worker's pid (process model).
-    pub(crate) pids: Mutex<Vec<Option<u32>>>,
+    /// Set by [`Pool::abort`]: drivers cancel what they hold and stop.
+    pub(crate) aborting: AtomicBool,
+    /// Per worker slot: the live worker's pid and a way to kill it (process models).
+    workers: Mutex<Vec<Option<(u32, Killer)>>>,
+    /// Recent recovery times: a worker's death noticed → its replacement ready.
+    recoveries: Mutex<VecDeque<Duration>>,
 }
 
-impl Counters {
-    fn new(slots: usize) -> Counters {
-        Counters {
+/// Recovery times kept for [`PoolStats::recoveries`].
+const RECOVERIES_KEPT: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn new(slots: usize, limits: Limits) -> Shared {
+        Shared {
+            limits,
             restarts: AtomicU64::new(0),
             spawn_failures: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            leaked_threads: AtomicU64::new(0),
             alive: AtomicUsize::new(0),
-            pids: Mutex::new(vec![None; slots]),
+            aborting: AtomicBool::new(false),
+            workers: Mutex::new(vec![None; slots]),
+            recoveries: Mutex::new(VecDeque::new()),
         }
     }
 
-    pub(crate) fn set_pid(&self, slot: usize, pid: Option<u32>) {
-        let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
-        pids[slot] = pid;
+    pub(crate) fn set_worker(&self, slot: usize, worker: Option<(u32, Killer)>) {
+        lock(&self.workers)[slot] = worker;
+    }
+
+    pub(crate) fn record_recovery(&self, d: Duration) {
+        let mut r = lock(&self.recoveries);
+        if r.len() == RECOVERIES_KEPT {
+            r.pop_front();
+        }
+        r.push_back(d);
+    }
+
+    fn kill_workers(&self) {
+        for (_, killer) in lock(&self.workers).iter().flatten() {
+            killer.kill();
+        }
     }
 }
 
@@ -258,18 +392,24 @@ impl Counters {
 pub struct PoolStats {
     /// The model.
     pub model: Model,
-    /// Worker threads or processes configured.
+    /// Worker threads, or worker processes, configured.
     pub workers: usize,
     /// Workers currently alive and serving.
     pub workers_alive: usize,
     /// Worker processes replaced after they died.
     pub restarts: u64,
+    /// Worker processes replaced because they reached `max_tasks_per_worker`.
+    pub recycled: u64,
+    /// Threads abandoned to a timed-out task (thread model: a thread cannot be killed).
+    pub leaked_threads: u64,
     /// Failed attempts to start a worker.
     pub spawn_failures: u64,
     /// Tasks submitted so far.
     pub submitted: u64,
-    /// Pids of the live worker processes (process model).
+    /// Pids of the live worker processes.
     pub worker_pids: Vec<u32>,
+    /// Recent recovery times: from noticing a worker's death to its replacement being ready.
+    pub recoveries: Vec<Duration>,
 }
 
 /// A pool of workers running [`Task`]s. See the [module docs](self).
@@ -279,8 +419,10 @@ pub struct Pool {
     queue_capacity: usize,
     /// `None` once shut down.
     sender: Option<Sender<Envelope>>,
+    /// The queue's receiving side, for [`Pool::cancel`].
+    queue: Receiver<Envelope>,
     engine: Option<Engine>,
-    stats: Arc<Counters>,
+    shared: Arc<Shared>,
     next_id: AtomicU64,
 }
 
@@ -304,20 +446,22 @@ impl Pool {
         self.model
     }
 
-    /// The transport (meaningful for the process model).
+    /// The transport (meaningful for the process and hybrid models).
     pub fn transport(&self) -> TransportKind {
         self.transport
     }
 
     /// Submits a task of kind `T`; blocks while the queue is full.
     pub fn submit<T: Task>(&self, input: T::Input) -> Result<Handle<T::Output>, SubmitError> {
-        self.submit_job(Job::new::<T>(input))
-            .map(|h| Handle::new(h.into_slot()))
+        self.submit_job(Job::new::<T>(input)).map(|h| Handle::new(h.into_slot()))
     }
 
     /// Submits a type-erased job; blocks while the queue is full.
     pub fn submit_job(&self, job: Job) -> Result<Handle<AnyValue>, SubmitError> {
         let sender = self.sender.as_ref().ok_or(SubmitError::Closed)?;
+        if self.shared.aborting.load(Ordering::Acquire) {
+            return Err(SubmitError::Closed);
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (env, slot) = Envelope::new(id, job);
         sender.send(env).map_err(|_| SubmitError::Closed)?;
@@ -341,17 +485,45 @@ impl Pool {
         Map::new(self, jobs.into_iter())
     }
 
+    /// Cancels every task still waiting in the queue: each ends [`TaskError::Cancelled`].
+    /// Running tasks are not affected. Returns how many were cancelled.
+    pub fn cancel(&self) -> usize {
+        let mut n = 0;
+        while let Ok(env) = self.queue.try_recv() {
+            env.complete(Err(TaskError::Cancelled), None);
+            n += 1;
+        }
+        n
+    }
+
+    /// Stops everything now: queued tasks are cancelled, worker processes are killed and
+    /// their running tasks end [`TaskError::Cancelled`]; the pool accepts no more tasks.
+    /// Threads cannot be killed: in the thread model running tasks finish.
+    pub fn abort(&self) {
+        self.shared.aborting.store(true, Ordering::Release);
+        self.cancel();
+        self.shared.kill_workers();
+        // Tasks submitted concurrently with the flag may have slipped in.
+        self.cancel();
+    }
+
     /// A snapshot of the pool's counters.
     pub fn stats(&self) -> PoolStats {
-        let pids = self.stats.pids.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &self.shared;
         PoolStats {
             model: self.model,
-            workers: self.model.parallelism(),
-            workers_alive: self.stats.alive.load(Ordering::Acquire),
-            restarts: self.stats.restarts.load(Ordering::Relaxed),
-            spawn_failures: self.stats.spawn_failures.load(Ordering::Relaxed),
+            workers: self.model.processes().max(match self.model {
+                Model::Threads(n) => n,
+                _ => 0,
+            }),
+            workers_alive: s.alive.load(Ordering::Acquire),
+            restarts: s.restarts.load(Ordering::Relaxed),
+            recycled: s.recycled.load(Ordering::Relaxed),
+            leaked_threads: s.leaked_threads.load(Ordering::Relaxed),
+            spawn_failures: s.spawn_failures.load(Ordering::Relaxed),
             submitted: self.next_id.load(Ordering::Relaxed) - 1,
-            worker_pids: pids.iter().flatten().copied().collect(),
+            worker_pids: lock(&s.workers).iter().flatten().map(|(pid, _)| *pid).collect(),
+            recoveries: lock(&s.recoveries).iter().copied().collect(),
         }
     }
 
@@ -387,9 +559,7 @@ pub struct Map<'p, O, I> {
 
 impl<O, I> fmt::Debug for Map<'_, O, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Map")
-            .field("pending", &self.pending.len())
-            .finish()
+        f.debug_struct("Map").field("pending", &self.pending.len()).finish()
     }
 }
 
@@ -414,9 +584,7 @@ impl<'p, O: 'static, I: Iterator<Item = Job>> Map<'p, O, I> {
                     // The pool is closed: the job gets its outcome like any other.
                     let now = std::time::Instant::now();
                     return Some(Completion {
-                        result: Err(TaskError::WorkerLost {
-                            reason: SubmitError::Closed.to_string(),
-                        }),
+                        result: Err(TaskError::Cancelled),
                         attempts: 0,
                         submitted: now,
                         finished: now,

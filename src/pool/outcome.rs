@@ -49,6 +49,25 @@ pub enum TaskError {
         /// What failed.
         message: String,
     },
+    /// The task ran longer than the pool's task timeout; its worker process was killed (a
+    /// thread cannot be: it is left running and counted as leaked).
+    #[error("task timed out after {timeout_ms} ms")]
+    TimedOut {
+        /// The timeout, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The worker process ran out of memory (its address-space limit) while running the task.
+    #[error("worker ran out of memory: an allocation of {requested} bytes failed{}", limit.map(|l| format!(" (limit {l} bytes)")).unwrap_or_default())]
+    OutOfMemory {
+        /// Size of the allocation that failed.
+        requested: u64,
+        /// The worker's memory limit, if the pool set one.
+        limit: Option<u64>,
+    },
+    /// The task was cancelled before it could finish ([`crate::Pool::cancel`],
+    /// [`crate::Pool::abort`], or submitted to a closed pool).
+    #[error("task cancelled")]
+    Cancelled,
 }
 
 impl TaskError {
@@ -61,7 +80,24 @@ impl TaskError {
             TaskError::WorkerLost { .. } => "worker_lost",
             TaskError::UnknownKind { .. } => "unknown_kind",
             TaskError::Codec { .. } => "codec",
+            TaskError::TimedOut { .. } => "timed_out",
+            TaskError::OutOfMemory { .. } => "out_of_memory",
+            TaskError::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether the failure was the worker's fate rather than the task's answer, so running
+    /// the task again may succeed (retries apply only to these, and only for idempotent
+    /// tasks).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            TaskError::Crashed { .. }
+                | TaskError::Exited { .. }
+                | TaskError::WorkerLost { .. }
+                | TaskError::TimedOut { .. }
+                | TaskError::OutOfMemory { .. }
+        )
     }
 }
 

@@ -1,4 +1,5 @@
-//! The process model: N worker processes, each fed by one driver thread of the pool.
+//! The process and hybrid models: P worker processes, each fed by one driver thread of the
+//! pool; each worker runs one task at a time, or T at a time on T threads (hybrid).
 //!
 //! Per worker slot the pool runs two threads:
 //!
@@ -6,30 +7,33 @@
 //!   tasks from the shared queue, encodes them straight into a batch buffer, and sends up to a
 //!   *window* of them ahead (pipelining: a tiny task then costs a fraction of a wake-up, not a
 //!   wake-up). The window adapts to the tasks' measured duration — many in flight for tiny
-//!   tasks, two for long ones, so a slow task never hoards a queue of work behind it;
-//! * the **reader** receives outcomes, matches each to the oldest task in flight, and completes
-//!   it. When the channel ends (EOF, corruption) it tells the driver.
+//!   tasks, few for long ones, so a slow task never hoards a queue of work behind it;
+//! * the **reader** receives outcomes, matches each to its task in flight, and completes it.
+//!   When the channel ends (EOF, corruption) it tells the driver.
 //!
-//! When a worker dies, the driver reaps it through its pidfd and classifies the wait status.
-//! Because a worker answers every task before it reads the next (see [`crate::worker`]), the
-//! oldest task in flight is exactly the one that was running: it alone fails (`Crashed`,
-//! `Exited`, …). The tasks queued behind it never started; they go first to the replacement
-//! worker, which the driver starts at once. Spawning happens on the driver thread because
-//! `PR_SET_PDEATHSIG` fires when the *thread* that forked the worker ends.
+//! When a worker dies, the driver reaps it through its pidfd, classifies the wait status, and
+//! reads the worker's status page ([`crate::supervise::status`]): the tasks it shows running
+//! are the ones the death cost — they fail (`Crashed`, `Exited`, `OutOfMemory`, `TimedOut`…)
+//! or, if idempotent and retries remain, run again. Every other task in flight never started
+//! and goes first to the replacement worker, which the driver starts at once. Spawning happens
+//! on the driver thread because `PR_SET_PDEATHSIG` fires when the *thread* that forked the
+//! worker ends. The full state machine is in `README.md` beside this file.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
 use super::slot::Envelope;
-use super::{Counters, PoolError, TaskError};
+use super::{PoolError, Shared, TaskError};
 use crate::protocol::{self, Hello, PanicReport, Status};
-use crate::supervise::{self, Exit, Spawned};
+use crate::supervise::status::{StatusPage, monotonic_ns};
+use crate::supervise::{self, Exit, Killer, Overdue, Spawned, Watchdog};
 use crate::task::AnyValue;
 use crate::transport::frame::{FrameError, FrameKind, FrameReader, FrameWriter};
 use crate::transport::{ByteRx, ByteTx, Interrupt, Transport};
@@ -41,6 +45,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// Consecutive failed starts after which a slot gives up.
 const MAX_START_FAILURES: u32 = 5;
+/// Deaths with a task next in line (but not recorded running) before that task is failed.
+const MAX_SUSPICIONS: u32 = 3;
 /// The window covers about this much work, so the worker never idles waiting for a round trip
 /// (a cross-core wake-up costs tens of microseconds on a small VM).
 const WINDOW_TARGET_NS: u64 = 200_000;
@@ -52,11 +58,14 @@ pub(crate) struct Config {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) max_in_flight: usize,
     pub(crate) max_frame: u32,
+    /// Task threads per worker process (1: the process model).
+    pub(crate) threads: usize,
 }
 
-/// Running driver threads.
+/// Running driver threads, and the watchdog when tasks have a timeout.
 pub(crate) struct ProcessPool {
     drivers: Vec<JoinHandle<()>>,
+    _watchdog: Option<Arc<Watchdog>>,
 }
 
 impl ProcessPool {
@@ -65,23 +74,28 @@ impl ProcessPool {
         n: usize,
         config: Config,
         capacity: usize,
-        stats: Arc<Counters>,
-    ) -> Result<(ProcessPool, Sender<Envelope>), PoolError> {
+        shared: Arc<Shared>,
+    ) -> Result<(ProcessPool, Sender<Envelope>, Receiver<Envelope>), PoolError> {
         let (tx, jobs) = crossbeam_channel::bounded(capacity);
+        let watchdog = match shared.limits.task_timeout {
+            Some(t) => Some(Arc::new(Watchdog::start(t).map_err(PoolError::Thread)?)),
+            None => None,
+        };
         let config = Arc::new(config);
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
         let mut drivers = Vec::with_capacity(n);
         let mut failure = None;
         for slot in 0..n {
-            let (config, stats, jobs, ready) = (
-                config.clone(),
-                stats.clone(),
-                jobs.clone(),
-                ready_tx.clone(),
-            );
+            let driver = Driver {
+                slot,
+                config: config.clone(),
+                shared: shared.clone(),
+                watchdog: watchdog.clone(),
+            };
+            let (jobs, ready) = (jobs.clone(), ready_tx.clone());
             match std::thread::Builder::new()
                 .name(format!("mpmt-driver-{slot}"))
-                .spawn(move || drive(slot, &config, &stats, &jobs, ready))
+                .spawn(move || driver.run(&jobs, ready))
             {
                 Ok(handle) => drivers.push(handle),
                 Err(e) => {
@@ -102,13 +116,13 @@ impl ProcessPool {
                 }
             }
         }
-        let pool = ProcessPool { drivers };
+        let pool = ProcessPool { drivers, _watchdog: watchdog };
         if let Some(e) = failure {
             drop(tx);
             pool.join();
             return Err(e);
         }
-        Ok((pool, tx))
+        Ok((pool, tx, jobs))
     }
 
     /// Waits for the drivers; they stop their workers once the queue is closed and drained.
@@ -119,63 +133,84 @@ impl ProcessPool {
     }
 }
 
-/// The lifecycle of one worker slot.
-fn drive(
+/// One worker slot: its settings and the lifecycle loop in [`Driver::run`].
+struct Driver {
     slot: usize,
-    config: &Config,
-    stats: &Counters,
-    jobs: &Receiver<Envelope>,
-    ready: Sender<Result<(), String>>,
-) {
-    let mut ready = Some(ready);
-    // Tasks that must run before new ones: those queued behind a crash.
-    let mut carry: VecDeque<Envelope> = VecDeque::new();
-    let mut failures = 0u32;
-    loop {
-        let mut worker = match Worker::start(slot, config) {
-            Ok(worker) => worker,
-            Err(message) => {
-                stats.spawn_failures.fetch_add(1, Ordering::Relaxed);
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(message));
-                    return;
-                }
-                failures += 1;
-                if failures >= MAX_START_FAILURES {
-                    let reason = format!("could not restart worker {slot}: {message}");
-                    for env in carry.drain(..) {
-                        env.complete(
-                            Err(TaskError::WorkerLost {
-                                reason: reason.clone(),
-                            }),
-                            None,
-                        );
-                    }
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10 << failures));
-                continue;
-            }
-        };
-        failures = 0;
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(Ok(()));
-        }
-        stats.alive.fetch_add(1, Ordering::AcqRel);
-        stats.set_pid(slot, Some(worker.process.pid));
-        let end = worker.serve(jobs, &mut carry);
-        stats.alive.fetch_sub(1, Ordering::AcqRel);
-        stats.set_pid(slot, None);
-        match end {
-            End::Drained => {
-                worker.stop();
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    watchdog: Option<Arc<Watchdog>>,
+}
+
+impl Driver {
+    fn run(self, jobs: &Receiver<Envelope>, ready: Sender<Result<(), String>>) {
+        let mut ready = Some(ready);
+        // Tasks that must run before new ones: those queued behind a death, and retries.
+        let mut carry: VecDeque<Envelope> = VecDeque::new();
+        let mut failures = 0u32;
+        // When the previous worker's death was noticed (for the recovery time).
+        let mut died_at: Option<Instant> = None;
+        loop {
+            if self.shared.aborting.load(Ordering::Acquire) {
+                cancel_all(&mut carry);
                 return;
             }
-            End::Died(cause) => {
-                worker.bury(&cause, &mut carry);
-                stats.restarts.fetch_add(1, Ordering::Relaxed);
+            let mut worker = match Worker::start(&self) {
+                Ok(worker) => worker,
+                Err(message) => {
+                    self.shared.spawn_failures.fetch_add(1, Ordering::Relaxed);
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Err(message));
+                        return;
+                    }
+                    failures += 1;
+                    if failures >= MAX_START_FAILURES {
+                        let reason = format!("could not restart worker {}: {message}", self.slot);
+                        for env in carry.drain(..) {
+                            env.complete(
+                                Err(TaskError::WorkerLost { reason: reason.clone() }),
+                                None,
+                            );
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10 << failures));
+                    continue;
+                }
+            };
+            failures = 0;
+            if let Some(t) = died_at.take() {
+                self.shared.record_recovery(t.elapsed());
+            }
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Ok(()));
+            }
+            self.shared.alive.fetch_add(1, Ordering::AcqRel);
+            self.shared.set_worker(self.slot, Some((worker.process.pid, worker.process.killer())));
+            let end = worker.serve(jobs, &mut carry);
+            self.shared.alive.fetch_sub(1, Ordering::AcqRel);
+            self.shared.set_worker(self.slot, None);
+            match end {
+                End::Drained => {
+                    worker.stop();
+                    return;
+                }
+                End::Recycle => {
+                    worker.stop();
+                    self.shared.recycled.fetch_add(1, Ordering::Relaxed);
+                }
+                End::Died(cause) => {
+                    died_at = Some(Instant::now());
+                    worker.bury(&cause, &mut carry);
+                    self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+    }
+}
+
+fn cancel_all(carry: &mut VecDeque<Envelope>) {
+    for env in carry.drain(..) {
+        env.complete(Err(TaskError::Cancelled), None);
     }
 }
 
@@ -183,6 +218,8 @@ fn drive(
 enum End {
     /// The queue is closed and every task is answered.
     Drained,
+    /// The worker ran its share of tasks (`max_tasks_per_worker`) and every one is answered.
+    Recycle,
     /// The channel ended: the worker died, or broke the protocol.
     Died(Cause),
 }
@@ -191,8 +228,8 @@ enum End {
 #[derive(Debug, Clone)]
 struct Cause {
     reason: String,
-    /// The worker sent something it must not: it is killed, and the task it held is reported
-    /// as lost rather than as crashed.
+    /// The worker sent something it must not: it is killed, and the tasks it held are
+    /// reported as lost rather than as crashed.
     protocol: bool,
 }
 
@@ -218,6 +255,31 @@ impl Inflight {
     }
 }
 
+/// What the watchdog sees of one worker process.
+struct Watched {
+    page: Arc<StatusPage>,
+    killer: Killer,
+    /// The task that overran, and the timeout, once the watchdog killed the worker for it.
+    expired: Mutex<Option<(u64, Duration)>>,
+}
+
+impl Overdue for Watched {
+    fn check(&self, timeout: Duration) {
+        let now = monotonic_ns();
+        let limit = timeout.as_nanos() as u64;
+        for (id, started) in self.page.running() {
+            if now.saturating_sub(started) > limit {
+                let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
+                if expired.is_none() {
+                    *expired = Some((id, timeout));
+                    self.killer.kill();
+                }
+                return;
+            }
+        }
+    }
+}
+
 /// One live worker process and the pool's end of its channel.
 struct Worker {
     slot: usize,
@@ -227,35 +289,40 @@ struct Worker {
     events: Receiver<Event>,
     reader: Option<JoinHandle<()>>,
     interrupt: Option<Arc<dyn Interrupt>>,
+    watched: Arc<Watched>,
+    shared: Arc<Shared>,
     max_in_flight: usize,
+    threads: usize,
+    /// Tasks this worker may still be sent before it is recycled.
+    budget: Option<u64>,
 }
 
 impl Worker {
     /// Spawns a worker and waits for its hello.
-    fn start(slot: usize, config: &Config) -> Result<Worker, String> {
+    fn start(driver: &Driver) -> Result<Worker, String> {
+        let (slot, config) = (driver.slot, &*driver.config);
+        let limits = &driver.shared.limits;
+        let (page, page_fd): (StatusPage, OwnedFd) =
+            StatusPage::create(config.threads).map_err(|e| e.to_string())?;
         let pending = config.transport.open().map_err(|e| e.to_string())?;
         let args = WorkerArgs {
             link: pending.child_arg(),
             parent: std::process::id(),
             max_frame: config.max_frame,
+            threads: config.threads,
+            status_fd: Some(page_fd.as_raw_fd()),
+            memory_limit: limits.memory_limit,
         };
         let mut argv = vec![WORKER_COMMAND.to_owned()];
         argv.extend(args.to_args());
-        let process = supervise::spawn(
-            &config.program,
-            &argv,
-            &pending.child_env(),
-            &pending.child_fds(),
-        )
-        .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;
+        let mut inherit = pending.child_fds();
+        inherit.push(page_fd.as_raw_fd());
+        let process = supervise::spawn(&config.program, &argv, &pending.child_env(), &inherit)
+            .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;
+        drop(page_fd);
         let deadline = Instant::now() + START_TIMEOUT;
-        let link = match pending.establish(deadline) {
-            Ok(link) => link,
-            Err(e) => {
-                // `process` is killed and reaped on drop.
-                return Err(format!("worker {slot}: {e}"));
-            }
-        };
+        // On error `process` is killed and reaped on drop.
+        let link = pending.establish(deadline).map_err(|e| format!("worker {slot}: {e}"))?;
         let inflight = Arc::new(Inflight {
             queue: Mutex::new(VecDeque::new()),
             avg_exec_ns: AtomicU64::new(0),
@@ -270,6 +337,15 @@ impl Worker {
                 .spawn(move || read_loop(reader, &inflight, &events_tx))
                 .map_err(|e| format!("cannot start reader thread: {e}"))?
         };
+        let watched = Arc::new(Watched {
+            page: Arc::new(page),
+            killer: process.killer(),
+            expired: Mutex::new(None),
+        });
+        if let Some(watchdog) = &driver.watchdog {
+            let entry: Arc<dyn Overdue> = watched.clone();
+            watchdog.watch(Arc::downgrade(&entry) as Weak<dyn Overdue>);
+        }
         let mut worker = Worker {
             slot,
             process,
@@ -278,7 +354,11 @@ impl Worker {
             events,
             reader: Some(reader),
             interrupt: link.interrupt,
+            watched,
+            shared: driver.shared.clone(),
             max_in_flight: config.max_in_flight,
+            threads: config.threads,
+            budget: limits.max_tasks_per_worker,
         };
         match worker.events.recv_timeout(START_TIMEOUT) {
             Ok(Event::Ready) => Ok(worker),
@@ -293,9 +373,7 @@ impl Worker {
             }
             Ok(Event::Space) | Err(_) => {
                 let exit = worker.finish(Duration::ZERO);
-                Err(format!(
-                    "worker {slot} did not say hello within {START_TIMEOUT:?} ({exit})"
-                ))
+                Err(format!("worker {slot} did not say hello within {START_TIMEOUT:?} ({exit})"))
             }
         }
     }
@@ -303,18 +381,21 @@ impl Worker {
     /// Tasks that may be in flight now, from the measured task duration.
     fn window(&self) -> usize {
         let avg = self.inflight.avg_exec_ns.load(Ordering::Relaxed);
-        let wanted = if avg == 0 {
-            2
-        } else {
-            1 + WINDOW_TARGET_NS.div_ceil(avg) as usize
-        };
-        wanted.clamp(2, self.max_in_flight.max(2))
+        let ahead = if avg == 0 { 1 } else { WINDOW_TARGET_NS.div_ceil(avg) as usize };
+        (self.threads + ahead).clamp(self.threads + 1, self.max_in_flight.max(self.threads + 1))
     }
 
-    /// Dispatches tasks until the queue is drained or the worker dies.
+    /// Dispatches tasks until the queue is drained, the worker's budget is spent, or it dies.
     fn serve(&mut self, jobs: &Receiver<Envelope>, carry: &mut VecDeque<Envelope>) -> End {
         let events = self.events.clone();
         loop {
+            if self.budget == Some(0) {
+                // Recycle: no more tasks for this worker; let it answer what it holds.
+                return match self.drain() {
+                    End::Drained => End::Recycle,
+                    other => other,
+                };
+            }
             let window = self.window();
             let in_flight = self.inflight.lock().len();
             if in_flight >= window {
@@ -323,13 +404,14 @@ impl Worker {
                 }
                 continue;
             }
-            let mut room = window - in_flight;
+            let mut room = (window - in_flight).min(self.budget.unwrap_or(u64::MAX) as usize);
+            let initial = room;
             while room > 0 {
                 let Some(env) = carry.pop_front() else { break };
                 self.send(env);
                 room -= 1;
             }
-            if room == window - in_flight {
+            if room == initial {
                 // Nothing was waiting here: block for a task or for news from the reader.
                 select! {
                     recv(jobs) -> msg => match msg {
@@ -362,8 +444,12 @@ impl Worker {
     }
 
     /// Encodes a task into the batch and records it in flight; a task that cannot be encoded
-    /// ends here with a codec error.
+    /// ends here with a codec error, and a task arriving after an abort is cancelled.
     fn send(&mut self, mut env: Envelope) {
+        if self.shared.aborting.load(Ordering::Acquire) {
+            env.complete(Err(TaskError::Cancelled), None);
+            return;
+        }
         let Some(job) = env.job.as_ref() else { return };
         let kind = job.kind();
         let pushed = self.writer.push_with(FrameKind::Task, env.id, |out| {
@@ -373,14 +459,12 @@ impl Worker {
         match pushed {
             Ok(Ok(())) => {
                 env.attempts += 1;
+                if let Some(b) = &mut self.budget {
+                    *b = b.saturating_sub(1);
+                }
                 self.inflight.lock().push_back(env);
             }
-            Ok(Err(e)) => env.complete(
-                Err(TaskError::Codec {
-                    message: e.to_string(),
-                }),
-                None,
-            ),
+            Ok(Err(e)) => env.complete(Err(TaskError::Codec { message: e.to_string() }), None),
             Err(e) => env.complete(
                 Err(TaskError::Codec {
                     message: format!("task input does not fit in a frame: {e}"),
@@ -407,8 +491,11 @@ impl Worker {
         }
     }
 
-    /// The queue is closed and empty: waits until every task in flight is answered.
+    /// Nothing more will be sent: waits until every task in flight is answered.
     fn drain(&mut self) -> End {
+        if let Err(e) = self.writer.flush() {
+            return self.await_death(format!("sending tasks failed: {e}"));
+        }
         loop {
             if self.inflight.lock().is_empty() {
                 return End::Drained;
@@ -429,42 +516,86 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {
                     // Alive but not accepting input: kill it; the reader then sees EOF.
                     self.process.kill();
-                    return End::Died(Cause {
-                        reason,
-                        protocol: true,
-                    });
+                    return End::Died(Cause { reason, protocol: true });
                 }
             }
         }
     }
 
-    /// Reaps a dead worker, fails the task it was running, and hands the tasks queued behind it
-    /// to `carry` (in order, ahead of everything else).
+    /// Reaps a dead worker and settles every task it held: the ones it was running fail or
+    /// are retried; the ones it never started go to `carry`, in order, ahead of new work.
     fn bury(mut self, cause: &Cause, carry: &mut VecDeque<Envelope>) {
         if cause.protocol {
             self.process.kill();
         }
         let exit = self.finish(Duration::from_millis(500));
-        let mut queue = std::mem::take(&mut *self.inflight.lock());
-        if let Some(mut culprit) = queue.pop_front() {
-            let error = if cause.protocol {
-                TaskError::WorkerLost {
-                    reason: format!("worker {} broke the protocol: {}", self.slot, cause.reason),
+        let running: Vec<u64> = self.watched.page.running().into_iter().map(|(id, _)| id).collect();
+        let expired = *self.watched.expired.lock().unwrap_or_else(|e| e.into_inner());
+        let oom = match exit {
+            Exit::Signal { signal: 6 } => self.watched.page.oom_request(),
+            _ => None,
+        };
+        let aborting = self.shared.aborting.load(Ordering::Acquire);
+        let queue = std::mem::take(&mut *self.inflight.lock());
+        let retries = self.shared.limits.retries;
+        let mut requeue = Vec::new();
+        let mut first_unstarted = true;
+        for mut env in queue {
+            if aborting {
+                env.complete(Err(TaskError::Cancelled), None);
+                continue;
+            }
+            if !running.contains(&env.id) {
+                // Never started. The oldest gets a strike when nothing was running: a task
+                // that kills its worker before it is marked running must not loop forever.
+                if running.is_empty() && first_unstarted {
+                    first_unstarted = false;
+                    env.suspicions += 1;
+                    if env.suspicions >= MAX_SUSPICIONS {
+                        let reason = format!(
+                            "worker {} died {} times ({exit}) with this task next in line",
+                            self.slot, env.suspicions
+                        );
+                        env.complete(Err(TaskError::WorkerLost { reason }), None);
+                        continue;
+                    }
                 }
-            } else {
-                exit.task_error()
+                env.attempts -= 1;
+                requeue.push(env);
+                continue;
+            }
+            let error = match expired {
+                Some((id, timeout)) if id == env.id => {
+                    TaskError::TimedOut { timeout_ms: timeout.as_millis() as u64 }
+                }
+                Some((id, _)) => TaskError::WorkerLost {
+                    reason: format!("its worker was killed because task {id} timed out"),
+                },
+                None if cause.protocol => TaskError::WorkerLost {
+                    reason: format!("worker {} broke the protocol: {}", self.slot, cause.reason),
+                },
+                None => match oom {
+                    Some(requested) => {
+                        TaskError::OutOfMemory { requested, limit: self.shared.limits.memory_limit }
+                    }
+                    None => exit.task_error(),
+                },
             };
-            culprit.attempts = culprit.attempts.max(1);
-            culprit.complete(Err(error), None);
+            if error.is_retryable() && env.retryable(retries) {
+                requeue.push(env);
+            } else {
+                env.complete(Err(error), None);
+            }
         }
-        for mut env in queue.into_iter().rev() {
-            // Never started: this dispatch does not count as an attempt.
-            env.attempts -= 1;
+        for env in requeue.into_iter().rev() {
             carry.push_front(env);
+        }
+        if aborting {
+            cancel_all(carry);
         }
     }
 
-    /// Asks the worker to exit after the drained queue, and reaps it.
+    /// Asks the worker to exit after its last task, and reaps it.
     fn stop(mut self) {
         let _ = self.writer.push(FrameKind::Shutdown, 0, &[]);
         let _ = self.writer.flush();
@@ -488,10 +619,7 @@ impl Worker {
 }
 
 fn reader_gone() -> Cause {
-    Cause {
-        reason: "the reader thread ended".into(),
-        protocol: false,
-    }
+    Cause { reason: "the reader thread ended".into(), protocol: false }
 }
 
 /// The reader thread: hello first, then outcomes until the channel ends.
@@ -544,27 +672,18 @@ fn read_loop(
         }
         let env = {
             let mut queue = inflight.queue.lock().unwrap_or_else(|e| e.into_inner());
-            match queue.front() {
-                Some(front) if front.id == header.id => queue.pop_front(),
-                _ => None,
-            }
+            // Oldest first: a single-threaded worker answers in order, so this is the front.
+            queue.iter().position(|e| e.id == header.id).and_then(|i| queue.remove(i))
         };
         let Some(env) = env else {
-            let reason = format!(
-                "outcome for task {} that is not the oldest in flight",
-                header.id
-            );
+            let reason = format!("outcome for task {} that is not in flight", header.id);
             let _ = events.send(closed(reason, true));
             return;
         };
         let (result, exec_ns) = decode_outcome(&env, payload);
         if let Some(ns) = exec_ns {
             let old = inflight.avg_exec_ns.load(Ordering::Relaxed);
-            let new = if old == 0 {
-                ns.max(1)
-            } else {
-                (old - old / 8 + ns / 8).max(1)
-            };
+            let new = if old == 0 { ns.max(1) } else { (old - old / 8 + ns / 8).max(1) };
             inflight.avg_exec_ns.store(new, Ordering::Relaxed);
         }
         env.complete(result, exec_ns.map(Duration::from_nanos));
@@ -578,14 +697,7 @@ fn read_loop(
 fn decode_outcome(env: &Envelope, payload: &[u8]) -> (Result<AnyValue, TaskError>, Option<u64>) {
     let (status, elapsed, body) = match protocol::split_outcome(payload) {
         Ok(parts) => parts,
-        Err(e) => {
-            return (
-                Err(TaskError::Codec {
-                    message: e.to_string(),
-                }),
-                None,
-            );
-        }
+        Err(e) => return (Err(TaskError::Codec { message: e.to_string() }), None),
     };
     let text = || String::from_utf8_lossy(body).into_owned();
     let result = match status {
@@ -593,21 +705,12 @@ fn decode_outcome(env: &Envelope, payload: &[u8]) -> (Result<AnyValue, TaskError
             Some(job) => job
                 .kind()
                 .decode_output(body)
-                .map_err(|e| TaskError::Codec {
-                    message: e.to_string(),
-                }),
-            None => Err(TaskError::Codec {
-                message: "task without a job".into(),
-            }),
+                .map_err(|e| TaskError::Codec { message: e.to_string() }),
+            None => Err(TaskError::Codec { message: "task without a job".into() }),
         },
         Status::Panicked => match postcard::from_bytes::<PanicReport>(body) {
-            Ok(r) => Err(TaskError::Panicked {
-                message: r.message,
-                location: r.location,
-            }),
-            Err(e) => Err(TaskError::Codec {
-                message: format!("bad panic report: {e}"),
-            }),
+            Ok(r) => Err(TaskError::Panicked { message: r.message, location: r.location }),
+            Err(e) => Err(TaskError::Codec { message: format!("bad panic report: {e}") }),
         },
         Status::UnknownKind => Err(TaskError::UnknownKind { kind: text() }),
         Status::Codec => Err(TaskError::Codec { message: text() }),

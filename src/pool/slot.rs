@@ -39,10 +39,7 @@ impl Slot {
     fn new() -> Slot {
         Slot {
             ready: AtomicBool::new(false),
-            state: Mutex::new(State {
-                completion: None,
-                waiting: false,
-            }),
+            state: Mutex::new(State { completion: None, waiting: false }),
             cond: Condvar::new(),
         }
     }
@@ -52,9 +49,13 @@ impl Slot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fill(&self, completion: Completion<AnyValue>) {
+    /// Deposits the completion unless one is already there (a thread-model timeout may
+    /// complete a task before the thread running it returns); the first one wins.
+    pub(crate) fn fill(&self, completion: Completion<AnyValue>) -> bool {
         let mut state = self.lock();
-        debug_assert!(state.completion.is_none(), "a slot is filled once");
+        if state.completion.is_some() || self.ready.load(Ordering::Acquire) {
+            return false;
+        }
         state.completion = Some(completion);
         self.ready.store(true, Ordering::Release);
         let notify = state.waiting;
@@ -62,6 +63,7 @@ impl Slot {
         if notify {
             self.cond.notify_one();
         }
+        true
     }
 
     fn take(&self, deadline: Option<Instant>) -> Option<Completion<AnyValue>> {
@@ -79,10 +81,7 @@ impl Slot {
                 None => self.cond.wait(state).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.checked_duration_since(Instant::now())?;
-                    self.cond
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    self.cond.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0
                 }
             };
         }
@@ -100,6 +99,9 @@ pub(crate) struct Envelope {
     pub(crate) submitted: Instant,
     /// Starts so far.
     pub(crate) attempts: u32,
+    /// Times a worker died with this task next in line but not recorded as running: a task
+    /// that kills its worker before it is marked running (a decoder crash) fails after a few.
+    pub(crate) suspicions: u32,
 }
 
 impl Envelope {
@@ -112,8 +114,19 @@ impl Envelope {
             slot: Some(slot.clone()),
             submitted: Instant::now(),
             attempts: 0,
+            suspicions: 0,
         };
         (env, slot)
+    }
+
+    /// The completion slot, for a watchdog that may complete the task from outside.
+    pub(crate) fn slot(&self) -> Option<Arc<Slot>> {
+        self.slot.clone()
+    }
+
+    /// Whether the task may run again after its worker died under it.
+    pub(crate) fn retryable(&self, retries: u32) -> bool {
+        self.job.as_ref().is_some_and(Job::is_idempotent) && self.attempts <= retries
     }
 
     /// Delivers the outcome.
@@ -157,9 +170,7 @@ pub struct Handle<O> {
 
 impl<O> std::fmt::Debug for Handle<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle")
-            .field("done", &self.slot.ready.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("Handle").field("done", &self.slot.ready.load(Ordering::Relaxed)).finish()
     }
 }
 
@@ -169,20 +180,14 @@ fn downcast<O: Any>(value: AnyValue) -> Result<O, TaskError> {
         let wrapped: Box<dyn Any> = Box::new(value);
         return Ok(*wrapped.downcast::<O>().expect("O is AnyValue"));
     }
-    value
-        .downcast::<O>()
-        .map(|b| *b)
-        .map_err(|_| TaskError::Codec {
-            message: "output has a different type than the handle expects".into(),
-        })
+    value.downcast::<O>().map(|b| *b).map_err(|_| TaskError::Codec {
+        message: "output has a different type than the handle expects".into(),
+    })
 }
 
 impl<O: Any> Handle<O> {
     pub(crate) fn new(slot: Arc<Slot>) -> Handle<O> {
-        Handle {
-            slot,
-            _output: PhantomData,
-        }
+        Handle { slot, _output: PhantomData }
     }
 
     /// Gives up the typed view (to re-type a handle of a type-erased job).
@@ -202,10 +207,7 @@ impl<O: Any> Handle<O> {
 
     /// Blocks until the task ends and returns its output or error with timing and attempts.
     pub fn wait_completion(self) -> Completion<O> {
-        let completion = self
-            .slot
-            .take(None)
-            .expect("waiting without a deadline returns");
+        let completion = self.slot.take(None).expect("waiting without a deadline returns");
         completion.map(downcast::<O>)
     }
 

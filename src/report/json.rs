@@ -53,10 +53,7 @@ mod tests {
         assert_eq!(claims[0]["measurements"][0]["unit"], "seconds");
         assert_eq!(claims[0]["measurements"][0]["summary"]["median"], 20e-6);
         assert_eq!(claims[1]["verdict"], "depends");
-        assert_eq!(
-            claims[1]["condition"],
-            "holds on one core; not on two cores"
-        );
+        assert_eq!(claims[1]["condition"], "holds on one core; not on two cores");
     }
 
     #[test]

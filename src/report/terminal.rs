@@ -91,10 +91,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
-        assert!(
-            text.lines()
-                .all(|l| l.chars().count() <= WIDTH as usize || !l.contains('│'))
-        );
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH as usize || !l.contains('│')));
     }
 
     #[test]

@@ -19,12 +19,7 @@ use serde::{Deserialize, Serialize};
 pub fn segfault() -> ! {
     // SAFETY: an anonymous private mapping of one page; no existing memory is affected.
     let page = unsafe {
-        mmap_anonymous(
-            std::ptr::null_mut(),
-            4096,
-            ProtFlags::empty(),
-            MapFlags::PRIVATE,
-        )
+        mmap_anonymous(std::ptr::null_mut(), 4096, ProtFlags::empty(), MapFlags::PRIVATE)
     };
     match page {
         Ok(p) => {
@@ -55,6 +50,10 @@ pub enum FaultKind {
     Segfault,
     /// The worker exits with code 3.
     Exit,
+    /// The worker allocates until its memory limit refuses (needs a memory limit).
+    Oom,
+    /// The task never returns (needs a task timeout).
+    Hang,
 }
 
 impl FaultKind {
@@ -64,6 +63,8 @@ impl FaultKind {
         FaultKind::Abort,
         FaultKind::Segfault,
         FaultKind::Exit,
+        FaultKind::Oom,
+        FaultKind::Hang,
     ];
 
     /// The exit code used by [`FaultKind::Exit`].
@@ -76,6 +77,8 @@ impl FaultKind {
             FaultKind::Abort => "abort",
             FaultKind::Segfault => "segfault",
             FaultKind::Exit => "exit",
+            FaultKind::Oom => "oom",
+            FaultKind::Hang => "hang",
         }
     }
 
@@ -89,6 +92,8 @@ impl FaultKind {
             FaultKind::Abort => Job::new::<builtin::Abort>(()),
             FaultKind::Segfault => Job::new::<builtin::Segfault>(()),
             FaultKind::Exit => Job::new::<builtin::Exit>(Self::EXIT_CODE),
+            FaultKind::Oom => Job::new::<builtin::Oom>(()),
+            FaultKind::Hang => Job::new::<builtin::Hang>(()),
         }
     }
 }
@@ -102,14 +107,10 @@ impl fmt::Display for FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        FaultKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown fault kind '{s}' (known: {})", known.join(", "))
-            })
+        FaultKind::ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| {
+            let known: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown fault kind '{s}' (known: {})", known.join(", "))
+        })
     }
 }
 
@@ -144,17 +145,11 @@ impl FromStr for FaultPlan {
             .split_once(':')
             .ok_or_else(|| format!("'{s}' is not KIND:RATE (e.g. segfault:0.05)"))?;
         let kind: FaultKind = kind.parse()?;
-        let rate: f64 = rate
-            .parse()
-            .map_err(|_| format!("rate '{rate}' is not a number"))?;
+        let rate: f64 = rate.parse().map_err(|_| format!("rate '{rate}' is not a number"))?;
         if !(0.0..=1.0).contains(&rate) {
             return Err(format!("rate {rate} is outside [0, 1]"));
         }
-        Ok(FaultPlan {
-            kind,
-            rate,
-            seed: 0,
-        })
+        Ok(FaultPlan { kind, rate, seed: 0 })
     }
 }
 
@@ -164,11 +159,7 @@ mod tests {
 
     #[test]
     fn plan_is_deterministic_and_close_to_rate() {
-        let plan = FaultPlan {
-            kind: FaultKind::Abort,
-            rate: 0.05,
-            seed: 7,
-        };
+        let plan = FaultPlan { kind: FaultKind::Abort, rate: 0.05, seed: 7 };
         let hits = (0..100_000).filter(|&i| plan.is_faulty(i)).count();
         assert!((4_500..5_500).contains(&hits), "{hits}");
         let again = (0..100_000).filter(|&i| plan.is_faulty(i)).count();

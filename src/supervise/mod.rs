@@ -5,13 +5,19 @@
 //!   a recycled pid;
 //! * [`Exit`]: how a worker ended, read from the kernel's wait status — the parent is the
 //!   only judge of how a child died, never the child's own report;
+//! * [`status`]: the page through which a worker says which task each thread runs;
+//! * `watchdog`: one thread per pool that finds tasks running past their timeout;
 //! * [`fault`]: the fault kinds behind injection (a real segfault, not a raised signal) and
 //!   the seeded plan that decides which tasks are faulty.
 
 pub mod fault;
 mod spawn;
+pub mod status;
+mod watchdog;
 
+pub use spawn::Killer;
 pub(crate) use spawn::{Spawned, spawn};
+pub(crate) use watchdog::{Overdue, Watchdog};
 
 use std::fmt;
 

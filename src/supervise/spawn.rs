@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
@@ -30,8 +31,20 @@ use super::Exit;
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) pid: u32,
-    pidfd: OwnedFd,
+    pidfd: Arc<OwnedFd>,
     exit: Option<Exit>,
+}
+
+/// Kills one worker process, from any thread, through its pidfd: never another process that
+/// happens to reuse the pid. Killing a process that has ended is a no-op.
+#[derive(Debug, Clone)]
+pub struct Killer(Arc<OwnedFd>);
+
+impl Killer {
+    /// Sends SIGKILL.
+    pub fn kill(&self) {
+        let _ = pidfd_send_signal(&*self.0, Signal::KILL);
+    }
 }
 
 /// Starts `program` with `args` and extra `env`, inheriting exactly the descriptors in
@@ -47,6 +60,8 @@ pub(crate) fn spawn(
     command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        // Its own process group: a Ctrl-C at the terminal reaches the pool, which decides.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -77,19 +92,20 @@ pub(crate) fn spawn(
     // From here the pidfd owns the process's fate; std's Child is not needed (dropping it
     // neither waits nor kills).
     drop(child);
-    Ok(Spawned {
-        pid,
-        pidfd,
-        exit: None,
-    })
+    Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None })
 }
 
 impl Spawned {
     /// Sends SIGKILL (a no-op for a process that already ended).
     pub(crate) fn kill(&self) {
         if self.exit.is_none() {
-            let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
+            let _ = pidfd_send_signal(&*self.pidfd, Signal::KILL);
         }
+    }
+
+    /// A handle that can kill this process from another thread.
+    pub(crate) fn killer(&self) -> Killer {
+        Killer(self.pidfd.clone())
     }
 
     /// Waits up to `timeout` for the process to end and reaps it.
@@ -106,11 +122,9 @@ impl Spawned {
             if left.is_zero() {
                 return Ok(None);
             }
-            let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-            let ts = rustix::time::Timespec::try_from(left).unwrap_or(rustix::time::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            });
+            let mut fds = [PollFd::new(&*self.pidfd, PollFlags::IN)];
+            let ts = rustix::time::Timespec::try_from(left)
+                .unwrap_or(rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
             match poll(&mut fds, Some(&ts)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
@@ -130,9 +144,7 @@ impl Spawned {
                 Ok(None) => self.kill(),
                 // A pidfd we own cannot fail to be waited on; report it as a kill.
                 Err(_) => {
-                    return Exit::Signal {
-                        signal: Signal::KILL.as_raw(),
-                    };
+                    return Exit::Signal { signal: Signal::KILL.as_raw() };
                 }
             }
         }

@@ -10,6 +10,8 @@
 //! | `abort` | `()` | `()` | `std::process::abort` (SIGABRT) |
 //! | `segfault` | `()` | `()` | writes to an inaccessible page (a real SIGSEGV) |
 //! | `exit` | `i32` | `()` | `std::process::exit(code)` |
+//! | `oom` | `()` | `()` | allocates (and touches) 16 MiB blocks until an allocation fails |
+//! | `hang` | `()` | `()` | sleeps forever |
 //!
 //! The fault kinds exist for fault injection: in the process model they kill one worker; in
 //! the thread model `abort`, `segfault` and `exit` end the whole process, which is the
@@ -31,7 +33,9 @@ pub fn register_all(registry: &mut Registry) -> Result<(), DuplicateKind> {
         .register::<Panic>()?
         .register::<Abort>()?
         .register::<Segfault>()?
-        .register::<Exit>()?;
+        .register::<Exit>()?
+        .register::<Oom>()?
+        .register::<Hang>()?;
     Ok(())
 }
 
@@ -41,6 +45,7 @@ pub struct Noop;
 
 impl Task for Noop {
     const NAME: &'static str = "noop";
+    const IDEMPOTENT: bool = true;
     type Input = u64;
     type Output = u64;
     fn run(input: u64) -> u64 {
@@ -67,6 +72,7 @@ pub struct Sha256;
 
 impl Task for Sha256 {
     const NAME: &'static str = "sha256";
+    const IDEMPOTENT: bool = true;
     type Input = Sha256Input;
     type Output = [u8; 32];
     fn run(input: Sha256Input) -> [u8; 32] {
@@ -116,6 +122,7 @@ pub struct Primes;
 
 impl Task for Primes {
     const NAME: &'static str = "primes";
+    const IDEMPOTENT: bool = true;
     type Input = PrimesInput;
     type Output = u64;
     fn run(input: PrimesInput) -> u64 {
@@ -146,6 +153,7 @@ pub struct Sleep;
 
 impl Task for Sleep {
     const NAME: &'static str = "sleep";
+    const IDEMPOTENT: bool = true;
     type Input = u64;
     type Output = u64;
     fn run(micros: u64) -> u64 {
@@ -206,37 +214,60 @@ impl Task for Exit {
     }
 }
 
+/// Allocates until the address-space limit refuses, then dies the way Rust dies of that
+/// (SIGABRT after the allocation failure).
+///
+/// It refuses to run without an address-space limit (`RLIMIT_AS`): on a machine without swap
+/// and with overcommit, exhausting memory would wake the machine-wide OOM killer, which may
+/// kill anything. The pool's `memory_limit` sets that limit.
+#[derive(Debug)]
+pub struct Oom;
+
+impl Task for Oom {
+    const NAME: &'static str = "oom";
+    type Input = ();
+    type Output = ();
+    fn run(_: ()) {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::As).current;
+        assert!(
+            limit.is_some(),
+            "the oom task needs an address-space limit (set a memory limit on the pool); \
+             refusing to exhaust the machine's memory"
+        );
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            // Filled with ones, so the pages are really touched, not just reserved.
+            hoard.push(vec![1u8; 16 << 20]);
+            std::hint::black_box(&hoard);
+        }
+    }
+}
+
+/// Never returns (a stand-in for a deadlocked or stuck task).
+#[derive(Debug)]
+pub struct Hang;
+
+impl Task for Hang {
+    const NAME: &'static str = "hang";
+    type Input = ();
+    type Output = ();
+    fn run(_: ()) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sha256_is_deterministic_and_index_dependent() {
-        let a = sha256_digest(Sha256Input {
-            index: 1,
-            size: 100_000,
-        });
-        assert_eq!(
-            a,
-            sha256_digest(Sha256Input {
-                index: 1,
-                size: 100_000
-            })
-        );
-        assert_ne!(
-            a,
-            sha256_digest(Sha256Input {
-                index: 2,
-                size: 100_000
-            })
-        );
-        assert_ne!(
-            a,
-            sha256_digest(Sha256Input {
-                index: 1,
-                size: 99_999
-            })
-        );
+        let a = sha256_digest(Sha256Input { index: 1, size: 100_000 });
+        assert_eq!(a, sha256_digest(Sha256Input { index: 1, size: 100_000 }));
+        assert_ne!(a, sha256_digest(Sha256Input { index: 2, size: 100_000 }));
+        assert_ne!(a, sha256_digest(Sha256Input { index: 1, size: 99_999 }));
         // The empty input hashes to SHA-256 of nothing.
         let empty = sha256_digest(Sha256Input { index: 9, size: 0 });
         assert_eq!(empty[..4], [0xe3, 0xb0, 0xc4, 0x42]);
@@ -245,13 +276,7 @@ mod tests {
     #[test]
     fn primes_counts_match_known_values() {
         assert_eq!(Primes::run(PrimesInput { lo: 0, hi: 100 }), 25);
-        assert_eq!(
-            Primes::run(PrimesInput {
-                lo: 0,
-                hi: 1_000_000
-            }),
-            78_498
-        );
+        assert_eq!(Primes::run(PrimesInput { lo: 0, hi: 1_000_000 }), 78_498);
         assert_eq!(Primes::run(PrimesInput { lo: 10, hi: 20 }), 4);
     }
 }

@@ -54,6 +54,9 @@ pub trait Task: 'static {
     type Input: Serialize + DeserializeOwned + Send + 'static;
     /// What the task returns.
     type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// Whether running the task twice is harmless. The pool retries an idempotent task whose
+    /// worker died under it, when [`crate::pool::PoolBuilder::retries`] allows; others fail.
+    const IDEMPOTENT: bool = false;
     /// Runs the task. A panic here becomes [`crate::TaskError::Panicked`].
     fn run(input: Self::Input) -> Self::Output;
 }
@@ -110,11 +113,7 @@ impl Extend<u8> for Append<'_> {
 }
 
 fn codec_error<T: Task>(what: &'static str, e: impl fmt::Display) -> CodecError {
-    CodecError {
-        kind: T::NAME.to_owned(),
-        what,
-        message: e.to_string(),
-    }
+    CodecError { kind: T::NAME.to_owned(), what, message: e.to_string() }
 }
 
 fn run_local<T: Task>(input: AnyValue) -> Result<AnyValue, CodecError> {
@@ -189,23 +188,30 @@ impl Kind {
 pub struct Job {
     kind: &'static Kind,
     input: AnyValue,
+    idempotent: bool,
 }
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job")
-            .field("kind", &self.kind.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Job").field("kind", &self.kind.name).finish_non_exhaustive()
     }
 }
 
 impl Job {
     /// A job of kind `T` with the given input.
     pub fn new<T: Task>(input: T::Input) -> Job {
-        Job {
-            kind: Kind::of::<T>(),
-            input: Box::new(input),
-        }
+        Job { kind: Kind::of::<T>(), input: Box::new(input), idempotent: T::IDEMPOTENT }
+    }
+
+    /// Overrides the kind's [`Task::IDEMPOTENT`] for this job.
+    pub fn idempotent(mut self, idempotent: bool) -> Job {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// Whether the pool may run this job again after its worker died.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// The kind table.
@@ -335,10 +341,7 @@ mod tests {
         let mut r = Registry::new();
         r.register::<Double>().unwrap();
         r.register::<Double>().unwrap();
-        assert_eq!(
-            r.register::<OtherDouble>().unwrap_err(),
-            DuplicateKind("double")
-        );
+        assert_eq!(r.register::<OtherDouble>().unwrap_err(), DuplicateKind("double"));
         assert!(r.get("double").is_some());
         assert!(r.get("triple").is_none());
     }

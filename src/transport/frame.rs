@@ -139,10 +139,8 @@ pub fn encode_header(
     id: u64,
     payload: &[u8],
 ) -> Result<[u8; HEADER_LEN], FrameError> {
-    let len = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
-        len: payload.len() as u64,
-        max: u32::MAX,
-    })?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| FrameError::TooLarge { len: payload.len() as u64, max: u32::MAX })?;
     let mut h = [0u8; HEADER_LEN];
     h[0..2].copy_from_slice(&MAGIC);
     h[2] = PROTOCOL_VERSION;
@@ -166,10 +164,7 @@ pub fn decode_header(bytes: &[u8; HEADER_LEN], max: u32) -> Result<Header, Frame
     let kind = FrameKind::from_u8(bytes[3]).ok_or(FrameError::UnknownKind(bytes[3]))?;
     let len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if len > max {
-        return Err(FrameError::TooLarge {
-            len: len.into(),
-            max,
-        });
+        return Err(FrameError::TooLarge { len: len.into(), max });
     }
     Ok(Header {
         kind,
@@ -188,10 +183,7 @@ pub fn verify(
     let prefix: &[u8; 16] = header_bytes[0..16].try_into().expect("16 bytes");
     let actual = xxh3_64_with_seed(payload, seed(prefix));
     if actual != header.checksum {
-        return Err(FrameError::Checksum {
-            expected: header.checksum,
-            actual,
-        });
+        return Err(FrameError::Checksum { expected: header.checksum, actual });
     }
     Ok(())
 }
@@ -221,11 +213,7 @@ pub fn decode(buf: &[u8], max: u32) -> Result<Option<Decoded<'_>>, FrameError> {
     }
     let payload = &buf[HEADER_LEN..total];
     verify(head, &header, payload)?;
-    Ok(Some(Decoded {
-        header,
-        payload,
-        consumed: total,
-    }))
+    Ok(Some(Decoded { header, payload, consumed: total }))
 }
 
 /// Writes frames to a byte stream, batching small ones.
@@ -240,11 +228,7 @@ pub struct FrameWriter<W> {
 impl<W: ByteTx> FrameWriter<W> {
     /// A writer over `tx` that refuses payloads above `max` bytes.
     pub fn new(tx: W, max: u32) -> FrameWriter<W> {
-        FrameWriter {
-            tx,
-            buf: Vec::with_capacity(64 * 1024),
-            max,
-        }
+        FrameWriter { tx, buf: Vec::with_capacity(64 * 1024), max }
     }
 
     /// Appends a frame whose payload is produced by `fill`, which appends to the given `Vec`.
@@ -267,10 +251,7 @@ impl<W: ByteTx> FrameWriter<W> {
         let len = self.buf.len() - start - HEADER_LEN;
         if len > self.max as usize {
             self.buf.truncate(start);
-            return Err(FrameError::TooLarge {
-                len: len as u64,
-                max: self.max,
-            });
+            return Err(FrameError::TooLarge { len: len as u64, max: self.max });
         }
         let (head, payload) = self.buf[start..].split_at_mut(HEADER_LEN);
         head.copy_from_slice(&encode_header(kind, id, payload)?);
@@ -281,10 +262,7 @@ impl<W: ByteTx> FrameWriter<W> {
     /// being copied into the batch buffer.
     pub fn push(&mut self, kind: FrameKind, id: u64, payload: &[u8]) -> Result<(), FrameError> {
         if payload.len() > self.max as usize {
-            return Err(FrameError::TooLarge {
-                len: payload.len() as u64,
-                max: self.max,
-            });
+            return Err(FrameError::TooLarge { len: payload.len() as u64, max: self.max });
         }
         let head = encode_header(kind, id, payload)?;
         if payload.len() >= GATHER_THRESHOLD {
@@ -342,13 +320,7 @@ const READ_CHUNK: usize = 64 * 1024;
 impl<R: ByteRx> FrameReader<R> {
     /// A reader over `rx` that refuses payloads above `max` bytes.
     pub fn new(rx: R, max: u32) -> FrameReader<R> {
-        FrameReader {
-            rx,
-            buf: vec![0; READ_CHUNK],
-            start: 0,
-            end: 0,
-            max,
-        }
+        FrameReader { rx, buf: vec![0; READ_CHUNK], start: 0, end: 0, max }
     }
 
     /// Whether a complete frame is already buffered (the next [`FrameReader::read_frame`] will not
@@ -367,9 +339,8 @@ impl<R: ByteRx> FrameReader<R> {
                 if avail.len() >= total {
                     let at = self.start;
                     self.start += total;
-                    let head: &[u8; HEADER_LEN] = self.buf[at..at + HEADER_LEN]
-                        .try_into()
-                        .expect("header length");
+                    let head: &[u8; HEADER_LEN] =
+                        self.buf[at..at + HEADER_LEN].try_into().expect("header length");
                     let payload = &self.buf[at + HEADER_LEN..at + total];
                     verify(head, &header, payload)?;
                     return Ok((header, payload));

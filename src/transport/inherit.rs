@@ -16,16 +16,10 @@ use super::TransportError;
 
 /// Parses a comma-separated list of descriptor numbers and takes ownership of each.
 pub(crate) fn take_fds<const N: usize>(arg: &str) -> Result<[OwnedFd; N], TransportError> {
-    let bad = |reason: String| TransportError::BadArgument {
-        arg: arg.to_owned(),
-        reason,
-    };
+    let bad = |reason: String| TransportError::BadArgument { arg: arg.to_owned(), reason };
     let raw: Vec<RawFd> = arg
         .split(',')
-        .map(|s| {
-            s.parse::<RawFd>()
-                .map_err(|e| bad(format!("'{s}' is not a descriptor: {e}")))
-        })
+        .map(|s| s.parse::<RawFd>().map_err(|e| bad(format!("'{s}' is not a descriptor: {e}"))))
         .collect::<Result<_, _>>()?;
     if raw.len() != N {
         return Err(bad(format!("expected {N} descriptors, got {}", raw.len())));

@@ -20,7 +20,7 @@
 //! such a signal provide an [`Interrupt`] that the supervisor fires after a worker dies.
 
 pub mod frame;
-mod inherit;
+pub(crate) mod inherit;
 pub mod pipe;
 
 use std::fmt;
@@ -52,6 +52,16 @@ impl ByteTx for Box<dyn ByteTx> {
     }
 }
 
+/// Appends to memory (encoding frames into a buffer).
+impl ByteTx for Vec<u8> {
+    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        for b in bufs {
+            self.extend_from_slice(b);
+        }
+        Ok(())
+    }
+}
+
 impl ByteRx for Box<dyn ByteRx> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (**self).read(buf)
@@ -76,9 +86,7 @@ pub struct Link {
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
-            .field("interrupt", &self.interrupt)
-            .finish_non_exhaustive()
+        f.debug_struct("Link").field("interrupt", &self.interrupt).finish_non_exhaustive()
     }
 }
 
@@ -119,18 +127,12 @@ impl fmt::Display for TransportKind {
 impl FromStr for TransportKind {
     type Err = TransportError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TransportKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| TransportError::UnknownKind {
+        TransportKind::ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| {
+            TransportError::UnknownKind {
                 name: s.to_owned(),
-                known: TransportKind::ALL
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+                known: TransportKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+            }
+        })
     }
 }
 
@@ -174,11 +176,7 @@ impl TransportError {
         op: &'static str,
         source: impl Into<io::Error>,
     ) -> Self {
-        TransportError::Os {
-            mechanism,
-            op,
-            source: source.into(),
-        }
+        TransportError::Os { mechanism, op, source: source.into() }
     }
 }
 
@@ -210,12 +208,10 @@ pub trait Pending: Send + fmt::Debug {
 
 /// Worker side: opens the channel described by the argument the pool passed.
 pub fn connect(arg: &str) -> Result<Link, TransportError> {
-    let (mechanism, rest) = arg
-        .split_once(':')
-        .ok_or_else(|| TransportError::BadArgument {
-            arg: arg.to_owned(),
-            reason: "expected MECHANISM:PARAMETERS".into(),
-        })?;
+    let (mechanism, rest) = arg.split_once(':').ok_or_else(|| TransportError::BadArgument {
+        arg: arg.to_owned(),
+        reason: "expected MECHANISM:PARAMETERS".into(),
+    })?;
     match mechanism {
         "pipe" => pipe::connect(rest),
         other => Err(TransportError::BadArgument {

@@ -35,12 +35,7 @@ impl Transport for PipeTransport {
     fn open(&self) -> Result<Box<dyn Pending>, TransportError> {
         let (child_read, parent_write) = pipe_pair()?;
         let (parent_read, child_write) = pipe_pair()?;
-        Ok(Box::new(PendingPipe {
-            child_read,
-            child_write,
-            parent_read,
-            parent_write,
-        }))
+        Ok(Box::new(PendingPipe { child_read, child_write, parent_read, parent_write }))
     }
 
     fn pair(&self) -> Result<(Link, Link), TransportError> {
@@ -68,11 +63,7 @@ struct PendingPipe {
 
 impl Pending for PendingPipe {
     fn child_arg(&self) -> String {
-        format!(
-            "pipe:{},{}",
-            self.child_read.as_raw_fd(),
-            self.child_write.as_raw_fd()
-        )
+        format!("pipe:{},{}", self.child_read.as_raw_fd(), self.child_write.as_raw_fd())
     }
 
     fn child_fds(&self) -> Vec<RawFd> {
@@ -81,11 +72,7 @@ impl Pending for PendingPipe {
 
     fn establish(self: Box<Self>, _deadline: Instant) -> Result<Link, TransportError> {
         // Dropping the worker's ends here is what makes its death visible as EOF.
-        let PendingPipe {
-            parent_read,
-            parent_write,
-            ..
-        } = *self;
+        let PendingPipe { parent_read, parent_write, .. } = *self;
         Ok(link(parent_read, parent_write))
     }
 }

@@ -23,10 +23,7 @@ pub(crate) fn check_stream(a: Link, b: Link, sizes: &[usize]) {
     for (i, &n) in sizes.iter().enumerate() {
         let (h, p) = r.read_frame().unwrap();
         assert_eq!((h.kind, h.id, p.len()), (FrameKind::Data, i as u64, n));
-        assert!(
-            p.iter().enumerate().all(|(j, &b)| b == (i * 31 + j) as u8),
-            "frame {i} corrupted"
-        );
+        assert!(p.iter().enumerate().all(|(j, &b)| b == (i * 31 + j) as u8), "frame {i} corrupted");
     }
     sender.join().unwrap();
     drop(a.rx);

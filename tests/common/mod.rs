@@ -14,10 +14,7 @@ pub(crate) fn bin() -> &'static str {
 
 /// Runs `mpmt ARGS` to completion.
 pub(crate) fn mpmt(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("the mpmt binary runs")
+    Command::new(bin()).args(args).output().expect("the mpmt binary runs")
 }
 
 /// A builder whose worker processes run the binary under test.
@@ -27,10 +24,7 @@ pub(crate) fn builder(model: Model) -> PoolBuilder {
 
 /// A process pool of `n` workers over `transport`.
 pub(crate) fn process_pool(n: usize, transport: TransportKind) -> Pool {
-    builder(Model::Processes(n))
-        .transport(transport)
-        .build()
-        .expect("pool starts")
+    builder(Model::Processes(n)).transport(transport).build().expect("pool starts")
 }
 
 /// Waits (bounded) until `cond` holds; false if it never did.
@@ -53,10 +47,7 @@ pub(crate) fn children() -> Vec<u32> {
     };
     for task in tasks.flatten() {
         if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
+            pids.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
         }
     }
     pids
@@ -65,12 +56,7 @@ pub(crate) fn children() -> Vec<u32> {
 /// Whether a process with this pid exists and is not a zombie.
 pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().next())
-                != Some("Z")
-        }
+        Ok(stat) => stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) != Some("Z"),
         Err(_) => false,
     }
 }

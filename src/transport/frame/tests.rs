@@ -109,20 +109,9 @@ fn oversized_length_is_refused_before_allocation() {
         decode_header(&head, max),
         Err(FrameError::TooLarge { len, max: m }) if len == u64::from(u32::MAX) && m == max
     ));
-    let mut r = FrameReader::new(
-        Bytes {
-            data: head.to_vec(),
-            at: 0,
-            chunk: 24,
-        },
-        max,
-    );
+    let mut r = FrameReader::new(Bytes { data: head.to_vec(), at: 0, chunk: 24 }, max);
     assert!(matches!(r.read_frame(), Err(FrameError::TooLarge { .. })));
-    assert_eq!(
-        r.buf.len(),
-        READ_CHUNK,
-        "nothing was reserved for the announced payload"
-    );
+    assert_eq!(r.buf.len(), READ_CHUNK, "nothing was reserved for the announced payload");
 }
 
 #[test]
@@ -146,20 +135,11 @@ fn bad_magic_version_and_kind_are_typed() {
     let good = encode_header(FrameKind::Task, 1, &[]).unwrap();
     let mut h = good;
     h[0] = b'X';
-    assert!(matches!(
-        decode_header(&h, 10),
-        Err(FrameError::BadMagic(_))
-    ));
+    assert!(matches!(decode_header(&h, 10), Err(FrameError::BadMagic(_))));
     let mut h = good;
     h[2] = 99;
-    assert!(matches!(
-        decode_header(&h, 10),
-        Err(FrameError::Version(99))
-    ));
+    assert!(matches!(decode_header(&h, 10), Err(FrameError::Version(99))));
     let mut h = good;
     h[3] = 200;
-    assert!(matches!(
-        decode_header(&h, 10),
-        Err(FrameError::UnknownKind(200))
-    ));
+    assert!(matches!(decode_header(&h, 10), Err(FrameError::UnknownKind(200))));
 }

@@ -1,0 +1,229 @@
+//! The status page: a small shared-memory page through which a worker process tells the
+//! pool, at the cost of two relaxed stores per task, which task each of its threads is
+//! running and since when.
+//!
+//! The pool reads it when a worker dies (which tasks were running: those fail or are
+//! retried; every other task in flight never started and is dispatched again), while the
+//! worker lives (the watchdog kills a worker whose task overran its timeout), and to tell an
+//! out-of-memory abort from any other abort (the worker's allocator records the failed
+//! request here before Rust aborts: see [`crate::worker::OomAwareAlloc`]).
+//!
+//! Layout, all little-endian `u64` words (one page, `memfd`, mapped `MAP_SHARED` by both):
+//!
+//! ```text
+//! word 0        magic "MPMTSTAT"
+//! word 1        number of thread slots
+//! word 2        bytes of the allocation that failed (0: none)
+//! word 3        reserved
+//! word 4+2i     slot i: id of the task running on worker thread i (0: idle)
+//! word 5+2i     slot i: CLOCK_MONOTONIC nanoseconds when it started
+//! ```
+//!
+//! Ordering: a slot is written only by its worker thread and read by the pool; the id is
+//! stored with `Release` after the start time, and read with `Acquire`, so a reader that
+//! sees an id sees its start time. The pool treats the page as untrusted input: it reads
+//! words, never follows them.
+//!
+//! # Safety
+//!
+//! The page is a `MAP_SHARED` mapping of `len` bytes, page-aligned (so every `u64` word is
+//! aligned for `AtomicU64`), alive as long as the [`StatusPage`] that unmaps it on drop.
+//! All access goes through `AtomicU64` references derived from the mapping's base with an
+//! index checked against the mapped length, so another process writing the same memory
+//! concurrently is a data race on atomics only, which is defined.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
+use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
+
+const MAGIC: u64 = u64::from_le_bytes(*b"MPMTSTAT");
+const HEADER_WORDS: usize = 4;
+const PAGE: usize = 4096;
+/// Most worker threads a page describes.
+pub const MAX_SLOTS: usize = (PAGE / 8 - HEADER_WORDS) / 2;
+
+/// Why a status page could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// An OS call failed.
+    #[error("status page: {op} failed: {source}")]
+    Os {
+        /// The call.
+        op: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The page does not hold what the pool wrote.
+    #[error("status page is corrupt: {0}")]
+    Corrupt(&'static str),
+    /// More threads than slots.
+    #[error("a worker may have at most {MAX_SLOTS} threads, not {0}")]
+    TooManyThreads(usize),
+}
+
+fn os(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> StatusError {
+    move |e| StatusError::Os { op, source: e.into() }
+}
+
+/// A mapped status page.
+#[derive(Debug)]
+pub struct StatusPage {
+    base: NonNull<AtomicU64>,
+    words: usize,
+}
+
+// SAFETY: the page is only accessed through atomics (module docs), which are Sync.
+unsafe impl Send for StatusPage {}
+// SAFETY: as above.
+unsafe impl Sync for StatusPage {}
+
+impl StatusPage {
+    /// Creates a page with `slots` thread slots; returns it and the descriptor to hand to the
+    /// worker.
+    pub fn create(slots: usize) -> Result<(StatusPage, OwnedFd), StatusError> {
+        if slots > MAX_SLOTS {
+            return Err(StatusError::TooManyThreads(slots));
+        }
+        let fd = memfd_create("mpmt-status", MemfdFlags::CLOEXEC).map_err(os("memfd_create"))?;
+        ftruncate(&fd, PAGE as u64).map_err(os("ftruncate"))?;
+        let page = StatusPage::map(&fd)?;
+        page.word(1).store(slots as u64, Ordering::Relaxed);
+        page.word(0).store(MAGIC, Ordering::Release);
+        Ok((page, fd))
+    }
+
+    /// Maps a page created by [`StatusPage::create`] (worker side) and checks its header.
+    pub fn open(fd: &OwnedFd) -> Result<StatusPage, StatusError> {
+        let page = StatusPage::map(fd)?;
+        if page.word(0).load(Ordering::Acquire) != MAGIC {
+            return Err(StatusError::Corrupt("bad magic"));
+        }
+        if page.slots() == 0 {
+            return Err(StatusError::Corrupt("no slots"));
+        }
+        Ok(page)
+    }
+
+    fn map(fd: &OwnedFd) -> Result<StatusPage, StatusError> {
+        let st = rustix::fs::fstat(fd).map_err(os("fstat"))?;
+        if st.st_size < PAGE as i64 {
+            return Err(StatusError::Corrupt("shorter than a page"));
+        }
+        // SAFETY: a fresh shared mapping of a file we hold; the kernel picks the address, so
+        // no existing memory is affected.
+        let ptr = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd.as_fd(),
+                0,
+            )
+        }
+        .map_err(os("mmap"))?;
+        let base = NonNull::new(ptr.cast::<AtomicU64>()).ok_or(StatusError::Corrupt("null map"))?;
+        Ok(StatusPage { base, words: PAGE / 8 })
+    }
+
+    /// Word `i`; panics (a bug in this module) if out of the mapping.
+    fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.words, "status word {i} out of range");
+        // SAFETY: see the module docs: `i` is within the page-aligned mapping, which lives as
+        // long as `self`.
+        unsafe { &*self.base.as_ptr().add(i) }
+    }
+
+    /// Number of thread slots, clamped to what the page can hold.
+    pub fn slots(&self) -> usize {
+        (self.word(1).load(Ordering::Relaxed) as usize).min(MAX_SLOTS)
+    }
+
+    /// Worker side: thread `slot` starts task `id` (ids are never 0).
+    pub fn begin(&self, slot: usize, id: u64) {
+        if slot < self.slots() {
+            self.word(HEADER_WORDS + 2 * slot + 1).store(monotonic_ns(), Ordering::Relaxed);
+            self.word(HEADER_WORDS + 2 * slot).store(id, Ordering::Release);
+        }
+    }
+
+    /// Worker side: thread `slot` is idle again.
+    pub fn end(&self, slot: usize) {
+        if slot < self.slots() {
+            self.word(HEADER_WORDS + 2 * slot).store(0, Ordering::Release);
+        }
+    }
+
+    /// Pool side: the tasks running now, with their start times (monotonic ns).
+    pub fn running(&self) -> Vec<(u64, u64)> {
+        (0..self.slots())
+            .filter_map(|s| {
+                let id = self.word(HEADER_WORDS + 2 * s).load(Ordering::Acquire);
+                let started = self.word(HEADER_WORDS + 2 * s + 1).load(Ordering::Relaxed);
+                (id != 0).then_some((id, started))
+            })
+            .collect()
+    }
+
+    /// The word the worker's allocator writes a failed request's size into.
+    pub fn oom_word(&self) -> &AtomicU64 {
+        self.word(2)
+    }
+
+    /// Bytes of the allocation that failed in the worker, if one did.
+    pub fn oom_request(&self) -> Option<u64> {
+        Some(self.word(2).load(Ordering::Acquire)).filter(|&b| b != 0)
+    }
+}
+
+impl Drop for StatusPage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `map`; no reference into it outlives
+        // `self` (every accessor borrows `self`), except the allocator's pointer in a worker,
+        // whose page lives until the process exits (it is leaked there on purpose).
+        let _ = unsafe { munmap(self.base.as_ptr().cast(), PAGE) };
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_see_the_same_slots() {
+        let (pool_side, fd) = StatusPage::create(3).unwrap();
+        let worker_side = StatusPage::open(&fd).unwrap();
+        assert_eq!(worker_side.slots(), 3);
+        assert!(pool_side.running().is_empty());
+        worker_side.begin(1, 42);
+        worker_side.begin(7, 9); // out of range: ignored
+        let running = pool_side.running();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].0, 42);
+        assert!(running[0].1 <= monotonic_ns());
+        worker_side.end(1);
+        assert!(pool_side.running().is_empty());
+        assert_eq!(pool_side.oom_request(), None);
+        worker_side.oom_word().store(1 << 30, Ordering::Release);
+        assert_eq!(pool_side.oom_request(), Some(1 << 30));
+    }
+
+    #[test]
+    fn a_foreign_memfd_is_refused() {
+        let fd = memfd_create("not-status", MemfdFlags::CLOEXEC).unwrap();
+        assert!(StatusPage::open(&fd).is_err());
+        ftruncate(&fd, PAGE as u64).unwrap();
+        assert!(matches!(StatusPage::open(&fd), Err(StatusError::Corrupt("bad magic"))));
+        assert!(matches!(StatusPage::create(MAX_SLOTS + 1), Err(StatusError::TooManyThreads(_))));
+    }
+}
