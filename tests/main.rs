@@ -7,8 +7,15 @@
 //! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
 //! * `cleanup`: no worker process outlives its pool.
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
+//! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
+//! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
+//!
+//! The soak test runs in its own binary (`tests/soak.rs`): it compares the process's open
+//! descriptors before and after, which concurrent tests in one process would disturb.
 mod cleanup;
 mod cli;
 mod common;
 mod faults;
+mod isolation;
 mod protocol;
+mod signals;

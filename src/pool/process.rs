@@ -317,7 +317,13 @@ impl Worker {
         argv.extend(args.to_args());
         let mut inherit = pending.child_fds();
         inherit.push(page_fd.as_raw_fd());
-        let process = supervise::spawn(&config.program, &argv, &pending.child_env(), &inherit)
+        let mut env = pending.child_env();
+        if limits.memory_limit.is_some() {
+            // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
+            // 8 × CPUs): under an address-space limit that alone can exhaust it.
+            env.push(("MALLOC_ARENA_MAX", "1".into()));
+        }
+        let process = supervise::spawn(&config.program, &argv, &env, &inherit)
             .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;
         drop(page_fd);
         let deadline = Instant::now() + START_TIMEOUT;

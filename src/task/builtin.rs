@@ -236,9 +236,12 @@ impl Task for Oom {
         );
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {
-            // Filled with ones, so the pages are really touched, not just reserved.
-            hoard.push(vec![1u8; 16 << 20]);
-            std::hint::black_box(&hoard);
+            let mut block = vec![0u8; 16 << 20];
+            // One write per page, so the memory is really resident, not just reserved.
+            for page in block.iter_mut().step_by(4096) {
+                *page = 1;
+            }
+            hoard.push(std::hint::black_box(block));
         }
     }
 }

@@ -1,0 +1,115 @@
+//! Soak: 10,000 tasks with 1 % of each of the six fault kinds, on the process and the hybrid
+//! model. Every task gets exactly one outcome, none is lost, the pool survives with its
+//! workers, and afterwards this process's open descriptors and children are back to where
+//! they started.
+//!
+//! Its own test binary (see `tests/main.rs`): descriptor counts would be disturbed by other
+//! tests running concurrently in the same process. Both models run in one test, in sequence.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mpmt::pool::{Model, Pool, TaskError};
+use mpmt::supervise::fault::FaultKind;
+use mpmt::task::Job;
+use mpmt::task::builtin::{Sha256, Sha256Input, sha256_digest};
+
+const TASKS: u64 = 10_000;
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+fn children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    pids
+}
+
+/// The fault of task `i`, if any: 1 % of each kind.
+fn fault(i: u64) -> Option<FaultKind> {
+    FaultKind::ALL.get((i % 100) as usize).copied()
+}
+
+fn expected(kind: FaultKind, e: &TaskError) -> bool {
+    match kind {
+        FaultKind::Panic => matches!(e, TaskError::Panicked { .. }),
+        FaultKind::Abort => *e == TaskError::Crashed { signal: 6 },
+        FaultKind::Segfault => *e == TaskError::Crashed { signal: 11 },
+        FaultKind::Exit => matches!(e, TaskError::Exited { .. }),
+        FaultKind::Oom => matches!(e, TaskError::OutOfMemory { .. }),
+        FaultKind::Hang => matches!(e, TaskError::TimedOut { .. }),
+    }
+}
+
+fn soak(model: Model) {
+    let pool = Pool::builder()
+        .model(model)
+        .worker_program(env!("CARGO_BIN_EXE_mpmt"))
+        .task_timeout(Duration::from_millis(250))
+        .memory_limit(192 << 20)
+        .retries(2)
+        .build()
+        .unwrap();
+    let jobs = (0..TASKS).map(|i| match fault(i) {
+        Some(kind) => kind.job(i),
+        None => Job::new::<Sha256>(Sha256Input { index: i, size: 1024 }),
+    });
+    let mut outcomes = 0u64;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, result) in pool.map_jobs(jobs).enumerate() {
+        let i = i as u64;
+        outcomes += 1;
+        match (fault(i), result) {
+            (None, Ok(v)) => {
+                let digest = v.downcast::<[u8; 32]>().unwrap();
+                assert_eq!(*digest, sha256_digest(Sha256Input { index: i, size: 1024 }));
+                *counts.entry("ok".into()).or_default() += 1;
+            }
+            (Some(kind), Err(e)) => {
+                // In the process model each fault costs exactly its own task, with its own
+                // error; in the hybrid model a sibling's death may decide the error instead.
+                if matches!(model, Model::Processes(_)) {
+                    assert!(expected(kind, &e), "task {i}: {kind} ended as {e:?}");
+                }
+                *counts.entry(e.name().into()).or_default() += 1;
+            }
+            (None, Err(e)) => {
+                assert!(matches!(model, Model::Hybrid { .. }), "healthy task {i} failed: {e}");
+                // Collateral of a sibling's death that exhausted its retries.
+                *counts.entry(format!("collateral {}", e.name())).or_default() += 1;
+            }
+            (Some(kind), Ok(_)) => panic!("faulty task {i} ({kind}) returned an output"),
+        }
+    }
+    assert_eq!(outcomes, TASKS, "exactly one outcome per task: {counts:?}");
+    let workers = model.processes();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pool.stats().workers_alive != workers && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.workers_alive, workers, "{stats:?}");
+    // Five of the six kinds kill their worker; in the hybrid model one death may take two
+    // faulty tasks running side by side.
+    match model {
+        Model::Processes(_) => assert_eq!(stats.restarts, 500),
+        _ => assert!((100..=500).contains(&stats.restarts), "{}", stats.restarts),
+    }
+    eprintln!("{model}: {counts:?}, {} restarts", stats.restarts);
+    pool.shutdown();
+}
+
+#[test]
+fn soak_process_and_hybrid_models() {
+    let fds = open_fds();
+    assert!(children().is_empty());
+    soak(Model::Processes(2));
+    soak(Model::Hybrid { processes: 2, threads: 2 });
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert!(children().is_empty(), "workers left: {:?}", children());
+}
