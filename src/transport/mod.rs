@@ -8,6 +8,7 @@
 //! Required of a transport (one file each):
 //! * [`pipe`]: two anonymous pipes, inherited by the worker.
 //! * [`uds`]: a Unix domain stream socket pair, one end inherited by the worker.
+//! * [`tcp`]: TCP over loopback; the worker connects and proves it knows the pool's secret.
 //!
 //! Setting a channel up has two halves, because the worker is a freshly executed program:
 //! 1. the pool calls [`Transport::open`], which creates the OS objects and returns a
@@ -17,18 +18,20 @@
 //!    parent, completes any handshake and yields the parent's [`Link`];
 //!    the worker calls [`connect`] with the argument it was given.
 //!
-//! Stream transports (pipe, uds) notice a dead peer by themselves (EOF, `EPIPE`);
+//! Stream transports (pipe, uds, tcp) notice a dead peer by themselves (EOF, `EPIPE`);
 //! transports without such a signal provide an [`Interrupt`] that the supervisor fires after a
 //! worker dies.
 
 pub mod frame;
 mod inherit;
 pub mod pipe;
+pub mod tcp;
 pub mod uds;
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{OwnedFd, RawFd};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -94,17 +97,21 @@ pub enum TransportKind {
     Pipe,
     /// A Unix domain stream socket pair.
     Uds,
+    /// TCP over loopback, with a pool secret.
+    Tcp,
 }
 
 impl TransportKind {
     /// Every kind, in the order the lab reports them.
-    pub const ALL: &'static [TransportKind] = &[TransportKind::Pipe, TransportKind::Uds];
+    pub const ALL: &'static [TransportKind] =
+        &[TransportKind::Pipe, TransportKind::Uds, TransportKind::Tcp];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Pipe => "pipe",
             TransportKind::Uds => "uds",
+            TransportKind::Tcp => "tcp",
         }
     }
 
@@ -113,6 +120,7 @@ impl TransportKind {
         Ok(match self {
             TransportKind::Pipe => Arc::new(pipe::PipeTransport),
             TransportKind::Uds => Arc::new(uds::UdsTransport),
+            TransportKind::Tcp => Arc::new(tcp::TcpTransport::new()?),
         })
     }
 }
@@ -198,6 +206,15 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Both ends of one channel in this process (tests, and the in-process baselines of the
     /// benchmarks); the same mechanism and code paths as between processes.
     fn pair(&self) -> Result<(Link, Link), TransportError>;
+    /// Peers that tried to connect and were refused (a wrong or missing secret), for
+    /// transports that accept connections; 0 for the others.
+    fn rejected_peers(&self) -> u64 {
+        0
+    }
+    /// The address workers connect to, for network transports.
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 /// A channel whose worker side has not been started yet.
@@ -226,6 +243,7 @@ pub fn connect(arg: &str) -> Result<Link, TransportError> {
     match mechanism {
         "pipe" => pipe::connect(rest),
         "uds" => uds::connect(rest),
+        "tcp" => tcp::connect(rest),
         other => Err(TransportError::BadArgument {
             arg: arg.to_owned(),
             reason: format!("unknown mechanism '{other}'"),
@@ -330,6 +348,18 @@ impl ByteRx for SocketStream {
             }
         }
     }
+}
+
+/// `N` bytes from the kernel's random source (`/dev/urandom`, never blocks once the system has
+/// booted), for secrets, nonces and unguessable names.
+pub(crate) fn random_bytes<const N: usize>(
+    mechanism: &'static str,
+) -> Result<[u8; N], TransportError> {
+    let mut bytes = [0u8; N];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| TransportError::os(mechanism, "reading /dev/urandom", e))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
