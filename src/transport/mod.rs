@@ -9,6 +9,7 @@
 //! * [`pipe`]: two anonymous pipes, inherited by the worker.
 //! * [`uds`]: a Unix domain stream socket pair, one end inherited by the worker.
 //! * [`tcp`]: TCP over loopback; the worker connects and proves it knows the pool's secret.
+//! * [`mq`]: two POSIX message queues, named, opened by the worker and unlinked at once.
 //!
 //! Setting a channel up has two halves, because the worker is a freshly executed program:
 //! 1. the pool calls [`Transport::open`], which creates the OS objects and returns a
@@ -20,10 +21,12 @@
 //!
 //! Stream transports (pipe, uds, tcp) notice a dead peer by themselves (EOF, `EPIPE`);
 //! transports without such a signal provide an [`Interrupt`] that the supervisor fires after a
-//! worker dies.
+//! worker dies (mq provides one, and also watches a lifeline pipe so that it sees a death by
+//! itself).
 
 pub mod frame;
 mod inherit;
+pub mod mq;
 pub mod pipe;
 pub mod tcp;
 pub mod uds;
@@ -99,12 +102,18 @@ pub enum TransportKind {
     Uds,
     /// TCP over loopback, with a pool secret.
     Tcp,
+    /// POSIX message queues.
+    Mq,
 }
 
 impl TransportKind {
     /// Every kind, in the order the lab reports them.
-    pub const ALL: &'static [TransportKind] =
-        &[TransportKind::Pipe, TransportKind::Uds, TransportKind::Tcp];
+    pub const ALL: &'static [TransportKind] = &[
+        TransportKind::Pipe,
+        TransportKind::Uds,
+        TransportKind::Tcp,
+        TransportKind::Mq,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -112,6 +121,7 @@ impl TransportKind {
             TransportKind::Pipe => "pipe",
             TransportKind::Uds => "uds",
             TransportKind::Tcp => "tcp",
+            TransportKind::Mq => "mq",
         }
     }
 
@@ -121,6 +131,7 @@ impl TransportKind {
             TransportKind::Pipe => Arc::new(pipe::PipeTransport),
             TransportKind::Uds => Arc::new(uds::UdsTransport),
             TransportKind::Tcp => Arc::new(tcp::TcpTransport::new()?),
+            TransportKind::Mq => Arc::new(mq::MqTransport::new()),
         })
     }
 }
@@ -181,6 +192,16 @@ pub enum TransportError {
     /// The peer did not complete the handshake.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// An operating-system limit on the mechanism's objects was reached.
+    #[error("{mechanism}: {limit} reached; {advice}")]
+    Limit {
+        /// The transport.
+        mechanism: &'static str,
+        /// Which limit (and the call that hit it).
+        limit: String,
+        /// What to do about it.
+        advice: String,
+    },
 }
 
 impl TransportError {
@@ -244,6 +265,7 @@ pub fn connect(arg: &str) -> Result<Link, TransportError> {
         "pipe" => pipe::connect(rest),
         "uds" => uds::connect(rest),
         "tcp" => tcp::connect(rest),
+        "mq" => mq::connect(rest),
         other => Err(TransportError::BadArgument {
             arg: arg.to_owned(),
             reason: format!("unknown mechanism '{other}'"),
