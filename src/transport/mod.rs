@@ -7,6 +7,9 @@
 //!
 //! Required of a transport (one file each):
 //! * [`pipe`]: two anonymous pipes, inherited by the worker.
+//! * [`uds`]: a Unix domain stream socket pair, one end inherited by the worker.
+//! * [`tcp`]: TCP over loopback; the worker connects and proves it knows the pool's secret.
+//! * [`mq`]: two POSIX message queues, named, opened by the worker and unlinked at once.
 //!
 //! Setting a channel up has two halves, because the worker is a freshly executed program:
 //! 1. the pool calls [`Transport::open`], which creates the OS objects and returns a
@@ -16,17 +19,23 @@
 //!    parent, completes any handshake and yields the parent's [`Link`];
 //!    the worker calls [`connect`] with the argument it was given.
 //!
-//! Stream transports (pipe) notice a dead peer by themselves (EOF, `EPIPE`); transports without
-//! such a signal provide an [`Interrupt`] that the supervisor fires after a worker dies.
+//! Stream transports (pipe, uds, tcp) notice a dead peer by themselves (EOF, `EPIPE`);
+//! transports without such a signal provide an [`Interrupt`] that the supervisor fires after a
+//! worker dies (mq provides one, and also watches a lifeline pipe so that it sees a death by
+//! itself).
 
 pub mod frame;
 pub(crate) mod inherit;
+pub mod mq;
 pub mod pipe;
+pub mod tcp;
+pub mod uds;
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{OwnedFd, RawFd};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,16 +106,26 @@ pub enum TransportKind {
     /// Anonymous pipes.
     #[default]
     Pipe,
+    /// A Unix domain stream socket pair.
+    Uds,
+    /// TCP over loopback, with a pool secret.
+    Tcp,
+    /// POSIX message queues.
+    Mq,
 }
 
 impl TransportKind {
     /// Every kind, in the order the lab reports them.
-    pub const ALL: &'static [TransportKind] = &[TransportKind::Pipe];
+    pub const ALL: &'static [TransportKind] =
+        &[TransportKind::Pipe, TransportKind::Uds, TransportKind::Tcp, TransportKind::Mq];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Pipe => "pipe",
+            TransportKind::Uds => "uds",
+            TransportKind::Tcp => "tcp",
+            TransportKind::Mq => "mq",
         }
     }
 
@@ -114,6 +133,9 @@ impl TransportKind {
     pub fn create(self) -> Result<Arc<dyn Transport>, TransportError> {
         Ok(match self {
             TransportKind::Pipe => Arc::new(pipe::PipeTransport),
+            TransportKind::Uds => Arc::new(uds::UdsTransport),
+            TransportKind::Tcp => Arc::new(tcp::TcpTransport::new()?),
+            TransportKind::Mq => Arc::new(mq::MqTransport::new()),
         })
     }
 }
@@ -168,6 +190,16 @@ pub enum TransportError {
     /// The peer did not complete the handshake.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// An operating-system limit on the mechanism's objects was reached.
+    #[error("{mechanism}: {limit} reached; {advice}")]
+    Limit {
+        /// The transport.
+        mechanism: &'static str,
+        /// Which limit (and the call that hit it).
+        limit: String,
+        /// What to do about it.
+        advice: String,
+    },
 }
 
 impl TransportError {
@@ -189,6 +221,15 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Both ends of one channel in this process (tests, and the in-process baselines of the
     /// benchmarks); the same mechanism and code paths as between processes.
     fn pair(&self) -> Result<(Link, Link), TransportError>;
+    /// Peers that tried to connect and were refused (a wrong or missing secret), for
+    /// transports that accept connections; 0 for the others.
+    fn rejected_peers(&self) -> u64 {
+        0
+    }
+    /// The address workers connect to, for network transports.
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 /// A channel whose worker side has not been started yet.
@@ -214,6 +255,9 @@ pub fn connect(arg: &str) -> Result<Link, TransportError> {
     })?;
     match mechanism {
         "pipe" => pipe::connect(rest),
+        "uds" => uds::connect(rest),
+        "tcp" => tcp::connect(rest),
+        "mq" => mq::connect(rest),
         other => Err(TransportError::BadArgument {
             arg: arg.to_owned(),
             reason: format!("unknown mechanism '{other}'"),
@@ -221,33 +265,42 @@ pub fn connect(arg: &str) -> Result<Link, TransportError> {
     }
 }
 
-/// A byte stream over a file descriptor (pipe, socket): `writev` for gather writes, `read`.
+/// A byte stream over a file descriptor (pipe): `writev` for gather writes, `read`.
 #[derive(Debug)]
 pub(crate) struct FdStream(pub(crate) File);
 
 /// At most this many slices per gather write; callers pass up to 3.
 const MAX_GATHER: usize = 4;
 
-impl ByteTx for FdStream {
-    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
-        let mut storage = [IoSlice::new(&[]); MAX_GATHER];
-        for chunk in bufs.chunks(MAX_GATHER) {
-            for (slot, b) in storage.iter_mut().zip(chunk) {
-                *slot = IoSlice::new(b);
-            }
-            let mut slices = &mut storage[..chunk.len()];
-            // Skips leading empty slices.
-            IoSlice::advance_slices(&mut slices, 0);
-            while !slices.is_empty() {
-                match self.0.write_vectored(slices) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(k) => IoSlice::advance_slices(&mut slices, k),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
+/// Writes all of `bufs` through `write_vectored`, which may write any prefix of the slices it
+/// is given; retries on `EINTR`.
+fn gather_write(
+    bufs: &[&[u8]],
+    mut write_vectored: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+) -> io::Result<()> {
+    let mut storage = [IoSlice::new(&[]); MAX_GATHER];
+    for chunk in bufs.chunks(MAX_GATHER) {
+        for (slot, b) in storage.iter_mut().zip(chunk) {
+            *slot = IoSlice::new(b);
+        }
+        let mut slices = &mut storage[..chunk.len()];
+        // Skips leading empty slices.
+        IoSlice::advance_slices(&mut slices, 0);
+        while !slices.is_empty() {
+            match write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => IoSlice::advance_slices(&mut slices, k),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+impl ByteTx for FdStream {
+    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        gather_write(bufs, |slices| self.0.write_vectored(slices))
     }
 }
 
@@ -260,6 +313,58 @@ impl ByteRx for FdStream {
             }
         }
     }
+}
+
+/// A byte stream over a connected stream socket (uds, tcp), shared by a [`Link`]'s two halves:
+/// the socket closes when both are dropped.
+///
+/// Writes go through `sendmsg(2)` with `MSG_NOSIGNAL`, so a peer that has gone away makes the
+/// write fail with `EPIPE` instead of raising `SIGPIPE` (which would kill a program that did
+/// not ignore it; Rust binaries do, but a library cannot rely on that).
+#[derive(Debug, Clone)]
+pub(crate) struct SocketStream(pub(crate) Arc<OwnedFd>);
+
+impl SocketStream {
+    /// Both halves of a link over one connected socket.
+    pub(crate) fn link(socket: OwnedFd) -> Link {
+        let shared = SocketStream(Arc::new(socket));
+        Link { tx: Box::new(shared.clone()), rx: Box::new(shared), interrupt: None }
+    }
+}
+
+impl ByteTx for SocketStream {
+    fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
+        gather_write(bufs, |slices| {
+            let mut control = SendAncillaryBuffer::default();
+            Ok(sendmsg(&*self.0, slices, &mut control, SendFlags::NOSIGNAL)?)
+        })
+    }
+}
+
+impl ByteRx for SocketStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::net::{RecvFlags, recv};
+        loop {
+            match recv(&*self.0, &mut *buf, RecvFlags::empty()) {
+                Ok((n, _)) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// `N` bytes from the kernel's random source (`/dev/urandom`, never blocks once the system has
+/// booted), for secrets, nonces and unguessable names.
+pub(crate) fn random_bytes<const N: usize>(
+    mechanism: &'static str,
+) -> Result<[u8; N], TransportError> {
+    let mut bytes = [0u8; N];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| TransportError::os(mechanism, "reading /dev/urandom", e))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
