@@ -73,24 +73,31 @@ fn check_process_model(fault: FaultKind, transport: TransportKind) {
     assert_eq!(stats.worker_pids.len(), workers);
 }
 
+/// The same suite over every transport: the process model must behave identically.
+fn check_every_transport(fault: FaultKind) {
+    for &transport in TransportKind::ALL {
+        check_process_model(fault, transport);
+    }
+}
+
 #[test]
 fn process_model_survives_panics() {
-    check_process_model(FaultKind::Panic, TransportKind::Pipe);
+    check_every_transport(FaultKind::Panic);
 }
 
 #[test]
 fn process_model_survives_aborts() {
-    check_process_model(FaultKind::Abort, TransportKind::Pipe);
+    check_every_transport(FaultKind::Abort);
 }
 
 #[test]
 fn process_model_survives_segfaults() {
-    check_process_model(FaultKind::Segfault, TransportKind::Pipe);
+    check_every_transport(FaultKind::Segfault);
 }
 
 #[test]
 fn process_model_survives_exits() {
-    check_process_model(FaultKind::Exit, TransportKind::Pipe);
+    check_every_transport(FaultKind::Exit);
 }
 
 #[test]

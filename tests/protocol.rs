@@ -52,3 +52,28 @@ fn a_worker_program_that_is_not_a_worker_fails_the_build_clearly() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot start worker"), "{err}");
 }
+
+#[test]
+fn a_tcp_peer_without_the_secret_is_refused_and_the_pool_keeps_serving() {
+    use std::io::{Read, Write};
+
+    let pool = process_pool(2, TransportKind::Tcp);
+    let addr = pool.local_addr().expect("tcp pools listen on loopback");
+    assert!(addr.ip().is_loopback());
+    for attempt in [&b"MPMTTCP1 not the secret at all, not even close......"[..], b""] {
+        let mut intruder = std::net::TcpStream::connect(addr).unwrap();
+        intruder.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let _ = intruder.write_all(attempt);
+        let _ = intruder.shutdown(std::net::Shutdown::Write);
+        let mut reply = Vec::new();
+        // The pool closes the connection without a word.
+        let _ = intruder.read_to_end(&mut reply);
+        assert!(reply.is_empty(), "the intruder got {reply:?}");
+    }
+    assert!(crate::common::eventually(|| pool.stats().rejected_peers == 2), "{:?}", pool.stats());
+    let results: Vec<_> = pool.map::<Noop, _>(0..1000).collect();
+    assert!(results.iter().enumerate().all(|(i, r)| *r == Ok(i as u64)));
+    // A crash forces a new worker to connect: the listener still accepts real workers.
+    let _ = pool.submit_job(mpmt::supervise::fault::FaultKind::Abort.job(0)).unwrap().wait();
+    assert_eq!(pool.submit::<Noop>(7).unwrap().wait(), Ok(7));
+}

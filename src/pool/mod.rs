@@ -280,6 +280,7 @@ impl PoolBuilder {
         let slots = self.model.processes().max(self.model.parallelism());
         let shared = Arc::new(Shared::new(slots, self.limits.clone()));
         let capacity = self.queue_capacity;
+        let mut channel = None;
         let (engine, tx, rx) = match self.model {
             Model::Threads(n) => {
                 let (pool, tx, rx) = thread::ThreadPool::start(n, capacity, shared.clone())?;
@@ -290,9 +291,11 @@ impl PoolBuilder {
                     Some(p) => p,
                     None => std::env::current_exe().map_err(PoolError::Program)?,
                 };
+                let transport = self.transport.create()?;
+                channel = Some(transport.clone());
                 let config = process::Config {
                     program,
-                    transport: self.transport.create()?,
+                    transport,
                     max_in_flight: self.max_in_flight.max(threads),
                     max_frame: self.max_frame,
                     threads,
@@ -310,6 +313,7 @@ impl PoolBuilder {
             queue: rx,
             engine: Some(engine),
             shared,
+            channel,
             next_id: AtomicU64::new(1),
         })
     }
@@ -410,6 +414,8 @@ pub struct PoolStats {
     pub worker_pids: Vec<u32>,
     /// Recent recovery times: from noticing a worker's death to its replacement being ready.
     pub recoveries: Vec<Duration>,
+    /// Peers refused by the transport (`tcp`: a wrong or missing secret).
+    pub rejected_peers: u64,
 }
 
 /// A pool of workers running [`Task`]s. See the [module docs](self).
@@ -423,6 +429,8 @@ pub struct Pool {
     queue: Receiver<Envelope>,
     engine: Option<Engine>,
     shared: Arc<Shared>,
+    /// The transport's pool-wide state (process and hybrid models).
+    channel: Option<Arc<dyn crate::transport::Transport>>,
     next_id: AtomicU64,
 }
 
@@ -449,6 +457,11 @@ impl Pool {
     /// The transport (meaningful for the process and hybrid models).
     pub fn transport(&self) -> TransportKind {
         self.transport
+    }
+
+    /// The address workers connect to, for a network transport (`tcp`).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.channel.as_ref().and_then(|t| t.local_addr())
     }
 
     /// Submits a task of kind `T`; blocks while the queue is full.
@@ -524,6 +537,7 @@ impl Pool {
             submitted: self.next_id.load(Ordering::Relaxed) - 1,
             worker_pids: lock(&s.workers).iter().flatten().map(|(pid, _)| *pid).collect(),
             recoveries: lock(&s.recoveries).iter().copied().collect(),
+            rejected_peers: self.channel.as_ref().map_or(0, |t| t.rejected_peers()),
         }
     }
 

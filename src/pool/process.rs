@@ -181,11 +181,12 @@ impl Driver {
             if let Some(t) = died_at.take() {
                 self.shared.record_recovery(t.elapsed());
             }
+            self.shared.alive.fetch_add(1, Ordering::AcqRel);
+            self.shared.set_worker(self.slot, Some((worker.process.pid, worker.process.killer())));
+            // Counted before the pool is declared ready, so a fresh pool's stats are complete.
             if let Some(ready) = ready.take() {
                 let _ = ready.send(Ok(()));
             }
-            self.shared.alive.fetch_add(1, Ordering::AcqRel);
-            self.shared.set_worker(self.slot, Some((worker.process.pid, worker.process.killer())));
             let end = worker.serve(jobs, &mut carry);
             self.shared.alive.fetch_sub(1, Ordering::AcqRel);
             self.shared.set_worker(self.slot, None);
