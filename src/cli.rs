@@ -18,6 +18,12 @@ pub(crate) enum Command {
     Lab(LabArgs),
     /// Run a workload on one model and report throughput, latency, CPU, memory and outcomes.
     Run(RunArgs),
+    /// Internal: one cell of the lab's isolation matrix, run in a sacrificial process.
+    #[command(name = "__lab-cell", hide = true)]
+    LabCell {
+        /// The cell, as JSON.
+        spec: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

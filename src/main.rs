@@ -54,6 +54,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run_workload(args),
         Command::Lab(args) => lab(args),
+        Command::LabCell { spec } => {
+            mpmt::lab::isolation::run_cell(&spec).map_err(anyhow::Error::msg)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -192,6 +192,7 @@ impl Experiment for Cpu {
             summary,
             measurements,
             warnings,
+            tables: Vec::new(),
         })
     }
 }

@@ -134,6 +134,7 @@ impl Experiment for Create {
             summary,
             measurements: vec![thread, fork, spawn],
             warnings,
+            tables: Vec::new(),
         })
     }
 }

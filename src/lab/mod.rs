@@ -11,6 +11,8 @@
 //! * `switch.rs`: `switch`, futex ping-pong between two threads vs two processes, on one
 //!   core and across two.
 //! * `cpu.rs`: `cpu`, scaling of a CPU-bound workload on each model.
+//! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
+//!   child process.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
 //! result to a callback as soon as it is ready so a caller can write results incrementally.
@@ -23,6 +25,7 @@
 pub mod cpu;
 #[allow(unsafe_code)]
 pub mod create;
+pub mod isolation;
 #[allow(unsafe_code)]
 pub mod switch;
 pub mod verdict;
@@ -63,6 +66,20 @@ pub struct ClaimResult {
     pub measurements: Vec<Measurement>,
     /// Measurement-quality notes (noise, VM artefacts, skipped cells), each actionable.
     pub warnings: Vec<String>,
+    /// Detail tables beyond the comparison row (e.g. the isolation matrix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<DetailTable>,
+}
+
+/// A small table of detail figures for one claim, printed under its summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetailTable {
+    /// What the table shows.
+    pub title: String,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows of cells, each as long as `header`.
+    pub rows: Vec<Vec<String>>,
 }
 
 /// One measured series. Field docs are the JSON schema of a measurement.
@@ -138,7 +155,12 @@ pub trait Experiment {
 
 /// All experiments, in the order the lab runs them.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(create::Create), Box::new(switch::Switch), Box::new(cpu::Cpu)]
+    vec![
+        Box::new(create::Create),
+        Box::new(switch::Switch),
+        Box::new(cpu::Cpu),
+        Box::new(isolation::Isolation),
+    ]
 }
 
 /// A whole lab run. Field docs are the JSON schema of the report's top level.
@@ -269,14 +291,17 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch", "cpu"]);
+        assert_eq!(ids, ["create", "switch", "cpu", "isolation"]);
     }
 
     #[test]
     fn unknown_id_lists_valid_ones() {
         let err = run(&cfg(Some(vec!["nope".into()])), &mut |_| {}).unwrap_err();
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
-        assert_eq!(err.to_string(), "unknown experiment 'nope'; valid ids: create, switch, cpu");
+        assert_eq!(
+            err.to_string(),
+            "unknown experiment 'nope'; valid ids: create, switch, cpu, isolation"
+        );
     }
 
     #[test]

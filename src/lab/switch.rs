@@ -210,6 +210,7 @@ impl Experiment for Switch {
             summary,
             measurements,
             warnings,
+            tables: Vec::new(),
         })
     }
 }

@@ -15,9 +15,14 @@
 //! reads the worker's status page ([`crate::supervise::status`]): the tasks it shows running
 //! are the ones the death cost — they fail (`Crashed`, `Exited`, `OutOfMemory`, `TimedOut`…)
 //! or, if idempotent and retries remain, run again. Every other task in flight never started
-//! and goes first to the replacement worker, which the driver starts at once. Spawning happens
-//! on the driver thread because `PR_SET_PDEATHSIG` fires when the *thread* that forked the
-//! worker ends. The full state machine is in `README.md` beside this file.
+//! and goes first to the replacement worker.
+//!
+//! Workers are started by one **spawner** thread per pool, which lives as long as the pool:
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked a worker ends, so no driver may be
+//! that thread. After the first death the spawner also keeps one **spare** worker started and
+//! greeted in advance, so a replacement takes a hand-over instead of a fork, an exec and a
+//! handshake (about a millisecond here); a pool that never loses a worker never pays for a
+//! spare. The full state machine is in `README.md` beside this file.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -62,9 +67,10 @@ pub(crate) struct Config {
     pub(crate) threads: usize,
 }
 
-/// Running driver threads, and the watchdog when tasks have a timeout.
+/// Running driver threads, the spawner, and the watchdog when tasks have a timeout.
 pub(crate) struct ProcessPool {
     drivers: Vec<JoinHandle<()>>,
+    spawner: Spawner,
     _watchdog: Option<Arc<Watchdog>>,
 }
 
@@ -82,16 +88,13 @@ impl ProcessPool {
             None => None,
         };
         let config = Arc::new(config);
+        let spawner = Spawner::start(config.clone(), shared.clone(), watchdog.clone())
+            .map_err(PoolError::Thread)?;
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
         let mut drivers = Vec::with_capacity(n);
         let mut failure = None;
         for slot in 0..n {
-            let driver = Driver {
-                slot,
-                config: config.clone(),
-                shared: shared.clone(),
-                watchdog: watchdog.clone(),
-            };
+            let driver = Driver { slot, shared: shared.clone(), spawner: spawner.handle() };
             let (jobs, ready) = (jobs.clone(), ready_tx.clone());
             match std::thread::Builder::new()
                 .name(format!("mpmt-driver-{slot}"))
@@ -116,7 +119,7 @@ impl ProcessPool {
                 }
             }
         }
-        let pool = ProcessPool { drivers, _watchdog: watchdog };
+        let pool = ProcessPool { drivers, spawner, _watchdog: watchdog };
         if let Some(e) = failure {
             drop(tx);
             pool.join();
@@ -126,19 +129,82 @@ impl ProcessPool {
     }
 
     /// Waits for the drivers; they stop their workers once the queue is closed and drained.
+    /// Then the spawner stops its spare.
     pub(crate) fn join(self) {
         for d in self.drivers {
             let _ = d.join();
         }
+        self.spawner.join();
+    }
+}
+
+/// Asks the spawner for a worker.
+type Request = (bool, Sender<Result<Worker, String>>);
+
+/// The thread that starts every worker of a pool (see the module docs).
+struct Spawner {
+    requests: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Spawner {
+    fn start(
+        config: Arc<Config>,
+        shared: Arc<Shared>,
+        watchdog: Option<Arc<Watchdog>>,
+    ) -> std::io::Result<Spawner> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Request>();
+        let thread = std::thread::Builder::new().name("mpmt-spawner".into()).spawn(move || {
+            let start = || Worker::start(&config, &shared, watchdog.as_deref());
+            let mut spare: Option<Result<Worker, String>> = None;
+            for (replacement, reply) in rx {
+                // A spare that failed to start is not handed out: try afresh.
+                let worker = match spare.take() {
+                    Some(Ok(worker)) => Ok(worker),
+                    _ => start(),
+                };
+                let _ = reply.send(worker);
+                // From the first death on, keep the next replacement ready.
+                if replacement && !shared.aborting.load(Ordering::Acquire) {
+                    spare = Some(start());
+                }
+            }
+            if let Some(Ok(worker)) = spare {
+                worker.stop();
+            }
+        })?;
+        Ok(Spawner { requests: Some(tx), thread: Some(thread) })
+    }
+
+    fn handle(&self) -> SpawnHandle {
+        SpawnHandle(self.requests.clone().expect("live spawner"))
+    }
+
+    fn join(mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A driver's way to ask the spawner for a worker.
+struct SpawnHandle(Sender<Request>);
+
+impl SpawnHandle {
+    /// A started worker that said hello; `replacement` after a death (this enables the spare).
+    fn get(&self, replacement: bool) -> Result<Worker, String> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.0.send((replacement, tx)).map_err(|_| "the spawner thread is gone".to_owned())?;
+        rx.recv().map_err(|_| "the spawner thread is gone".to_owned())?
     }
 }
 
 /// One worker slot: its settings and the lifecycle loop in [`Driver::run`].
 struct Driver {
     slot: usize,
-    config: Arc<Config>,
     shared: Arc<Shared>,
-    watchdog: Option<Arc<Watchdog>>,
+    spawner: SpawnHandle,
 }
 
 impl Driver {
@@ -154,8 +220,11 @@ impl Driver {
                 cancel_all(&mut carry);
                 return;
             }
-            let mut worker = match Worker::start(&self) {
-                Ok(worker) => worker,
+            let mut worker = match self.spawner.get(died_at.is_some() || failures > 0) {
+                Ok(mut worker) => {
+                    worker.slot = self.slot;
+                    worker
+                }
                 Err(message) => {
                     self.shared.spawn_failures.fetch_add(1, Ordering::Relaxed);
                     if let Some(ready) = ready.take() {
@@ -299,10 +368,16 @@ struct Worker {
 }
 
 impl Worker {
-    /// Spawns a worker and waits for its hello.
-    fn start(driver: &Driver) -> Result<Worker, String> {
-        let (slot, config) = (driver.slot, &*driver.config);
-        let limits = &driver.shared.limits;
+    /// Spawns a worker and waits for its hello (on the spawner thread).
+    fn start(
+        config: &Config,
+        shared: &Arc<Shared>,
+        watchdog: Option<&Watchdog>,
+    ) -> Result<Worker, String> {
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        // Numbered by start until a driver adopts it and gives it its slot number.
+        let slot = STARTED.fetch_add(1, Ordering::Relaxed) as usize;
+        let limits = &shared.limits;
         let (page, page_fd): (StatusPage, OwnedFd) =
             StatusPage::create(config.threads).map_err(|e| e.to_string())?;
         let pending = config.transport.open().map_err(|e| e.to_string())?;
@@ -349,7 +424,7 @@ impl Worker {
             killer: process.killer(),
             expired: Mutex::new(None),
         });
-        if let Some(watchdog) = &driver.watchdog {
+        if let Some(watchdog) = watchdog {
             let entry: Arc<dyn Overdue> = watched.clone();
             watchdog.watch(Arc::downgrade(&entry) as Weak<dyn Overdue>);
         }
@@ -362,7 +437,7 @@ impl Worker {
             reader: Some(reader),
             interrupt: link.interrupt,
             watched,
-            shared: driver.shared.clone(),
+            shared: shared.clone(),
             max_in_flight: config.max_in_flight,
             threads: config.threads,
             budget: limits.max_tasks_per_worker,

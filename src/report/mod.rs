@@ -82,6 +82,7 @@ pub(crate) mod fixture {
                     summary: "fork takes 4.5× as long as a thread.".into(),
                     measurements: vec![m("spawn+join", &[18e-6, 20e-6, 22e-6])],
                     warnings: vec![],
+                    tables: vec![],
                 },
                 ClaimResult {
                     id: "switch".into(),
@@ -96,6 +97,11 @@ pub(crate) mod fixture {
                     summary: "On one core processes take 1.24×.".into(),
                     measurements: vec![],
                     warnings: vec!["cross-core wake-ups dominate".into()],
+                    tables: vec![crate::lab::DetailTable {
+                        title: "isolation matrix".into(),
+                        header: vec!["fault".into(), "thread".into()],
+                        rows: vec![vec!["abort".into(), "process died".into()]],
+                    }],
                 },
             ],
         }

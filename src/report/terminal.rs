@@ -47,6 +47,18 @@ pub fn render(report: &LabReport) -> String {
         for w in &c.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
+        for t in &c.tables {
+            let mut detail = Table::new();
+            detail
+                .load_style(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(WIDTH)
+                .set_header(t.header.clone());
+            for row in &t.rows {
+                detail.add_row(row.clone());
+            }
+            let _ = writeln!(out, "  {}:\n{detail}", t.title);
+        }
     }
     let m = &report.machine;
     let _ = writeln!(
@@ -86,6 +98,8 @@ mod tests {
             "[switch] depends",
             "(holds on one core; not on two cores)",
             "warning: cross-core wake-ups dominate",
+            "isolation matrix:",
+            "process died",
             "machine: Test CPU @ 1GHz | 2 logical cores | 1.00 GiB RAM | kernel 6.1.0-test",
             "quick run",
         ] {
