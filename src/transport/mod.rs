@@ -6,7 +6,8 @@
 //! pool does not care which one it runs over.
 //!
 //! Required of a transport (one file each):
-//! * [`pipe`]: two anonymous pipes, inherited by the worker.
+//! * [`pipe`]: two anonymous pipes, inherited by the worker;
+//! * [`shm`]: two byte rings in a shared memfd, with spin-then-futex waiting.
 //!
 //! Setting a channel up has two halves, because the worker is a freshly executed program:
 //! 1. the pool calls [`Transport::open`], which creates the OS objects and returns a
@@ -17,11 +18,13 @@
 //!    the worker calls [`connect`] with the argument it was given.
 //!
 //! Stream transports (pipe) notice a dead peer by themselves (EOF, `EPIPE`); transports without
-//! such a signal provide an [`Interrupt`] that the supervisor fires after a worker dies.
+//! such a signal provide an [`Interrupt`] that the supervisor fires after a worker dies (shm
+//! also watches its worker itself, so a crash reads as end of stream there too).
 
 pub mod frame;
 mod inherit;
 pub mod pipe;
+pub mod shm;
 
 use std::fmt;
 use std::fs::File;
@@ -89,16 +92,19 @@ pub enum TransportKind {
     /// Anonymous pipes.
     #[default]
     Pipe,
+    /// Byte rings in shared memory, spin-then-futex waiting.
+    Shm,
 }
 
 impl TransportKind {
     /// Every kind, in the order the lab reports them.
-    pub const ALL: &'static [TransportKind] = &[TransportKind::Pipe];
+    pub const ALL: &'static [TransportKind] = &[TransportKind::Pipe, TransportKind::Shm];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Pipe => "pipe",
+            TransportKind::Shm => "shm",
         }
     }
 
@@ -106,6 +112,7 @@ impl TransportKind {
     pub fn create(self) -> Result<Arc<dyn Transport>, TransportError> {
         Ok(match self {
             TransportKind::Pipe => Arc::new(pipe::PipeTransport),
+            TransportKind::Shm => Arc::new(shm::ShmTransport),
         })
     }
 }
@@ -218,6 +225,7 @@ pub fn connect(arg: &str) -> Result<Link, TransportError> {
         })?;
     match mechanism {
         "pipe" => pipe::connect(rest),
+        "shm" => shm::connect(rest),
         other => Err(TransportError::BadArgument {
             arg: arg.to_owned(),
             reason: format!("unknown mechanism '{other}'"),

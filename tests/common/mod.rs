@@ -4,12 +4,12 @@
 use std::process::{Command, Output};
 
 /// Path of the binary under test.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mpmt")
 }
 
 /// Runs `mpmt ARGS` to completion.
-pub fn mpmt(args: &[&str]) -> Output {
+pub(crate) fn mpmt(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
         .output()
