@@ -11,7 +11,8 @@
 //! * [`worker`]: what the binary does when re-executed as a worker process;
 //! * [`protocol`]: the messages between pool and worker;
 //! * [`transport`]: the IPC mechanisms and the frame codec;
-//! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection.
+//! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection;
+//! * [`sync`]: synchronisation building blocks and the loom shim they are checked through.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // The worker docs show `main` on purpose: calling `run_if_worker` first in it is the point.
@@ -24,6 +25,7 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod supervise;
+pub mod sync;
 pub mod task;
 pub mod transport;
 pub mod worker;

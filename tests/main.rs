@@ -9,6 +9,7 @@
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
 //! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
+//! * `transport`: every transport through real worker processes, with and without crashes.
 //!
 //! The soak test runs in its own binary (`tests/soak.rs`): it compares the process's open
 //! descriptors before and after, which concurrent tests in one process would disturb.
@@ -19,3 +20,4 @@ mod faults;
 mod isolation;
 mod protocol;
 mod signals;
+mod transport;

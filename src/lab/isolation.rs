@@ -87,7 +87,8 @@ fn model_of(name: &str) -> Model {
     }
 }
 
-/// The child side of a cell (`mpmt __lab-cell SPEC`): runs it, printing [`Line`]s.
+/// The child side of a cell (`mpmt __lab-cell SPEC`): runs it, printing one JSON line per
+/// outcome and a last line with the pool's fate.
 pub fn run_cell(spec_json: &str) -> Result<(), String> {
     let spec: CellSpec =
         serde_json::from_str(spec_json).map_err(|e| format!("bad cell spec: {e}"))?;
@@ -238,7 +239,7 @@ fn run_child(cfg: &LabConfig, spec: &CellSpec) -> Result<Cell, LabError> {
     if !status.success() {
         cell.survived = false;
         cell.death = Some(match (status.signal(), status.code()) {
-            (Some(sig), _) => format!("{}", crate::pool::signal_name(sig)),
+            (Some(sig), _) => crate::pool::signal_name(sig).to_string(),
             (None, Some(code)) => format!("exit {code}"),
             _ => "unknown".to_owned(),
         });

@@ -10,6 +10,7 @@
 //! * [`uds`]: a Unix domain stream socket pair, one end inherited by the worker.
 //! * [`tcp`]: TCP over loopback; the worker connects and proves it knows the pool's secret.
 //! * [`mq`]: two POSIX message queues, named, opened by the worker and unlinked at once.
+//! * [`shm`]: two byte rings in a shared memfd, with spin-then-futex waiting.
 //!
 //! Setting a channel up has two halves, because the worker is a freshly executed program:
 //! 1. the pool calls [`Transport::open`], which creates the OS objects and returns a
@@ -21,13 +22,14 @@
 //!
 //! Stream transports (pipe, uds, tcp) notice a dead peer by themselves (EOF, `EPIPE`);
 //! transports without such a signal provide an [`Interrupt`] that the supervisor fires after a
-//! worker dies (mq provides one, and also watches a lifeline pipe so that it sees a death by
-//! itself).
+//! worker dies, and also watch a lifeline pipe so that a death reads as end of stream by
+//! itself (mq, shm).
 
 pub mod frame;
 pub(crate) mod inherit;
 pub mod mq;
 pub mod pipe;
+pub mod shm;
 pub mod tcp;
 pub mod uds;
 
@@ -112,12 +114,19 @@ pub enum TransportKind {
     Tcp,
     /// POSIX message queues.
     Mq,
+    /// Byte rings in shared memory, spin-then-futex waiting.
+    Shm,
 }
 
 impl TransportKind {
     /// Every kind, in the order the lab reports them.
-    pub const ALL: &'static [TransportKind] =
-        &[TransportKind::Pipe, TransportKind::Uds, TransportKind::Tcp, TransportKind::Mq];
+    pub const ALL: &'static [TransportKind] = &[
+        TransportKind::Pipe,
+        TransportKind::Uds,
+        TransportKind::Tcp,
+        TransportKind::Mq,
+        TransportKind::Shm,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -126,6 +135,7 @@ impl TransportKind {
             TransportKind::Uds => "uds",
             TransportKind::Tcp => "tcp",
             TransportKind::Mq => "mq",
+            TransportKind::Shm => "shm",
         }
     }
 
@@ -136,6 +146,7 @@ impl TransportKind {
             TransportKind::Uds => Arc::new(uds::UdsTransport),
             TransportKind::Tcp => Arc::new(tcp::TcpTransport::new()?),
             TransportKind::Mq => Arc::new(mq::MqTransport::new()),
+            TransportKind::Shm => Arc::new(shm::ShmTransport),
         })
     }
 }
@@ -258,6 +269,7 @@ pub fn connect(arg: &str) -> Result<Link, TransportError> {
         "uds" => uds::connect(rest),
         "tcp" => tcp::connect(rest),
         "mq" => mq::connect(rest),
+        "shm" => shm::connect(rest),
         other => Err(TransportError::BadArgument {
             arg: arg.to_owned(),
             reason: format!("unknown mechanism '{other}'"),
