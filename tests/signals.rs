@@ -72,3 +72,45 @@ fn killing_the_parent_kills_every_worker() {
     let survivors: Vec<_> = workers.iter().filter(|&&w| alive(w)).collect();
     assert!(survivors.is_empty(), "workers {survivors:?} outlived their parent by 1 s");
 }
+
+/// The `--link` argument of a running worker, from its command line.
+fn link_arg(pid: u32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> =
+        cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let at = args.iter().position(|a| a == "--link")?;
+    args.get(at + 1).cloned()
+}
+
+#[test]
+fn killing_the_parent_leaves_no_message_queue_behind() {
+    use nix::mqueue::{MQ_OFlag, mq_open};
+    use nix::sys::stat::Mode;
+
+    let mut child = Command::new(bin())
+        .args(["run", "--model", "process", "--workers", "2", "--transport", "mq"])
+        .args(["--task", "sleep", "--size", "20000", "--count", "100000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(eventually(|| children_of(pid).len() == 2), "workers started");
+    let workers = children_of(pid);
+    let names: Vec<String> = workers
+        .iter()
+        .filter_map(|&w| link_arg(w))
+        .flat_map(|arg| {
+            let rest = arg.strip_prefix("mq:").expect("an mq link").to_owned();
+            rest.split(',').take(2).map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(names.len(), 4, "two queues per worker");
+    signal(pid, Signal::KILL);
+    let _ = child.wait();
+    assert!(eventually(|| workers.iter().all(|&w| !alive(w))));
+    for name in names {
+        let opened = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None);
+        assert_eq!(opened.err(), Some(nix::errno::Errno::ENOENT), "queue {name} still exists");
+    }
+}

@@ -1,7 +1,7 @@
 //! Soak: 10,000 tasks with 1 % of each of the six fault kinds, on the process and the hybrid
-//! model. Every task gets exactly one outcome, none is lost, the pool survives with its
-//! workers, and afterwards this process's open descriptors and children are back to where
-//! they started.
+//! model, then a crash-heavy run on every transport. Every task gets exactly one outcome, none
+//! is lost, the pool survives with its workers, and afterwards this process's open
+//! descriptors, shared-memory mappings and children are back to where they started.
 //!
 //! Its own test binary (see `tests/main.rs`): descriptor counts would be disturbed by other
 //! tests running concurrently in the same process. Both models run in one test, in sequence.
@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mpmt::pool::{Model, Pool, TaskError};
-use mpmt::supervise::fault::FaultKind;
+use mpmt::supervise::fault::{FaultKind, FaultPlan};
 use mpmt::task::Job;
 use mpmt::task::builtin::{Sha256, Sha256Input, sha256_digest};
+use mpmt::transport::TransportKind;
 
 const TASKS: u64 = 10_000;
 
@@ -104,12 +105,45 @@ fn soak(model: Model) {
     pool.shutdown();
 }
 
+/// A short crash-heavy run over one transport: 300 tasks, 5 % segfaults.
+fn crash_run(transport: TransportKind) {
+    let pool = Pool::builder()
+        .model(Model::Processes(2))
+        .transport(transport)
+        .worker_program(env!("CARGO_BIN_EXE_mpmt"))
+        .build()
+        .unwrap();
+    let plan = FaultPlan { kind: FaultKind::Segfault, rate: 0.05, seed: 5 };
+    let jobs = (0..300).map(|i| {
+        if plan.is_faulty(i) {
+            FaultKind::Segfault.job(i)
+        } else {
+            Job::new::<Sha256>(Sha256Input { index: i, size: 1024 })
+        }
+    });
+    assert_eq!(pool.map_jobs(jobs).count(), 300, "{transport}");
+}
+
+/// Shared-memory regions and status pages are memfds: a leaked one shows as a descriptor or
+/// a mapping of this process.
+fn memfd_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map_or(0, |m| m.lines().filter(|l| l.contains("/memfd:")).count())
+}
+
 #[test]
 fn soak_process_and_hybrid_models() {
     let fds = open_fds();
+    let maps = memfd_mappings();
     assert!(children().is_empty());
     soak(Model::Processes(2));
     soak(Model::Hybrid { processes: 2, threads: 2 });
+    // After crashes on every transport, nothing remains either: no descriptor (pipe, socket,
+    // queue, memfd), no mapping, no child.
+    for &transport in TransportKind::ALL {
+        crash_run(transport);
+    }
     assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert_eq!(memfd_mappings(), maps, "shared-memory mappings leaked");
     assert!(children().is_empty(), "workers left: {:?}", children());
 }
