@@ -33,6 +33,24 @@ fn bad_arguments_exit_2_with_a_message() {
     assert_usage_error(&["lab", "--only", "telepathy"], "unknown experiment 'telepathy'");
     assert_usage_error(&["teleport"], "unrecognized subcommand");
     assert_usage_error(&["run"], "--task");
+    assert_usage_error(&["run", "--task", "noop", "--timeout", "soon"], "not a duration");
+    assert_usage_error(&["run", "--task", "noop", "--timeout", "0s"], "positive");
+    assert_usage_error(&["run", "--task", "noop", "--memory-limit", "lots"], "not a size");
+    assert_usage_error(
+        &["run", "--task", "noop", "--memory-limit", "5 parsecs"],
+        "unknown size unit",
+    );
+    assert_usage_error(&["run", "--task", "noop", "--inject", "hang:0.1"], "needs --timeout");
+    assert_usage_error(&["run", "--task", "noop", "--inject", "oom:0.1"], "needs --memory-limit");
+    assert_usage_error(
+        &["run", "--task", "noop", "--model", "hybrid", "--workers", "2"],
+        "--processes",
+    );
+    assert_usage_error(&["run", "--task", "noop", "--threads", "2"], "--model hybrid");
+    assert_usage_error(
+        &["run", "--task", "noop", "--max-tasks-per-worker", "0"],
+        "--max-tasks-per-worker",
+    );
 }
 
 #[test]
@@ -90,6 +108,44 @@ fn run_json_reports_every_outcome() {
     assert_eq!(v["errors"]["crashed"].as_u64(), Some(injected));
     assert_eq!(v["ok"].as_u64().unwrap() + injected, 300);
     assert_eq!(v["verified"].as_u64().unwrap() + injected, 300);
+}
+
+#[test]
+fn hybrid_run_with_timeouts_and_memory_cap() {
+    let out = mpmt(&[
+        "run",
+        "--model",
+        "hybrid",
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+        "--task",
+        "sleep",
+        "--size",
+        "1000",
+        "--count",
+        "200",
+        "--inject",
+        "hang:0.02",
+        "--timeout",
+        "1s",
+        "--memory-limit",
+        "512MiB",
+        "--retries",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "hybrid");
+    assert_eq!(v["workers"], 4);
+    assert_eq!(v["lost"], 0);
+    let injected = v["injected"].as_u64().unwrap();
+    assert!(injected > 0);
+    // Each hang times out; sleeps killed beside it are idempotent and retried.
+    assert_eq!(v["errors"]["timed_out"].as_u64(), Some(injected), "{v}");
+    assert_eq!(v["ok"].as_u64().unwrap() + injected, 200, "{v}");
 }
 
 #[test]

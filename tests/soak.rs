@@ -51,7 +51,7 @@ fn soak(model: Model) {
     let pool = Pool::builder()
         .model(model)
         .worker_program(env!("CARGO_BIN_EXE_mpmt"))
-        .task_timeout(Duration::from_millis(250))
+        .task_timeout(Duration::from_millis(400))
         .memory_limit(192 << 20)
         .retries(2)
         .build()
