@@ -204,7 +204,7 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
     if args.threads <= 1 {
         serve_inline(registry, status, &mut reader, &mut writer)
     } else {
-        serve_threads(registry, status, args.threads, &mut reader, writer)
+        serve_threads(registry, status, args.threads, args.max_frame, &mut reader, writer)
     }
 }
 
@@ -274,6 +274,7 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
     registry: &Registry,
     status: Option<&StatusPage>,
     threads: usize,
+    max_frame: u32,
     reader: &mut FrameReader<R>,
     writer: FrameWriter<W>,
 ) -> i32 {
@@ -285,7 +286,7 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
             let spawned = std::thread::Builder::new()
                 .name(format!("mpmt-task-{slot}"))
                 .spawn_scoped(scope, move || {
-                    let mut out = FrameWriter::new(Vec::new(), u32::MAX);
+                    let mut out = FrameWriter::new(Vec::new(), max_frame);
                     for (id, payload) in rx {
                         begin(status, slot, id);
                         run_one(registry, id, &payload, &mut out);
