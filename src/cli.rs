@@ -18,6 +18,9 @@ pub(crate) enum Command {
     Lab(LabArgs),
     /// Run a workload on one model and report throughput, latency, CPU, memory and outcomes.
     Run(RunArgs),
+    /// Measure every IPC transport between two processes (round-trip latency, one-way
+    /// throughput) beside a thread channel, memcpy and a spin-only ping-pong.
+    Ipc(IpcArgs),
     /// Internal: one cell of the lab's isolation matrix, run in a sacrificial process.
     #[command(name = "__lab-cell", hide = true)]
     LabCell {
@@ -104,6 +107,36 @@ pub(crate) struct LabArgs {
     /// Also write the full report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IpcArgs {
+    /// Message sizes in bytes, comma-separated; units B, KiB, MiB (1024) or KB, MB (1000).
+    #[arg(long, value_name = "SIZE,...", default_value = "64,4096,65536,1048576", value_parser = parse_sizes)]
+    pub(crate) sizes: mpmt::ipc::SizeList,
+    /// Transports to measure, comma-separated.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "pipe,uds,tcp,mq,shm",
+        value_parser = parse_transport
+    )]
+    pub(crate) transports: Vec<mpmt::transport::TransportKind>,
+    /// Shorter budgets: the default sizes and transports finish in under 20 s on 2 cores.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Pin the measuring thread to the first allowed CPU and every partner to the second
+    /// (default: the scheduler places them).
+    #[arg(long)]
+    pub(crate) pin: bool,
+    /// Print one JSON object (every sample included) instead of the tables.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_sizes(s: &str) -> Result<mpmt::ipc::SizeList, String> {
+    s.parse().map_err(|e: mpmt::ipc::IpcError| e.to_string())
 }
 
 fn parse_transport(s: &str) -> Result<mpmt::transport::TransportKind, String> {

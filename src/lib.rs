@@ -12,12 +12,15 @@
 //! * [`protocol`]: the messages between pool and worker;
 //! * [`transport`]: the IPC mechanisms and the frame codec;
 //! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection;
+//! * [`ipc`]: the IPC benchmark (`mpmt ipc`, the lab's `ipc` claim): every transport between
+//!   two processes beside a thread channel, memcpy and a spin-only ping-pong;
 //! * [`sync`]: synchronisation building blocks and the loom shim they are checked through.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // The worker docs show `main` on purpose: calling `run_if_worker` first in it is the point.
 #![allow(clippy::needless_doctest_main)]
 
+pub mod ipc;
 pub mod lab;
 pub mod measure;
 pub mod pool;

@@ -14,7 +14,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::consts::SIGINT;
 
-use cli::{Cli, Command, LabArgs, ModelArg, RunArgs};
+use cli::{Cli, Command, IpcArgs, LabArgs, ModelArg, RunArgs};
 use mpmt::lab::{LabConfig, LabError, LabReport};
 use mpmt::pool::{Model, available_cpus};
 use mpmt::run::{RunError, RunReport, RunSpec};
@@ -54,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run_workload(args),
         Command::Lab(args) => lab(args),
+        Command::Ipc(args) => ipc(args),
         Command::LabCell { spec } => {
             mpmt::lab::isolation::run_cell(&spec).map_err(anyhow::Error::msg)?;
             Ok(ExitCode::SUCCESS)
@@ -274,6 +275,42 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     write!(out, "{}", mpmt::report::terminal::render(&report))?;
     if let Some(path) = &args.json {
         writeln!(out, "JSON report: {}", path.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ipc(args: IpcArgs) -> anyhow::Result<ExitCode> {
+    let cfg = mpmt::ipc::IpcConfig {
+        sizes: args.sizes.0,
+        transports: args.transports,
+        quick: args.quick,
+        pin: args.pin,
+        exe: std::env::current_exe().context("locating the mpmt binary for the peer processes")?,
+    };
+    let machine = mpmt::measure::Machine::detect();
+    eprintln!(
+        "mpmt ipc{} on {} ({} logical cores, kernel {})",
+        if cfg.quick { " --quick" } else { "" },
+        machine.cpu_model,
+        machine.logical_cores,
+        machine.kernel
+    );
+    let bar = mpmt::lab::progress_bar("ipc");
+    let report = mpmt::ipc::run(&cfg, &bar);
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(r) => r,
+        Err(e @ (mpmt::ipc::IpcError::BadSize { .. } | mpmt::ipc::IpcError::Empty(_))) => {
+            return Err(Usage(e.to_string()).into());
+        }
+        Err(e) => return Err(e).context("measuring IPC"),
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", mpmt::ipc::render::render(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,8 @@
 //! * `create.rs`: `create`, creation cost of a thread vs `fork` vs spawning a binary.
 //! * `switch.rs`: `switch`, futex ping-pong between two threads vs two processes, on one
 //!   core and across two.
+//! * `ipc.rs`: `ipc`, every IPC transport between two processes vs a thread channel
+//!   (through [`crate::ipc`]).
 //! * `cpu.rs`: `cpu`, scaling of a CPU-bound workload on each model.
 //! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
 //!   child process.
@@ -25,6 +27,7 @@
 pub mod cpu;
 #[allow(unsafe_code)]
 pub mod create;
+pub mod ipc;
 pub mod isolation;
 #[allow(unsafe_code)]
 pub mod switch;
@@ -158,6 +161,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(create::Create),
         Box::new(switch::Switch),
+        Box::new(ipc::Ipc),
         Box::new(cpu::Cpu),
         Box::new(isolation::Isolation),
     ]
@@ -225,6 +229,9 @@ pub enum LabError {
         /// How long.
         after: Duration,
     },
+    /// The IPC benchmark failed.
+    #[error(transparent)]
+    Ipc(#[from] crate::ipc::IpcError),
     /// A series ended up without (finite) samples.
     #[error("series '{0}' has no samples")]
     NoSamples(String),
@@ -291,7 +298,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch", "cpu", "isolation"]);
+        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation"]);
     }
 
     #[test]
@@ -300,7 +307,7 @@ mod tests {
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
         assert_eq!(
             err.to_string(),
-            "unknown experiment 'nope'; valid ids: create, switch, cpu, isolation"
+            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation"
         );
     }
 

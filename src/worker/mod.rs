@@ -69,6 +69,9 @@ pub fn run_if_worker(registry: &Registry) -> Option<i32> {
     if first == EXIT_COMMAND {
         return Some(0);
     }
+    if first == crate::ipc::PEER_COMMAND {
+        return Some(crate::ipc::peer::main(args));
+    }
     if first != WORKER_COMMAND {
         return None;
     }

@@ -1,0 +1,68 @@
+//! `mpmt ipc`: the JSON report has the documented shape with positive figures, and bad
+//! arguments exit 2 with a message. Never asserts on how fast anything is.
+
+use serde_json::Value;
+
+use crate::common::mpmt;
+
+#[test]
+fn quick_json_run_has_the_documented_shape() {
+    let out = mpmt(&["ipc", "--quick", "--sizes", "64", "--transports", "pipe,shm", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mpmt ipc failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+
+    for key in ["cpu_model", "logical_cores", "kernel"] {
+        assert!(!report["machine"][key].is_null(), "machine.{key} missing");
+    }
+    assert_eq!(report["quick"], true);
+    assert_eq!(report["placement"]["pinned"], false);
+    assert!(report["placement"]["note"].as_str().is_some_and(|n| n.contains("scheduler")));
+    assert!(report["warnings"].is_array());
+    assert!(report["duration_s"].as_f64().is_some_and(|d| d > 0.0));
+    let positive = |v: &Value, what: &str| {
+        assert!(v.as_f64().is_some_and(|x| x > 0.0), "{what} = {v}");
+    };
+    let spin = &report["spin_round_trip"];
+    positive(&spin["summary"]["median"], "spin median");
+    assert!(spin["batch"].as_u64().is_some_and(|b| b > 1));
+
+    let sizes = report["sizes"].as_array().expect("sizes");
+    assert_eq!(sizes.len(), 1);
+    let size = &sizes[0];
+    assert_eq!(size["size_bytes"], 64);
+    positive(&size["memcpy"]["summary"]["median"], "memcpy");
+    let endpoints = size["endpoints"].as_array().expect("endpoints");
+    let names: Vec<&str> = endpoints.iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["thread-channel", "pipe", "shm"]);
+    for e in endpoints {
+        let name = e["name"].as_str().unwrap_or("?");
+        assert_eq!(e["between_processes"], name != "thread-channel", "{name}");
+        let rt = &e["round_trip"];
+        positive(&rt["summary"]["median"], &format!("{name} p50"));
+        positive(&rt["summary"]["p99"], &format!("{name} p99"));
+        assert_eq!(rt["batch"], 1, "{name}");
+        let samples = rt["samples"].as_array().expect("samples");
+        assert_eq!(samples.len() as u64, rt["summary"]["n"].as_u64().unwrap_or(0), "{name}");
+        positive(&e["throughput"]["messages_per_s"], &format!("{name} msg/s"));
+        positive(&e["throughput"]["bytes_per_s"], &format!("{name} B/s"));
+        assert!(e["throughput"]["runs"].as_array().is_some_and(|r| !r.is_empty()), "{name}");
+        positive(&e["vs_thread"], &format!("{name} vs_thread"));
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    for (args, needle) in [
+        (&["ipc", "--sizes", "0"][..], "at least 1 byte"),
+        (&["ipc", "--sizes", "64,huge"], "bad message size 'huge'"),
+        (&["ipc", "--sizes", "1GiB"], "unknown unit"),
+        (&["ipc", "--transports", "carrier-pigeon"], "unknown transport 'carrier-pigeon'"),
+    ] {
+        let out = mpmt(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    }
+}
