@@ -25,6 +25,33 @@ fn signal(pid: u32, sig: Signal) {
     kill_process(Pid::from_raw(pid as i32).unwrap(), sig).unwrap();
 }
 
+/// Kills the child if a test fails before it is done with it, so no run outlives the test.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn new(child: std::process::Child) -> KillOnDrop {
+        KillOnDrop(Some(child))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.as_ref().expect("child present").id()
+    }
+
+    /// Hands the child over: the caller now waits for it.
+    fn take(mut self) -> std::process::Child {
+        self.0.take().expect("child present")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_stops_the_workers_and_prints_partial_results() {
     let child = Command::new(bin())
@@ -34,12 +61,13 @@ fn ctrl_c_stops_the_workers_and_prints_partial_results() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
+    let guard = KillOnDrop::new(child);
+    let pid = guard.pid();
     assert!(eventually(|| children_of(pid).len() == 2), "workers started");
     let workers = children_of(pid);
     std::thread::sleep(Duration::from_millis(200));
     signal(pid, Signal::INT);
-    let out = child.wait_with_output().unwrap();
+    let out = guard.take().wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("partial JSON report");
     assert_eq!(v["interrupted"], true);
@@ -53,18 +81,19 @@ fn ctrl_c_stops_the_workers_and_prints_partial_results() {
 
 #[test]
 fn killing_the_parent_kills_every_worker() {
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["run", "--model", "process", "--workers", "3", "--task", "sleep", "--size", "50000"])
         .args(["--count", "100000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id();
+    let child = KillOnDrop::new(child);
+    let pid = child.pid();
     assert!(eventually(|| children_of(pid).len() == 3), "workers started");
     let workers = children_of(pid);
     signal(pid, Signal::KILL);
-    let _ = child.wait();
+    let _ = child.take().wait();
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     while workers.iter().any(|&w| alive(w)) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -73,44 +102,49 @@ fn killing_the_parent_kills_every_worker() {
     assert!(survivors.is_empty(), "workers {survivors:?} outlived their parent by 1 s");
 }
 
-/// The `--link` argument of a running worker, from its command line.
-fn link_arg(pid: u32) -> Option<String> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<String> =
-        cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let at = args.iter().position(|a| a == "--link")?;
-    args.get(at + 1).cloned()
+/// Names of the message queues a process holds open, from its descriptors in /proc (an
+/// unlinked queue reads as `/name (deleted)`).
+fn queue_names(pid: u32) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|t| t.starts_with("/mpmt-"))
+        .map(|t| t.trim_end_matches(" (deleted)").to_owned())
+        .collect()
 }
 
 #[test]
-fn killing_the_parent_leaves_no_message_queue_behind() {
+fn message_queues_have_no_name_while_workers_run_nor_after_the_parent_is_killed() {
     use nix::mqueue::{MQ_OFlag, mq_open};
     use nix::sys::stat::Mode;
 
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["run", "--model", "process", "--workers", "2", "--transport", "mq"])
         .args(["--task", "sleep", "--size", "20000", "--count", "100000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id();
+    let child = KillOnDrop::new(child);
+    let pid = child.pid();
     assert!(eventually(|| children_of(pid).len() == 2), "workers started");
     let workers = children_of(pid);
-    let names: Vec<String> = workers
-        .iter()
-        .filter_map(|&w| link_arg(w))
-        .flat_map(|arg| {
-            let rest = arg.strip_prefix("mq:").expect("an mq link").to_owned();
-            rest.split(',').take(2).map(str::to_owned).collect::<Vec<_>>()
-        })
-        .collect();
-    assert_eq!(names.len(), 4, "two queues per worker");
+    let mut names = Vec::new();
+    assert!(eventually(|| {
+        names = workers.iter().flat_map(|&w| queue_names(w)).collect();
+        names.len() == 4
+    }));
+    let assert_unnamed = |names: &[String]| {
+        for name in names {
+            let opened = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None);
+            assert_eq!(opened.err(), Some(nix::errno::Errno::ENOENT), "queue {name} has a name");
+        }
+    };
+    // Unlinked before the workers started: nothing named to leak, whatever happens next.
+    assert_unnamed(&names);
     signal(pid, Signal::KILL);
-    let _ = child.wait();
+    let _ = child.take().wait();
     assert!(eventually(|| workers.iter().all(|&w| !alive(w))));
-    for name in names {
-        let opened = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None);
-        assert_eq!(opened.err(), Some(nix::errno::Errno::ENOENT), "queue {name} still exists");
-    }
+    assert_unnamed(&names);
 }

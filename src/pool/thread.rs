@@ -144,24 +144,26 @@ impl Overdue for Lane {
             return;
         }
         let r = running.take().expect("checked above");
-        drop(running);
-        let filled = r.slot.fill(Completion {
+        // While this lock is held the thread cannot complete the task (it clears `running`
+        // under the lock first), so the timeout is the outcome: account for the abandoned
+        // thread and start its replacement before the caller can see that outcome.
+        let crew = self.crew.upgrade();
+        self.abandoned.store(true, Ordering::Release);
+        if let Some(crew) = &crew {
+            crew.shared.leaked_threads.fetch_add(1, Ordering::Relaxed);
+            crew.shared.alive.fetch_sub(1, Ordering::AcqRel);
+            if let Err(e) = crew.spawn_thread() {
+                eprintln!("mpmt: cannot replace a timed-out thread: {e}");
+            }
+        }
+        r.slot.fill(Completion {
             result: Err(TaskError::TimedOut { timeout_ms: timeout.as_millis() as u64 }),
             attempts: r.attempts,
             submitted: r.submitted,
             finished: Instant::now(),
             exec: None,
         });
-        if filled {
-            self.abandoned.store(true, Ordering::Release);
-            if let Some(crew) = self.crew.upgrade() {
-                crew.shared.leaked_threads.fetch_add(1, Ordering::Relaxed);
-                crew.shared.alive.fetch_sub(1, Ordering::AcqRel);
-                if let Err(e) = crew.spawn_thread() {
-                    eprintln!("mpmt: cannot replace a timed-out thread: {e}");
-                }
-            }
-        }
+        drop(running);
     }
 }
 

@@ -48,3 +48,13 @@ pub(crate) fn take_fds<const N: usize>(arg: &str) -> Result<[OwnedFd; N], Transp
         unsafe { OwnedFd::from_raw_fd(raw[i]) }
     }))
 }
+
+/// A message-queue descriptor from an owned descriptor (on Linux an `mqd_t` is a file
+/// descriptor). The caller checks it really is a queue (`mq_getattr`) before using it.
+pub(crate) fn into_mqd(fd: OwnedFd) -> nix::mqueue::MqdT {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: `fd` is an open descriptor we own (an `OwnedFd`), handed over whole: after
+    // `into_raw_fd` nothing else owns or closes it, so the `MqdT` is its sole owner. If it is
+    // not a message queue, mq_* calls on it fail with EBADF; nothing is undefined.
+    unsafe { <nix::mqueue::MqdT as FromRawFd>::from_raw_fd(fd.into_raw_fd()) }
+}

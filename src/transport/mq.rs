@@ -1,22 +1,21 @@
-//! `mq`: two POSIX message queues, one per direction, opened by the worker by name and
-//! unlinked as soon as both ends hold them.
+//! `mq`: two POSIX message queues, one per direction, handed to the worker as inherited
+//! descriptors; their names are unlinked before the worker even starts.
 //!
 //! Follows `mq_overview(7)`, `mq_open(3)`, `mq_send(3)`, `mq_receive(3)` and `mq_unlink(3)`,
 //! through `nix::mqueue` (rustix does not wrap message queues). On Linux a queue descriptor is
-//! a file descriptor that `poll(2)` understands, which the blocking logic below relies on.
+//! a file descriptor: `poll(2)` understands it (the blocking logic below relies on that) and it
+//! is inherited across `exec` like any other (the setup relies on that).
 //!
 //! # Setting up
 //!
 //! [`Transport::open`] creates both queues `O_CREAT | O_EXCL | O_CLOEXEC`, mode `0600`, under
-//! unguessable names (`/mpmt-<pid>-<counter>-<random>`), each held by a guard that unlinks it
-//! when dropped. The worker gets both names in its channel argument, opens them in
-//! `connect`, and sends a transport-level hello message; [`Pending::establish`] waits for
-//! that hello (bounded by the deadline) and then drops the guards, unlinking both names: from
-//! then on the queues exist only as the two processes' descriptors, and vanish with them. Every
-//! error path, and dropping a pending channel whose worker never came, unlinks them too. Names
-//! still leak if the pool is killed in the short window between `open` and `establish` (a
-//! queue outlives its creator until unlinked, and `/dev/mqueue` is not always mounted to find
-//! it), which is why that window is kept short.
+//! unguessable names (`/mpmt-<pid>-<counter>-<random>`), opens each a second time for the
+//! worker's side, and unlinks both names at once: from then on the queues exist only as
+//! descriptors, and vanish with the last process holding them. The worker inherits its two
+//! descriptors (and the lifelines below) and learns their numbers from its channel argument.
+//! A queue outlives its creator until unlinked, and `/dev/mqueue` is not always mounted to find
+//! one, so the only moment a name could leak — the pool killed between `mq_open` and
+//! `mq_unlink`, a few system calls — is kept that short on purpose.
 //!
 //! # The byte stream
 //!
@@ -87,8 +86,9 @@ pub const PREFERRED_MAXMSG: usize = 8;
 pub const PREFERRED_MSGSIZE: usize = 4096;
 /// Every queue name this transport creates starts with this.
 const NAME_PREFIX: &str = "/mpmt-";
+/// Smallest message size worth streaming through (a frame header and then some).
+const MIN_MSGSIZE: usize = 64;
 /// The worker's first message: "I hold both queues; unlink them".
-const HELLO: &[u8] = b"mpmt-mq-hello";
 /// Makes names unique within this process.
 static NAME_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -112,7 +112,7 @@ impl Geometry {
         };
         Geometry {
             maxmsg: PREFERRED_MAXMSG.min(sysctl("msg_max", 10)).max(1),
-            msgsize: PREFERRED_MSGSIZE.min(sysctl("msgsize_max", 8192)).max(HELLO.len()),
+            msgsize: PREFERRED_MSGSIZE.min(sysctl("msgsize_max", 8192)).max(MIN_MSGSIZE),
         }
     }
 
@@ -154,13 +154,21 @@ impl MqTransport {
 
     fn open_pending(&self) -> Result<PendingMq, TransportError> {
         let (to_worker_name, to_worker) = create(self.geometry, MQ_OFlag::O_WRONLY)?;
+        let child_rx = open_existing(&to_worker_name.0, MQ_OFlag::O_RDONLY)?;
         let (to_pool_name, to_pool) = create(self.geometry, MQ_OFlag::O_RDONLY)?;
+        let child_tx = open_existing(&to_pool_name.0, MQ_OFlag::O_WRONLY)?;
+        let names = [to_worker_name.0.clone(), to_pool_name.0.clone()];
+        // Every end is open: the names have served their purpose (the guards unlink them, on
+        // the error paths above too).
+        drop((to_worker_name, to_pool_name));
         let (child_peer_life, own_life) = lifeline()?;
         let (peer_life, child_own_life) = lifeline()?;
         Ok(PendingMq {
-            names: [to_worker_name, to_pool_name],
+            names,
             to_worker,
             to_pool,
+            child_rx,
+            child_tx,
             own_life,
             peer_life,
             child_peer_life,
@@ -205,7 +213,7 @@ impl Queue {
     /// The queue's message size, as the kernel reports it.
     fn msgsize(&self) -> Result<usize, TransportError> {
         let attr = mq_getattr(self.mqd()).map_err(|e| TransportError::os("mq", "mq_getattr", e))?;
-        usize::try_from(attr.msgsize()).ok().filter(|&n| n >= HELLO.len()).ok_or_else(|| {
+        usize::try_from(attr.msgsize()).ok().filter(|&n| n >= MIN_MSGSIZE).ok_or_else(|| {
             TransportError::Handshake(format!(
                 "message queue has an unusable message size of {} bytes",
                 attr.msgsize()
@@ -271,9 +279,6 @@ fn open_existing(name: &str, access: MQ_OFlag) -> Result<Queue, TransportError> 
     let flags = access | MQ_OFlag::O_CLOEXEC | MQ_OFlag::O_NONBLOCK;
     match mq_open(name, flags, Mode::empty(), None) {
         Ok(mqd) => Ok(Queue(Some(mqd))),
-        Err(Errno::ENOENT) => Err(TransportError::Handshake(format!(
-            "message queue {name} does not exist: the pool gave up on this worker"
-        ))),
         Err(e) => Err(TransportError::os("mq", "mq_open", e)),
     }
 }
@@ -539,23 +544,6 @@ impl MqRx {
             }
         }
     }
-
-    /// Waits for the worker's hello (the first message), up to `deadline`.
-    fn expect_hello(&mut self, deadline: Instant) -> Result<(), TransportError> {
-        match self.receive(None, Some(deadline)) {
-            Ok(Some(n)) if self.buf[..n] == *HELLO => Ok(()),
-            Ok(Some(n)) => Err(TransportError::Handshake(format!(
-                "the worker's first message was not the mq hello ({n} bytes)"
-            ))),
-            Ok(None) => Err(TransportError::Handshake(
-                "the worker exited before opening its message queues".into(),
-            )),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(TransportError::Handshake(
-                "the worker did not open its message queues before the deadline".into(),
-            )),
-            Err(e) => Err(TransportError::os("mq", "waiting for the worker's hello", e)),
-        }
-    }
 }
 
 impl ByteRx for MqRx {
@@ -625,15 +613,20 @@ fn end(
     })
 }
 
-/// A worker's channel before the worker holds its queues.
+/// A worker's channel before the worker runs: every descriptor, no name.
 #[derive(Debug)]
 struct PendingMq {
-    /// To-worker and to-pool names, unlinked when dropped (after the hello, or on any error).
-    names: [QueueName; 2],
+    /// The names the queues had, already unlinked (for messages and tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    names: [String; 2],
     /// The pool's sending queue.
     to_worker: Queue,
     /// The pool's receiving queue.
     to_pool: Queue,
+    /// The worker's receiving end of `to_worker`, to be inherited.
+    child_rx: Queue,
+    /// The worker's sending end of `to_pool`, to be inherited.
+    child_tx: Queue,
     /// Write end of the pool's lifeline.
     own_life: OwnedFd,
     /// Read end of the worker's lifeline.
@@ -647,62 +640,53 @@ struct PendingMq {
 impl Pending for PendingMq {
     fn child_arg(&self) -> String {
         format!(
-            "mq:{},{},{},{}",
-            self.names[0].0,
-            self.names[1].0,
-            self.child_peer_life.as_raw_fd(),
-            self.child_own_life.as_raw_fd()
+            "mq:{}",
+            self.child_fds().iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(",")
         )
     }
 
     fn child_fds(&self) -> Vec<RawFd> {
-        vec![self.child_peer_life.as_raw_fd(), self.child_own_life.as_raw_fd()]
+        vec![
+            self.child_rx.as_fd().as_raw_fd(),
+            self.child_tx.as_fd().as_raw_fd(),
+            self.child_peer_life.as_raw_fd(),
+            self.child_own_life.as_raw_fd(),
+        ]
     }
 
-    fn establish(self: Box<Self>, deadline: Instant) -> Result<Link, TransportError> {
+    fn establish(self: Box<Self>, _deadline: Instant) -> Result<Link, TransportError> {
         let PendingMq {
-            names,
+            names: _,
             to_worker,
             to_pool,
+            child_rx,
+            child_tx,
             own_life,
             peer_life,
             child_peer_life,
             child_own_life,
         } = *self;
-        // Now only the worker holds its lifeline's write end: its death is a hang-up.
-        drop((child_peer_life, child_own_life));
-        let mut end = end(to_worker, to_pool, own_life, peer_life)?;
-        end.rx.expect_hello(deadline)?;
-        // Both sides hold both queues: unlink the names (on the error paths above, dropping
-        // them did the same).
-        drop(names);
-        Ok(end.into_link())
+        // Now only the worker holds its ends, and its lifeline's write end: its death is a
+        // hang-up.
+        drop((child_rx, child_tx, child_peer_life, child_own_life));
+        Ok(end(to_worker, to_pool, own_life, peer_life)?.into_link())
     }
 }
 
-/// Worker side of `mq:TO_WORKER,TO_POOL,POOL_LIFELINE_FD,OWN_LIFELINE_FD`.
+/// Worker side of `mq:RX_FD,TX_FD,POOL_LIFELINE_FD,OWN_LIFELINE_FD`.
 pub(crate) fn connect(arg: &str) -> Result<Link, TransportError> {
-    let bad = |reason: String| TransportError::BadArgument { arg: arg.to_owned(), reason };
-    let mut parts = arg.splitn(3, ',');
-    let (Some(to_worker), Some(to_pool), Some(fds)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("expected TO_WORKER,TO_POOL,POOL_LIFELINE_FD,OWN_LIFELINE_FD".into()));
+    let [rx, tx, peer_life, own_life] = inherit::take_fds::<4>(arg)?;
+    let queue = |fd: OwnedFd| {
+        let raw = fd.as_raw_fd();
+        let queue = Queue(Some(inherit::into_mqd(fd)));
+        // mq_getattr fails on anything that is not a message queue.
+        queue.msgsize().map(|_| queue).map_err(|_| TransportError::BadArgument {
+            arg: arg.to_owned(),
+            reason: format!("descriptor {raw} is not a message queue"),
+        })
     };
-    for name in [to_worker, to_pool] {
-        let tail = name.strip_prefix(NAME_PREFIX).unwrap_or_default();
-        if tail.is_empty() || tail.contains('/') || name.len() > 255 {
-            return Err(bad(format!(
-                "'{name}' is not a queue name of this transport ({NAME_PREFIX}…)"
-            )));
-        }
-    }
-    let [peer_life, own_life] = inherit::take_fds::<2>(fds)?;
-    let rx = open_existing(to_worker, MQ_OFlag::O_RDONLY)?;
-    let tx = open_existing(to_pool, MQ_OFlag::O_WRONLY)?;
-    let end = end(tx, rx, own_life, peer_life)?;
-    send(&end.tx.queue, &end.tx.life, &end.tx.stop, HELLO)
-        .map_err(|e| TransportError::os("mq", "sending the hello", e))?;
-    Ok(end.into_link())
+    let (rx, tx) = (queue(rx)?, queue(tx)?);
+    Ok(end(tx, rx, own_life, peer_life)?.into_link())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The mq transport's own guarantees: owner-only queues, names that are gone once both ends
-//! hold the queues (or the worker never came), sizes that fit several workers, interrupts,
-//! and a dead peer seen as end of stream.
+//! The mq transport's own guarantees: owner-only queues, names that are gone before the
+//! worker starts, sizes that fit several workers, interrupts, and a dead peer seen as end of
+//! stream.
 
 use std::io::ErrorKind;
 use std::os::fd::IntoRawFd;
@@ -15,18 +15,18 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// The argument a worker would get, with duplicates of the inherited descriptors standing in
 /// for inheritance (so the pending channel keeps its own).
 fn worker_arg(p: &PendingMq) -> String {
-    let dup = |fd: &OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 3).unwrap().into_raw_fd();
+    let dup = |fd: BorrowedFd<'_>| rustix::io::fcntl_dupfd_cloexec(fd, 3).unwrap().into_raw_fd();
     format!(
         "{},{},{},{}",
-        p.names[0].0,
-        p.names[1].0,
-        dup(&p.child_peer_life),
-        dup(&p.child_own_life)
+        dup(p.child_rx.as_fd()),
+        dup(p.child_tx.as_fd()),
+        dup(p.child_peer_life.as_fd()),
+        dup(p.child_own_life.as_fd())
     )
 }
 
 fn names(p: &PendingMq) -> [String; 2] {
-    [p.names[0].0.clone(), p.names[1].0.clone()]
+    p.names.clone()
 }
 
 /// A name is free again: creating it exclusively succeeds (then it is removed again).
@@ -64,53 +64,15 @@ fn queues_are_owner_only() {
 }
 
 #[test]
-fn names_are_unlinked_once_the_worker_holds_the_queues() {
+fn names_are_gone_before_the_worker_starts() {
     let p = MqTransport::new().open_pending().unwrap();
-    let names = names(&p);
+    for name in &names(&p) {
+        assert_gone(name);
+    }
     let worker = connect(&worker_arg(&p)).unwrap();
     let pool = Box::new(p).establish(Instant::now() + PATIENCE).unwrap();
-    for name in &names {
-        assert_gone(name);
-    }
-    // The unlinked queues still carry the link.
+    // The unlinked queues carry the link.
     bounded(move || check_stream(pool, worker, &[0, 10, 5000, 70_000]));
-}
-
-#[test]
-fn names_are_unlinked_when_the_worker_never_comes() {
-    let p = MqTransport::new().open_pending().unwrap();
-    let names = names(&p);
-    drop(p);
-    for name in &names {
-        assert_gone(name);
-    }
-}
-
-#[test]
-fn establish_fails_at_once_when_the_worker_exits_before_its_hello() {
-    let p = MqTransport::new().open_pending().unwrap();
-    let names = names(&p);
-    // Nobody else holds the worker's lifeline, so establish sees it hang up.
-    let err = bounded(move || Box::new(p).establish(Instant::now() + PATIENCE).unwrap_err());
-    assert!(err.to_string().contains("exited before"), "{err}");
-    for name in &names {
-        assert_gone(name);
-    }
-}
-
-#[test]
-fn establish_gives_up_at_the_deadline_and_unlinks() {
-    let p = MqTransport::new().open_pending().unwrap();
-    let names = names(&p);
-    // A live but silent worker: holds its lifeline, never opens the queues.
-    let silent = rustix::io::fcntl_dupfd_cloexec(&p.child_own_life, 3).unwrap();
-    let deadline = Instant::now() + Duration::from_millis(100);
-    let err = bounded(move || Box::new(p).establish(deadline).unwrap_err());
-    assert!(err.to_string().contains("deadline"), "{err}");
-    drop(silent);
-    for name in &names {
-        assert_gone(name);
-    }
 }
 
 #[test]
@@ -197,17 +159,16 @@ fn queues_beyond_the_size_limits_give_a_limit_error_that_says_what_to_do() {
 }
 
 #[test]
-fn connect_refuses_foreign_names_and_missing_queues() {
-    for arg in ["", "/a,/b", "/etc,/mpmt-x,3,4", "/mpmt-a/b,/mpmt-x,3,4"] {
+fn connect_refuses_what_is_not_four_queue_and_lifeline_descriptors() {
+    for arg in ["", "/a,/b", "3,4", "x,y,z,w"] {
         let err = connect(arg).unwrap_err();
         assert!(matches!(err, TransportError::BadArgument { .. }), "{arg}: {err}");
     }
-    let (r, w) = lifeline().unwrap();
-    let arg = format!(
-        "/mpmt-nonexistent-0-0,/mpmt-nonexistent-0-1,{},{}",
-        r.into_raw_fd(),
-        w.into_raw_fd()
-    );
+    // Open descriptors, but pipes where the queues should be.
+    let (a, b) = lifeline().unwrap();
+    let (c, d) = lifeline().unwrap();
+    let arg =
+        format!("{},{},{},{}", a.into_raw_fd(), b.into_raw_fd(), c.into_raw_fd(), d.into_raw_fd());
     let err = connect(&arg).unwrap_err();
-    assert!(matches!(err, TransportError::Handshake(_)), "{err}");
+    assert!(err.to_string().contains("not a message queue"), "{err}");
 }
