@@ -420,7 +420,10 @@ impl Experiment for Isolation {
             .collect();
         let table = DetailTable {
             title: format!(
-                "{tasks} tasks per cell, one of them faulty (timeout {TIMEOUT:?}, worker memory limit 256 MiB)"
+                "{tasks} tasks per cell, one of them faulty (timeout {TIMEOUT:?}; memory limit \
+                 {} MiB per worker process, {} MiB for a whole thread-model cell)",
+                WORKER_MEMORY >> 20,
+                THREAD_CELL_MEMORY >> 20
             ),
             header: ["fault", "2 threads", "2 processes", "2 processes × 2 threads"]
                 .map(String::from)
