@@ -173,3 +173,33 @@ fn thread_run_with_injected_panics() {
     assert_eq!(v["ok"].as_u64().unwrap() + injected, 1000);
     assert_eq!(v["transport"], Value::Null);
 }
+
+#[test]
+fn lab_json_has_the_machine_and_computed_claims() {
+    let path = std::env::temp_dir().join(format!("mpmt-lab-{}.json", std::process::id()));
+    let out =
+        mpmt(&["lab", "--quick", "--only", "create,switch", "--json", path.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Creation cost") && stdout.contains("Context-switch cost"), "{stdout}");
+    let v: Value = serde_json::from_str(&text.expect("the JSON report was written")).unwrap();
+    for key in ["cpu_model", "logical_cores", "kernel"] {
+        assert!(v["machine"].get(key).is_some(), "machine lacks {key}: {}", v["machine"]);
+    }
+    let claims = v["claims"].as_array().unwrap();
+    assert_eq!(
+        claims.iter().map(|c| c["id"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["create", "switch"]
+    );
+    for c in claims {
+        assert!(
+            ["confirmed", "refuted", "depends"].contains(&c["verdict"].as_str().unwrap()),
+            "{c}"
+        );
+        assert!(c["ratio"].as_f64().is_some_and(|r| r.is_finite() && r > 0.0), "{c}");
+        assert!(!c["summary"].as_str().unwrap().is_empty());
+        assert!(!c["measurements"].as_array().unwrap().is_empty());
+    }
+}

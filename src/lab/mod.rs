@@ -328,23 +328,4 @@ mod tests {
         let m = Measurement::new("x", Unit::Seconds, vec![900e-6, 1.1e-3], vec![]).unwrap();
         assert_eq!(m.median_iqr(), "1.00 ms [950 µs–1.05 ms]");
     }
-
-    /// Runs the real experiments in quick mode and prints what they found. Timing-dependent
-    /// and slow in debug builds: `cargo test --release -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn quick_lab_prints_real_numbers() {
-        let start = Instant::now();
-        let report = run(&cfg(None), &mut |c| {
-            println!("{}: {} ({:.2}×): {}", c.id, c.verdict, c.ratio, c.summary);
-            println!("  process: {}\n  thread:  {}", c.process, c.thread);
-            for w in &c.warnings {
-                println!("  warning: {w}");
-            }
-        })
-        .unwrap();
-        println!("{}", crate::report::terminal::render(&report));
-        println!("quick lab took {:?}", start.elapsed());
-        assert_eq!(report.claims.len(), 2);
-    }
 }
