@@ -156,50 +156,10 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-/// Parses a byte size: a number with an optional unit (B, KB, MB, GB: powers of 1000;
-/// KiB, MiB, GiB: powers of 1024). Hand-written: a dozen lines, not worth a dependency.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("'{s}' is not a size; e.g. 256MiB"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1u64,
-        "k" | "kb" => 1000,
-        "m" | "mb" => 1000_u64.pow(2),
-        "g" | "gb" => 1000_u64.pow(3),
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit '{other}' in '{s}'; use B, KB, MB, GB, KiB, MiB or GiB"
-            ));
-        }
-    };
-    let bytes = number * scale as f64;
-    if !(1.0..1e18).contains(&bytes) {
-        return Err(format!("size '{s}' is out of range"));
-    }
-    Ok(bytes as u64)
+    mpmt::measure::units::parse_bytes(s)
 }
 
 fn parse_fault(s: &str) -> Result<mpmt::supervise::fault::FaultPlan, String> {
     s.parse()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("1.5 GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("2kb"), Ok(2000));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-        assert!(parse_size("0").is_err());
-    }
 }

@@ -119,28 +119,11 @@ impl FromStr for SizeList {
 
 /// Parses one message size (see [`SizeList`]).
 pub fn parse_size(text: &str) -> Result<usize, IpcError> {
-    let t = text.trim();
-    let bad = |why: &str| IpcError::BadSize { text: text.to_owned(), why: why.to_owned() };
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(bad("expected a byte count such as 64, 4KiB or 1MiB"));
-    }
-    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "kb" => 1000,
-        "mb" => 1_000_000,
-        _ => return Err(bad("unknown unit; use B, KiB, MiB, KB or MB")),
-    };
-    let n: usize = digits.parse().map_err(|_| bad("the number is too large"))?;
-    let bytes = n.checked_mul(scale).ok_or_else(|| bad("the number is too large"))?;
-    if bytes == 0 {
-        return Err(bad("a message must have at least 1 byte"));
-    }
+    let bad = |why: String| IpcError::BadSize { text: text.to_owned(), why };
+    let bytes = crate::measure::units::parse_bytes(text).map_err(bad)?;
+    let bytes = usize::try_from(bytes).map_err(|_| bad("the number is too large".into()))?;
     if bytes > MAX_SIZE {
-        return Err(bad("at most 16 MiB"));
+        return Err(bad("at most 16 MiB".into()));
     }
     Ok(bytes)
 }
@@ -790,14 +773,14 @@ mod tests {
     #[test]
     fn bad_sizes_are_refused_with_the_reason() {
         for (text, why) in [
-            ("0", "at least 1 byte"),
-            ("", "expected a byte count"),
-            ("64,", "expected a byte count"),
-            ("-5", "expected a byte count"),
-            ("4 parsecs", "unknown unit"),
+            ("0", "from 1 up"),
+            ("", "not a size"),
+            ("64,", "not a size"),
+            ("-5", "not a size"),
+            ("4 parsecs", "unknown size unit"),
             ("17MiB", "at most 16 MiB"),
-            ("99999999999999999999", "too large"),
-            ("18446744073709551615MiB", "too large"),
+            ("99999999999999999999", "from 1 up"),
+            ("18446744073709551615MiB", "from 1 up"),
         ] {
             let err = text.parse::<SizeList>().unwrap_err();
             assert!(matches!(err, IpcError::BadSize { .. }), "{text}");

@@ -3,6 +3,7 @@
 //! Samples are stored as `f64` in the base unit named by [`Unit`] (seconds, bytes, a plain
 //! count), so a [`crate::measure::Summary`] needs no unit of its own and JSON consumers read
 //! SI values. Only rendering scales them (`92.4 µs`, `3.1 MiB`), in [`Unit::format`].
+//! [`parse_bytes`] reads a size a person typed (`256MiB`, `64`, `1.5 GB`).
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -95,5 +96,54 @@ mod tests {
         assert_eq!(format_bytes(512.0), "512 B");
         assert_eq!(format_bytes(3.1 * 1024.0 * 1024.0), "3.10 MiB");
         assert_eq!(Unit::Count.format(4.567), "4.57");
+    }
+}
+
+/// Parses a byte size: a number with an optional unit, case-insensitive: `B`; `KB`, `MB`,
+/// `GB` (powers of 1000); `KiB`, `MiB`, `GiB` (powers of 1024). A bare `K`, `M` or `G` is
+/// refused as ambiguous. Hand-written: a dozen lines, not worth a dependency.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("'{text}' is not a size; e.g. 64, 4KiB, 256MiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "kb" => 1000,
+        "mb" => 1000_u64.pow(2),
+        "gb" => 1000_u64.pow(3),
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{text}'; use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let bytes = number * scale as f64;
+    if !(1.0..1e18).contains(&bytes) || bytes.fract() != 0.0 {
+        return Err(format!("size '{text}' is not a whole number of bytes from 1 up"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1.5 GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("2kb"), Ok(2000));
+        assert_eq!(parse_bytes("4KiB"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert!(parse_bytes("4k").is_err(), "ambiguous");
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("0.5").is_err());
     }
 }
