@@ -398,6 +398,9 @@ impl Worker {
             // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
             // 8 × CPUs): under an address-space limit that alone can exhaust it.
             env.push(("MALLOC_ARENA_MAX", "1".into()));
+            // An allocation failure is an expected way for such a worker to die; Rust's
+            // handler would otherwise capture and print a backtrace each time (slow, and noise).
+            env.push(("RUST_BACKTRACE", "0".into()));
         }
         let process = supervise::spawn(&config.program, &argv, &env, &inherit)
             .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;

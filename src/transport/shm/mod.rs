@@ -39,7 +39,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::pipe::{PipeFlags, pipe_with};
@@ -84,7 +85,7 @@ impl Transport for ShmTransport {
 /// Both ends of a channel over `region` (one mapping, shared by the two links).
 fn pair_over(region: &Region) -> Result<(Link, Link), TransportError> {
     let rings = rings(region);
-    Ok((link(&rings, POOL, None), link(&rings, WORKER, None)))
+    Ok((link(&rings, POOL, None, None), link(&rings, WORKER, None, None)))
 }
 
 /// The pool's side: writes ring 0, reads ring 1.
@@ -97,7 +98,12 @@ fn rings(region: &Region) -> [RingRef; 2] {
 }
 
 /// Makes `side`'s link; `alive` is kept open for as long as the sending half lives.
-fn link(rings: &[RingRef; 2], side: usize, alive: Option<OwnedFd>) -> Link {
+fn link(
+    rings: &[RingRef; 2],
+    side: usize,
+    alive: Option<OwnedFd>,
+    watcher: Option<JoinHandle<()>>,
+) -> Link {
     let (out, inbound) = (rings[side].clone(), rings[1 - side].clone());
     // SAFETY: see the module's Safety section: this is the one place ring ends are made, and
     // each side's link is made once per region, so ring `side` gets its only producer here and
@@ -105,7 +111,7 @@ fn link(rings: &[RingRef; 2], side: usize, alive: Option<OwnedFd>) -> Link {
     let (tx, rx) = unsafe { (Producer::new(out), Consumer::new(inbound)) };
     Link {
         tx: Box::new(ShmTx { producer: tx, _alive: alive }),
-        rx: Box::new(ShmRx(rx)),
+        rx: Box::new(ShmRx { consumer: rx, watcher }),
         interrupt: Some(Arc::new(ShmInterrupt(rings.clone()))),
     }
 }
@@ -137,12 +143,12 @@ impl Pending for PendingShm {
         drop((memfd, alive_write));
         let rings = rings(&region);
         let [to_worker, from_worker] = rings.clone();
-        std::thread::Builder::new()
+        let watcher = std::thread::Builder::new()
             .name("mpmt-shm-watch".into())
             .stack_size(64 * 1024)
             .spawn(move || watch(&alive_read, &to_worker, &from_worker))
             .map_err(|e| TransportError::os("shm", "spawning the watcher thread", e))?;
-        Ok(link(&rings, POOL, None))
+        Ok(link(&rings, POOL, None, Some(watcher)))
     }
 }
 
@@ -174,7 +180,7 @@ pub(crate) fn connect(arg: &str) -> Result<Link, TransportError> {
     let region = Region::open(&memfd)?;
     // The mapping keeps the memory; the descriptor is no longer needed.
     drop(memfd);
-    Ok(link(&rings(&region), WORKER, Some(alive)))
+    Ok(link(&rings(&region), WORKER, Some(alive), None))
 }
 
 /// The sending half.
@@ -198,11 +204,35 @@ impl ByteTx for ShmTx {
 
 /// The receiving half.
 #[derive(Debug)]
-struct ShmRx(Consumer<MappedRing, Futex>);
+struct ShmRx {
+    consumer: Consumer<MappedRing, Futex>,
+    /// The pool side's watcher thread; it ends right after the worker does.
+    watcher: Option<JoinHandle<()>>,
+}
 
 impl ByteRx for ShmRx {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        self.consumer.read(buf)
+    }
+}
+
+/// How long dropping the pool's end waits for the watcher (which holds a descriptor and the
+/// mapping) to finish, so a dropped pool leaves nothing behind; the pool drops this end only
+/// after its worker is reaped, when the watcher is already on its way out.
+const WATCHER_JOIN: Duration = Duration::from_secs(1);
+
+impl Drop for ShmRx {
+    fn drop(&mut self) {
+        let Some(watcher) = self.watcher.take() else { return };
+        let deadline = Instant::now() + WATCHER_JOIN;
+        while !watcher.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        if watcher.is_finished() {
+            let _ = watcher.join();
+        }
+        // Otherwise the worker still lives (a test holding its end): the watcher stays
+        // detached and ends with it.
     }
 }
 
