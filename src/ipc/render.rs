@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{IpcReport, format_size};
-use crate::measure::units::{format_bytes, format_seconds};
+use crate::measure::units::format_seconds;
 
 /// Width the tables are laid out for.
 pub const WIDTH: u16 = 100;
@@ -67,16 +67,10 @@ pub fn render(report: &IpcReport) -> String {
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let m = &report.machine;
     let _ = writeln!(
         out,
-        "machine: {} | {} logical cores | {} RAM | kernel {} | {} | mpmt {}{} | {:.1} s",
-        m.cpu_model,
-        m.logical_cores,
-        format_bytes(m.memory_bytes as f64),
-        m.kernel,
-        m.os,
-        m.mpmt_version,
+        "machine: {}{} | {:.1} s",
+        report.machine.one_line(),
         if report.quick { " | quick run" } else { "" },
         report.duration_s
     );

@@ -302,23 +302,12 @@ mod tests {
     use crate::ipc::{
         Bandwidth, EndpointReport, IpcReport, Latency, Placement, StreamRun, Throughput,
     };
-    use crate::measure::{Machine, Summary};
+    use crate::measure::Machine;
 
     /// An endpoint whose round trips have the given median and relative IQR over 200
     /// samples.
     fn endpoint(name: &str, median: f64, rel_iqr: f64, thread_median: f64) -> EndpointReport {
-        let half = median * rel_iqr / 2.0;
-        let summary = Summary {
-            n: 200,
-            min: median - 2.0 * half,
-            max: median + 2.0 * half,
-            mean: median,
-            median,
-            p25: median - half,
-            p75: median + half,
-            p99: median + 2.0 * half,
-            mad: half,
-        };
+        let summary = crate::lab::verdict::tests::summary(median, rel_iqr, 200);
         EndpointReport {
             name: name.to_owned(),
             between_processes: name != THREAD_CHANNEL,

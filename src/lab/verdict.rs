@@ -166,11 +166,12 @@ pub fn combine(parts: &[(&str, Verdict)]) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A synthetic summary with the given median and relative IQR over `n` samples.
-    fn summary(median: f64, rel_iqr: f64, n: usize) -> Summary {
+    /// A synthetic summary with the given median and relative IQR over `n` samples (also
+    /// used by the other experiments' verdict tests).
+    pub(crate) fn summary(median: f64, rel_iqr: f64, n: usize) -> Summary {
         let half = median * rel_iqr / 2.0;
         Summary {
             n,

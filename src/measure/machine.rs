@@ -28,6 +28,20 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// One line for the end of a report: `AMD EPYC | 2 logical cores | 23.5 GiB RAM | kernel
+    /// 6.18 | linux x86_64 | mpmt 0.1.0`.
+    pub fn one_line(&self) -> String {
+        format!(
+            "{} | {} logical cores | {} RAM | kernel {} | {} | mpmt {}",
+            self.cpu_model,
+            self.logical_cores,
+            super::units::format_bytes(self.memory_bytes as f64),
+            self.kernel,
+            self.os,
+            self.mpmt_version
+        )
+    }
+
     /// Describes the current machine. Never fails: a field that cannot be read is `unknown`
     /// (or 0), because a missing CPU name must not stop a measurement.
     pub fn detect() -> Machine {

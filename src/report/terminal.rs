@@ -7,7 +7,6 @@
 //! terminal it is printed to.
 
 use crate::lab::{LabReport, Verdict};
-use crate::measure::units::format_bytes;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use std::fmt::Write as _;
 
@@ -60,16 +59,10 @@ pub fn render(report: &LabReport) -> String {
             let _ = writeln!(out, "  {}:\n{detail}", t.title);
         }
     }
-    let m = &report.machine;
     let _ = writeln!(
         out,
-        "\nmachine: {} | {} logical cores | {} RAM | kernel {} | {} | mpmt {}{}",
-        m.cpu_model,
-        m.logical_cores,
-        format_bytes(m.memory_bytes as f64),
-        m.kernel,
-        m.os,
-        m.mpmt_version,
+        "\nmachine: {}{}",
+        report.machine.one_line(),
         if report.quick { " | quick run" } else { "" }
     );
     out
