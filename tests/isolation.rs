@@ -121,14 +121,15 @@ fn hybrid_crash_costs_only_that_process_and_collateral_is_retried() {
 #[test]
 fn cancel_ends_queued_tasks_and_spares_the_running_one() {
     let pool = builder(Model::Threads(1)).build().unwrap();
-    let running = pool.submit::<Sleep>(200_000).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    let running = pool.submit::<Sleep>(500_000).unwrap();
+    // Long enough for the thread to have taken it, even on a loaded machine.
+    std::thread::sleep(Duration::from_millis(150));
     let queued: Vec<_> = (0..5).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
     assert_eq!(pool.cancel(), 5);
     for h in queued {
         assert_eq!(h.wait(), Err(TaskError::Cancelled));
     }
-    assert_eq!(running.wait(), Ok(200_000));
+    assert_eq!(running.wait(), Ok(500_000));
     assert_eq!(pool.submit::<Noop>(1).unwrap().wait(), Ok(1), "cancel does not close the pool");
 }
 
