@@ -11,8 +11,11 @@
 //! and parallel efficiency (speedup / workers). The verdict applies the cost rule of
 //! [`super::verdict`] to the wall times at N workers: processes are favoured only if the
 //! thread pool is slower beyond noise. When the two are alike, the claim `depends`: the
-//! article's advantage comes from an interpreter lock (Python's GIL) that native threads do
-//! not have. (The GIL itself is measured by a later experiment with `python3`; not built yet.)
+//! article's advantage comes from an interpreter lock that native threads do not have — and
+//! that is measured too, where `python3` is installed: the same kind of work in pure Python on
+//! a thread pool and a process pool (`gil.rs`). The claim is then `depends` ("only with
+//! a GIL") when Python's processes beat its threads beyond noise while native threads keep up
+//! with native processes.
 
 use std::time::Instant;
 
@@ -133,21 +136,40 @@ impl Experiment for Cpu {
         let last = |m: usize| &measurements[1 + m * widths.len() + widths.len() - 1];
         let (thread_n, process_n) = (last(0).summary, last(1).summary);
         let cmp = cost_claim(&process_n, &thread_n);
-        let verdict = match cmp.outcome {
-            Outcome::ThreadCostsMore => Verdict::Confirmed,
-            Outcome::ProcessCostsMore => Verdict::Refuted,
-            Outcome::NegligibleDifference | Outcome::WithinNoise => Verdict::Depends {
+        let python = if n >= 2 { super::gil::measure(cfg.quick, n)? } else { None };
+        // Python: do its processes beat its threads (the GIL at work)?
+        let gil = python.as_ref().map(|py| {
+            let c = cost_claim(&py.walls[1][1].summary, &py.walls[0][1].summary);
+            (c, py.efficiency(0), py.efficiency(1))
+        });
+        let native = format!(
+            "native threads scale as well as processes ({:.0} % vs {:.0} % efficiency at {n} \
+             workers)",
+            efficiency_at_n[0] * 100.0,
+            efficiency_at_n[1] * 100.0
+        );
+        let verdict = match (cmp.outcome, &gil) {
+            (Outcome::ThreadCostsMore, _) => Verdict::Confirmed,
+            (Outcome::ProcessCostsMore, _) => Verdict::Refuted,
+            (_, Some((py, te, pe))) if py.outcome == Outcome::ThreadCostsMore => Verdict::Depends {
+                condition: format!(
+                    "only with an interpreter lock: in Python, processes run the work {:.1}× \
+                     as fast as threads at {n} workers ({:.0} % vs {:.0} % efficiency); {native}",
+                    1.0 / py.ratio,
+                    pe * 100.0,
+                    te * 100.0
+                ),
+            },
+            (_, Some(_)) => Verdict::Refuted,
+            (_, None) => Verdict::Depends {
                 condition: format!(
                     "only where threads cannot run in parallel (an interpreter lock such as \
-                     Python's GIL); native threads scale as well as processes here \
-                     ({:.0} % vs {:.0} % efficiency at {n} workers)",
-                    efficiency_at_n[0] * 100.0,
-                    efficiency_at_n[1] * 100.0
+                     Python's GIL, not measured: python3 is missing); {native}"
                 ),
             },
         };
         let advantage = thread_n.median / process_n.median;
-        let summary = format!(
+        let mut summary = format!(
             "At {n} workers the process pool runs the batch in {} and the thread pool in {} \
              (process speed / thread speed = {advantage:.2}; {}); efficiency {:.0} % \
              (processes) vs {:.0} % (threads); the serial loop takes {}.",
@@ -176,11 +198,26 @@ impl Experiment for Cpu {
                 ));
             }
         }
-        warnings.push(
-            "the Python (GIL) variant of this experiment is not built yet: only native \
-             threads and processes are compared"
-                .to_owned(),
-        );
+        match (&python, &gil) {
+            (Some(py), Some((c, te, pe))) => {
+                measurements.extend(py.walls.iter().flatten().cloned());
+                summary.push_str(&format!(
+                    " In pure Python (GIL) at {n} workers: threads {}, processes {} \
+                     ({:.0} % vs {:.0} % efficiency; {}).",
+                    Unit::Seconds.format(py.walls[0][1].summary.median),
+                    Unit::Seconds.format(py.walls[1][1].summary.median),
+                    te * 100.0,
+                    pe * 100.0,
+                    c.explain()
+                ));
+            }
+            _ if n >= 2 => warnings.push(
+                "python3 not found: the GIL half of this claim is skipped; install python3 to \
+                 run it"
+                    .to_owned(),
+            ),
+            _ => {}
+        }
         Ok(ClaimResult {
             id: self.id().to_owned(),
             claim: "CPU-bound work favours processes (the GIL is avoided) (1.4, 4.1).".to_owned(),

@@ -12,7 +12,8 @@
 //!   core and across two.
 //! * `ipc.rs`: `ipc`, every IPC transport between two processes vs a thread channel
 //!   (through [`crate::ipc`]).
-//! * `cpu.rs`: `cpu`, scaling of a CPU-bound workload on each model.
+//! * `cpu.rs`: `cpu`, scaling of a CPU-bound workload on each model; `gil.rs` its pure-Python
+//!   half (thread pool vs process pool under the GIL), when `python3` is installed.
 //! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
 //!   child process.
 //!
@@ -27,6 +28,7 @@
 pub mod cpu;
 #[allow(unsafe_code)]
 pub mod create;
+mod gil;
 pub mod ipc;
 pub mod isolation;
 #[allow(unsafe_code)]
