@@ -89,6 +89,8 @@ impl StatusPage {
             return Err(StatusError::TooManyThreads(slots));
         }
         let fd = memfd_create("mpmt-status", MemfdFlags::CLOEXEC).map_err(os("memfd_create"))?;
+        // Owner-only, like every IPC object of the pool (a memfd starts out 0777).
+        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(os("fchmod"))?;
         ftruncate(&fd, PAGE as u64).map_err(os("ftruncate"))?;
         let page = StatusPage::map(&fd)?;
         page.word(1).store(slots as u64, Ordering::Relaxed);
@@ -216,6 +218,13 @@ mod tests {
         assert_eq!(pool_side.oom_request(), None);
         worker_side.oom_word().store(1 << 30, Ordering::Release);
         assert_eq!(pool_side.oom_request(), Some(1 << 30));
+    }
+
+    #[test]
+    fn the_page_is_owner_only() {
+        let (_page, fd) = StatusPage::create(1).unwrap();
+        let mode = rustix::fs::fstat(&fd).unwrap().st_mode & 0o777;
+        assert_eq!(mode, 0o600, "memfd mode {mode:o}");
     }
 
     #[test]

@@ -114,6 +114,9 @@ impl Region {
         let fd =
             rustix::fs::memfd_create("mpmt-shm", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
                 .map_err(os("memfd_create"))?;
+        // A memfd is created 0777 (it has no name, but its /proc/PID/fd link is a path):
+        // owner-only, like every IPC object of the pool.
+        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(os("fchmod"))?;
         rustix::fs::ftruncate(&fd, len as u64).map_err(os("ftruncate"))?;
         rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
             .map_err(os("F_ADD_SEALS"))?;

@@ -216,3 +216,10 @@ fn corrupt_counters_are_an_error_not_an_overrun() {
     assert_eq!(err.kind(), ErrorKind::InvalidData);
     drop(a);
 }
+
+#[test]
+fn the_region_is_owner_only() {
+    let (fd, _region) = Region::create(RING_CAPACITY).unwrap();
+    let mode = rustix::fs::fstat(&fd).unwrap().st_mode & 0o777;
+    assert_eq!(mode, 0o600, "memfd mode {mode:o}");
+}
