@@ -52,19 +52,27 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn ctrl_c_stops_the_workers_and_prints_partial_results() {
+/// Starts `mpmt run ARGS` (output captured) and waits until its `workers` workers exist;
+/// returns the guarded child and the workers' pids.
+fn start_run(args: &[&str], workers: usize) -> (KillOnDrop, Vec<u32>) {
     let child = Command::new(bin())
-        .args(["run", "--model", "process", "--workers", "2", "--task", "sleep", "--size", "20000"])
-        .args(["--count", "500", "--json"])
+        .arg("run")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let guard = KillOnDrop::new(child);
     let pid = guard.pid();
-    assert!(eventually(|| children_of(pid).len() == 2), "workers started");
-    let workers = children_of(pid);
+    assert!(eventually(|| children_of(pid).len() == workers), "workers started");
+    (guard, children_of(pid))
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_and_prints_partial_results() {
+    let args = ["--model", "process", "--workers", "2", "--task", "sleep", "--size", "20000"];
+    let (guard, workers) = start_run(&[&args[..], &["--count", "500", "--json"]].concat(), 2);
+    let pid = guard.pid();
     std::thread::sleep(Duration::from_millis(200));
     signal(pid, Signal::INT);
     let out = guard.take().wait_with_output().unwrap();
@@ -81,17 +89,9 @@ fn ctrl_c_stops_the_workers_and_prints_partial_results() {
 
 #[test]
 fn killing_the_parent_kills_every_worker() {
-    let child = Command::new(bin())
-        .args(["run", "--model", "process", "--workers", "3", "--task", "sleep", "--size", "50000"])
-        .args(["--count", "100000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop::new(child);
+    let args = ["--model", "process", "--workers", "3", "--task", "sleep", "--size", "50000"];
+    let (child, workers) = start_run(&[&args[..], &["--count", "100000"]].concat(), 3);
     let pid = child.pid();
-    assert!(eventually(|| children_of(pid).len() == 3), "workers started");
-    let workers = children_of(pid);
     signal(pid, Signal::KILL);
     let _ = child.take().wait();
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
@@ -119,17 +119,10 @@ fn message_queues_have_no_name_while_workers_run_nor_after_the_parent_is_killed(
     use nix::mqueue::{MQ_OFlag, mq_open};
     use nix::sys::stat::Mode;
 
-    let child = Command::new(bin())
-        .args(["run", "--model", "process", "--workers", "2", "--transport", "mq"])
-        .args(["--task", "sleep", "--size", "20000", "--count", "100000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop::new(child);
+    let args = ["--model", "process", "--workers", "2", "--transport", "mq", "--task", "sleep"];
+    let (child, workers) =
+        start_run(&[&args[..], &["--size", "20000", "--count", "100000"]].concat(), 2);
     let pid = child.pid();
-    assert!(eventually(|| children_of(pid).len() == 2), "workers started");
-    let workers = children_of(pid);
     let mut names = Vec::new();
     assert!(eventually(|| {
         names = workers.iter().flat_map(|&w| queue_names(w)).collect();

@@ -7,13 +7,10 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::CellAlignment;
 
 use super::{IpcReport, format_size};
 use crate::measure::units::format_seconds;
-
-/// Width the tables are laid out for.
-pub const WIDTH: u16 = 100;
 
 /// Renders `report` as text (ends with a newline).
 pub fn render(report: &IpcReport) -> String {
@@ -27,19 +24,14 @@ pub fn render(report: &IpcReport) -> String {
             size.memcpy.summary.median / 1e9,
             format_seconds(spin.median)
         );
-        let mut table = Table::new();
-        table
-            .load_style(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(WIDTH)
-            .set_header([
-                "endpoint",
-                "round trip p50",
-                "p99",
-                "msg/s",
-                "MB/s",
-                "vs thread channel",
-            ]);
+        let mut table = crate::report::terminal::table([
+            "endpoint",
+            "round trip p50",
+            "p99",
+            "msg/s",
+            "MB/s",
+            "vs thread channel",
+        ]);
         for e in &size.endpoints {
             let s = &e.round_trip.summary;
             table.add_row([

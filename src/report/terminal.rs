@@ -13,22 +13,29 @@ use std::fmt::Write as _;
 /// Width the table is laid out for.
 pub const WIDTH: u16 = 120;
 
-/// Renders `report` as text (ends with a newline).
-pub fn render(report: &LabReport) -> String {
+/// An empty table in the house style (condensed UTF-8 borders, [`WIDTH`] columns) with the
+/// given header; every table mpmt prints starts here.
+pub fn table<T: Into<comfy_table::Cell>>(header: impl IntoIterator<Item = T>) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(WIDTH)
-        .set_header([
-            "aspect",
-            "multi-process (measured)",
-            "multi-thread (measured)",
-            "verdict",
-            "ratio",
-        ]);
+        .set_header(header);
+    table
+}
+
+/// Renders `report` as text (ends with a newline).
+pub fn render(report: &LabReport) -> String {
+    let mut comparison = table([
+        "aspect",
+        "multi-process (measured)",
+        "multi-thread (measured)",
+        "verdict",
+        "ratio",
+    ]);
     for c in &report.claims {
-        table.add_row([
+        comparison.add_row([
             c.aspect.clone(),
             c.process.clone(),
             c.thread.clone(),
@@ -36,7 +43,7 @@ pub fn render(report: &LabReport) -> String {
             format!("{:.2}×", c.ratio),
         ]);
     }
-    let mut out = format!("{table}\n");
+    let mut out = format!("{comparison}\n");
     for c in &report.claims {
         let _ = write!(out, "\n[{}] {} {}", c.id, c.verdict, c.claim);
         if let Verdict::Depends { condition } = &c.verdict {
@@ -47,12 +54,7 @@ pub fn render(report: &LabReport) -> String {
             let _ = writeln!(out, "  warning: {w}");
         }
         for t in &c.tables {
-            let mut detail = Table::new();
-            detail
-                .load_style(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_width(WIDTH)
-                .set_header(t.header.clone());
+            let mut detail = table(t.header.clone());
             for row in &t.rows {
                 detail.add_row(row.clone());
             }
