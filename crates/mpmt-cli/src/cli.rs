@@ -1,0 +1,159 @@
+//! Command-line definitions (clap) and their conversion to library types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Multi-process or multi-thread? Run tasks on either model and measure the difference.
+#[derive(Debug, Parser)]
+#[command(name = "mpmt", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Fact-check the article's claims on this machine and print the comparison table.
+    Lab(LabArgs),
+    /// Run a workload on one model and report throughput, latency, CPU, memory and outcomes.
+    Run(RunArgs),
+    /// Measure every IPC transport between two processes (round-trip latency, one-way
+    /// throughput) beside a thread channel, memcpy and a spin-only ping-pong.
+    Ipc(IpcArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelArg {
+    /// Threads of this process.
+    Thread,
+    /// Worker processes.
+    Process,
+    /// Worker processes running several threads each (--processes × --threads).
+    Hybrid,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Concurrency model.
+    #[arg(long, value_enum, default_value = "process")]
+    pub(crate) model: ModelArg,
+    /// Number of worker threads or processes (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) workers: Option<u32>,
+    /// Hybrid model: worker processes (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) processes: Option<u32>,
+    /// Hybrid model: threads per worker process (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=254))]
+    pub(crate) threads: Option<u32>,
+    /// Longest a task may run, e.g. 2s or 500ms: the task ends `timed_out` and its worker
+    /// process is killed and replaced (a thread is abandoned and replaced).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// Address-space limit per worker process, e.g. 256MiB: a task that exceeds it ends
+    /// `out_of_memory` (process and hybrid models).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) memory_limit: Option<u64>,
+    /// Replace each worker process after this many tasks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_tasks_per_worker: Option<u64>,
+    /// Run an idempotent task (noop, sha256, primes, sleep) up to K more times when its
+    /// worker dies under it.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub(crate) retries: u32,
+    /// IPC transport of the process model.
+    #[arg(long, default_value = "pipe", value_parser = parse_transport)]
+    pub(crate) transport: mpmt::transport::TransportKind,
+    /// Task kind: noop, sha256, primes, sleep.
+    #[arg(long, value_parser = parse_workload)]
+    pub(crate) task: mpmt_lab::bench::workload::Workload,
+    /// Number of tasks.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) count: u64,
+    /// Size parameter: bytes hashed (sha256, default 65536), range width (primes, default
+    /// 10000), microseconds (sleep, default 1000); ignored by noop.
+    #[arg(long)]
+    pub(crate) size: Option<u64>,
+    /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05
+    /// (panic, abort, segfault, exit, oom [needs --memory-limit], hang [needs --timeout]).
+    #[arg(long, value_name = "KIND:RATE", value_parser = parse_fault)]
+    pub(crate) inject: Option<mpmt::task::fault::FaultPlan>,
+    /// Seed of the fault choice.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Recompute every sha256/primes result after the timed part.
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LabArgs {
+    /// Fewer repetitions: finishes in under a minute on 2 cores.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Run only these claims (comma-separated ids, e.g. create,switch).
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub(crate) only: Option<Vec<String>>,
+    /// Also write the full report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IpcArgs {
+    /// Message sizes in bytes, comma-separated; units B, KiB, MiB (1024) or KB, MB (1000).
+    #[arg(long, value_name = "SIZE,...", default_value = "64,4096,65536,1048576", value_parser = parse_sizes)]
+    pub(crate) sizes: mpmt_lab::bench::ipc::SizeList,
+    /// Transports to measure, comma-separated.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "pipe,uds,tcp,mq,shm",
+        value_parser = parse_transport
+    )]
+    pub(crate) transports: Vec<mpmt::transport::TransportKind>,
+    /// Shorter budgets: the default sizes and transports finish in under 20 s on 2 cores.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Pin the measuring thread to the first allowed CPU and every partner to the second
+    /// (default: the scheduler places them).
+    #[arg(long)]
+    pub(crate) pin: bool,
+    /// Print one JSON object (every sample included) instead of the tables.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_sizes(s: &str) -> Result<mpmt_lab::bench::ipc::SizeList, String> {
+    s.parse().map_err(|e: mpmt_lab::bench::ipc::IpcError| e.to_string())
+}
+
+fn parse_transport(s: &str) -> Result<mpmt::transport::TransportKind, String> {
+    s.parse().map_err(|e: mpmt::transport::TransportError| e.to_string())
+}
+
+fn parse_workload(s: &str) -> Result<mpmt_lab::bench::workload::Workload, String> {
+    s.parse()
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); e.g. 2s, 500ms"))?;
+    if d.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(d)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    mpmt_lab::measure::units::parse_bytes(s)
+}
+
+fn parse_fault(s: &str) -> Result<mpmt::task::fault::FaultPlan, String> {
+    s.parse()
+}

@@ -1,0 +1,369 @@
+//! What is measured of every endpoint, and the endpoint that speaks frames over a transport.
+//!
+//! An [`Endpoint`] is the parent's handle on a partner (a peer process over a transport, or a
+//! thread over a channel) that speaks the protocol of [`super::peer`]: echo a message, count
+//! streamed messages, acknowledge the end of a stream. [`measure`] drives one endpoint at one
+//! message size through the two measurements of the benchmark:
+//!
+//! * **round trip**: after a warm-up, each sample is one message to the partner and its echo
+//!   back, timed individually (`Instant` costs about 25 ns, small against the cheapest
+//!   endpoint's microseconds), until the latency budget is spent and at least
+//!   [`Plan::min_samples`] were taken, or [`Plan::max_samples`] were. The echoed payload is
+//!   compared with what was sent after the clock stops;
+//! * **one-way throughput**: the parent sends messages back to back, each handed to the
+//!   endpoint on its own (one write per message, no batching), until the run's budget is
+//!   spent; then an end marker, and the partner acknowledges with its counts. A run's time
+//!   goes from the first send to the acknowledgement, so what is still in flight is counted;
+//!   the counts must match what was sent. One untimed warm-up run, then
+//!   [`Plan::stream_runs`] timed runs.
+//!
+//! [`Framed`] is the transport endpoint: a [`FrameWriter`] and a [`FrameReader`] over a
+//! [`Link`], exactly what a pool's driver and reader use, so framing and checksums are in
+//! every figure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::peer::{ACK, COUNT, ECHO, END, decode_ack};
+use super::{Latency, StreamRun, Throughput};
+use crate::measure::Summary;
+use mpmt::transport::frame::{
+    DEFAULT_MAX_PAYLOAD, FrameError, FrameKind, FrameReader, FrameWriter,
+};
+use mpmt::transport::{ByteRx, ByteTx, Interrupt, Link};
+
+/// Fewest messages a throughput run sends, whatever its budget.
+const MIN_STREAM: u64 = 4;
+/// The clock is read once per this many streamed messages.
+const CLOCK_EVERY: u64 = 32;
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Plan {
+    /// Time spent on round-trip samples per endpoint and size.
+    pub(crate) latency: Duration,
+    /// Untimed round trips before the samples (cut short after a quarter of `latency`).
+    pub(crate) warmup: usize,
+    /// Fewest round-trip samples, whatever the budget.
+    pub(crate) min_samples: usize,
+    /// Most round-trip samples (bounds the memory and the JSON).
+    pub(crate) max_samples: usize,
+    /// Timed throughput runs per endpoint and size.
+    pub(crate) stream_runs: usize,
+    /// Budget of one throughput run.
+    pub(crate) stream: Duration,
+    /// Time spent measuring memcpy per size.
+    pub(crate) memcpy: Duration,
+    /// Time spent on the spin ping-pong.
+    pub(crate) spin: Duration,
+    /// Round trips per spin sample (one round trip is too short to time alone).
+    pub(crate) spin_batch: usize,
+}
+
+impl Plan {
+    /// The plan of a quick or a full run. Quick: about 0.25 s per endpoint and size, so all
+    /// five transports and the thread channel at four sizes take under ten seconds.
+    pub(crate) fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                latency: Duration::from_millis(120),
+                warmup: 20,
+                min_samples: 5,
+                max_samples: 5_000,
+                stream_runs: 3,
+                stream: Duration::from_millis(40),
+                memcpy: Duration::from_millis(25),
+                spin: Duration::from_millis(150),
+                spin_batch: 100,
+            }
+        } else {
+            Plan {
+                latency: Duration::from_secs(1),
+                warmup: 100,
+                min_samples: 10,
+                max_samples: 20_000,
+                stream_runs: 5,
+                stream: Duration::from_millis(200),
+                memcpy: Duration::from_millis(200),
+                spin: Duration::from_secs(1),
+                spin_batch: 100,
+            }
+        }
+    }
+}
+
+/// Why one step of a measurement failed (mapped to [`super::IpcError`] by the caller, who
+/// knows the endpoint and can ask how its peer ended).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    /// The framed channel failed (a dead peer reads as closed).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The partner answered something else than the protocol says.
+    #[error("{0}")]
+    Protocol(String),
+    /// The partner thread did not answer in time.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    /// The partner thread is gone.
+    #[error("the partner thread is gone")]
+    Gone,
+}
+
+/// A partner speaking the benchmark protocol (module docs).
+pub(crate) trait Endpoint {
+    /// Sends `payload`, waits for its echo, and returns the seconds that took; checks the echo
+    /// after the clock stops.
+    fn round_trip(&mut self, payload: &[u8]) -> Result<f64, StepError>;
+    /// Streams `payload` until `budget` has passed (at least [`MIN_STREAM`] messages), then
+    /// waits for the acknowledgement and checks its counts.
+    fn stream(&mut self, payload: &[u8], budget: Duration) -> Result<StreamRun, StepError>;
+}
+
+/// Whether a run begun at `start` that has sent `sent` messages should send another.
+pub(super) fn keep_streaming(start: Instant, sent: u64, budget: Duration) -> bool {
+    if sent < MIN_STREAM {
+        return true;
+    }
+    if sent == MIN_STREAM || sent.is_multiple_of(CLOCK_EVERY) {
+        return start.elapsed() < budget;
+    }
+    true
+}
+
+/// Checks an acknowledgement against what was sent.
+pub(super) fn check_counts(got: (u64, u64), sent: u64, size: usize) -> Result<(), StepError> {
+    let want = (sent, sent * size as u64);
+    if got != want {
+        return Err(StepError::Protocol(format!(
+            "the partner counted {} messages / {} bytes, {} / {} were sent",
+            got.0, got.1, want.0, want.1
+        )));
+    }
+    Ok(())
+}
+
+/// A message of `size` bytes whose content depends on its position, so a misplaced or stale
+/// byte in an echo is caught.
+pub(crate) fn pattern(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect()
+}
+
+/// Measures `endpoint` at `size` bytes (module docs). `arm` is called with the longest each
+/// phase may take before it begins, for a watchdog.
+pub(crate) fn measure(
+    endpoint: &mut dyn Endpoint,
+    size: usize,
+    plan: &Plan,
+    arm: &mut dyn FnMut(Duration),
+) -> Result<(Latency, Throughput), StepError> {
+    let payload = pattern(size);
+    arm(plan.latency * 2 + super::GRACE);
+    let warm_until = Instant::now() + plan.latency / 4;
+    for _ in 0..plan.warmup {
+        endpoint.round_trip(&payload)?;
+        if Instant::now() > warm_until {
+            break;
+        }
+    }
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < plan.min_samples
+        || (samples.len() < plan.max_samples && start.elapsed() < plan.latency)
+    {
+        samples.push(endpoint.round_trip(&payload)?);
+    }
+    let latency = Latency::new(samples, 1)
+        .ok_or_else(|| StepError::Protocol("no finite round-trip sample".into()))?;
+
+    arm(plan.stream * (plan.stream_runs as u32 + 1) * 2 + super::GRACE);
+    endpoint.stream(&payload, plan.stream / 2)?;
+    let mut runs = Vec::with_capacity(plan.stream_runs);
+    for _ in 0..plan.stream_runs {
+        runs.push(endpoint.stream(&payload, plan.stream)?);
+    }
+    Ok((latency, Throughput::new(runs, size)))
+}
+
+/// The transport endpoint: frames over a [`Link`] to a peer running [`super::peer::serve`].
+pub(crate) struct Framed {
+    writer: FrameWriter<Box<dyn ByteTx>>,
+    reader: FrameReader<Box<dyn ByteRx>>,
+}
+
+impl std::fmt::Debug for Framed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framed").finish_non_exhaustive()
+    }
+}
+
+impl Framed {
+    /// Frames over `link`; also returns the link's interrupt, for the watchdog.
+    pub(crate) fn new(link: Link) -> (Framed, Option<Arc<dyn Interrupt>>) {
+        let framed = Framed {
+            writer: FrameWriter::new(link.tx, DEFAULT_MAX_PAYLOAD),
+            reader: FrameReader::new(link.rx, DEFAULT_MAX_PAYLOAD),
+        };
+        (framed, link.interrupt)
+    }
+
+    /// Waits for the peer's `Hello`.
+    pub(crate) fn await_hello(&mut self) -> Result<(), StepError> {
+        match self.reader.read_frame()? {
+            (h, _) if h.kind == FrameKind::Hello => Ok(()),
+            (h, _) => Err(StepError::Protocol(format!("expected Hello, got {:?}", h.kind))),
+        }
+    }
+
+    /// Asks the peer to exit; best effort (a peer that is gone is what we want anyway).
+    pub(crate) fn shutdown(&mut self) {
+        if self.writer.push(FrameKind::Shutdown, 0, &[]).is_ok() {
+            let _ = self.writer.flush();
+        }
+    }
+}
+
+impl Endpoint for Framed {
+    fn round_trip(&mut self, payload: &[u8]) -> Result<f64, StepError> {
+        let start = Instant::now();
+        self.writer.push(FrameKind::Data, ECHO, payload)?;
+        self.writer.flush()?;
+        let (header, echo) = self.reader.read_frame()?;
+        let seconds = start.elapsed().as_secs_f64();
+        if header.kind != FrameKind::Data || header.id != ECHO {
+            return Err(StepError::Protocol(format!(
+                "expected an echo, got a {:?} frame with id {}",
+                header.kind, header.id
+            )));
+        }
+        if echo != payload {
+            return Err(StepError::Protocol(format!(
+                "the echo of {} bytes differs from the message ({} bytes)",
+                payload.len(),
+                echo.len()
+            )));
+        }
+        Ok(seconds)
+    }
+
+    fn stream(&mut self, payload: &[u8], budget: Duration) -> Result<StreamRun, StepError> {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while keep_streaming(start, sent, budget) {
+            self.writer.push(FrameKind::Data, COUNT, payload)?;
+            self.writer.flush()?;
+            sent += 1;
+        }
+        self.writer.push(FrameKind::Data, END, &[])?;
+        self.writer.flush()?;
+        let (header, ack) = self.reader.read_frame()?;
+        let seconds = start.elapsed().as_secs_f64();
+        let counts = match (header.kind, header.id) {
+            (FrameKind::Data, ACK) => decode_ack(ack),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            StepError::Protocol(format!(
+                "expected an acknowledgement, got a {:?} frame with id {} and {} bytes",
+                header.kind,
+                header.id,
+                ack.len()
+            ))
+        })?;
+        check_counts(counts, sent, payload.len())?;
+        Ok(StreamRun { messages: sent, seconds })
+    }
+}
+
+impl Latency {
+    /// Summarises `samples` (seconds per round trip, each the mean of `batch` round trips);
+    /// `None` without finite samples.
+    pub(crate) fn new(samples: Vec<f64>, batch: usize) -> Option<Latency> {
+        let summary = Summary::from_samples(&samples)?;
+        Some(Latency { summary, batch, samples })
+    }
+}
+
+impl Throughput {
+    /// The median run's rates, for messages of `size` bytes.
+    pub(crate) fn new(runs: Vec<StreamRun>, size: usize) -> Throughput {
+        let mut rates: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.seconds > 0.0)
+            .map(|r| r.messages as f64 / r.seconds)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        let messages_per_s = Summary::from_samples(&rates).map_or(0.0, |s| s.median);
+        Throughput { messages_per_s, bytes_per_s: messages_per_s * size as f64, runs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mpmt::transport::TransportKind;
+
+    fn tiny() -> Plan {
+        Plan {
+            latency: Duration::from_millis(5),
+            warmup: 2,
+            min_samples: 3,
+            max_samples: 50,
+            stream_runs: 2,
+            stream: Duration::from_millis(2),
+            memcpy: Duration::from_millis(1),
+            spin: Duration::from_millis(1),
+            spin_batch: 10,
+        }
+    }
+
+    /// The whole protocol in one process: the peer's loop on a thread over `pair()`.
+    #[test]
+    fn framed_endpoint_measures_against_the_peer_loop() {
+        for kind in [TransportKind::Pipe, TransportKind::Shm] {
+            let (ours, theirs) = kind.create().unwrap().pair().unwrap();
+            let peer = std::thread::spawn(move || super::super::peer::serve(theirs));
+            let (mut framed, _) = Framed::new(ours);
+            framed.await_hello().unwrap();
+            let mut armed = Vec::new();
+            for size in [1, 64, 70_000] {
+                let (latency, throughput) =
+                    measure(&mut framed, size, &tiny(), &mut |d| armed.push(d)).unwrap();
+                assert!(latency.summary.n >= 3 && latency.summary.min > 0.0);
+                assert_eq!(throughput.runs.len(), 2);
+                assert!(throughput.runs.iter().all(|r| r.messages >= MIN_STREAM));
+                assert!(throughput.messages_per_s > 0.0);
+                assert_eq!(throughput.bytes_per_s, throughput.messages_per_s * size as f64);
+            }
+            assert_eq!(armed.len(), 6);
+            framed.shutdown();
+            peer.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_wrong_count_is_a_protocol_error() {
+        assert!(check_counts((3, 192), 3, 64).is_ok());
+        assert!(matches!(check_counts((2, 128), 3, 64), Err(StepError::Protocol(_))));
+    }
+
+    #[test]
+    fn a_dead_peer_ends_in_an_error() {
+        let (ours, theirs) = TransportKind::Pipe.create().unwrap().pair().unwrap();
+        drop(theirs);
+        let (mut framed, _) = Framed::new(ours);
+        assert!(framed.round_trip(b"hello").is_err());
+    }
+
+    #[test]
+    fn throughput_takes_the_median_run() {
+        let runs = vec![
+            StreamRun { messages: 100, seconds: 1.0 },
+            StreamRun { messages: 300, seconds: 1.0 },
+            StreamRun { messages: 200, seconds: 1.0 },
+        ];
+        let t = Throughput::new(runs, 10);
+        assert_eq!(t.messages_per_s, 200.0);
+        assert_eq!(t.bytes_per_s, 2000.0);
+    }
+}

@@ -1,0 +1,10 @@
+//! The instruments: benchmarks that drive the engine and report raw measurements, used by
+//! their own commands and by the lab's claims.
+//!
+//! * [`ipc`]: `mpmt ipc`, every transport between two real processes beside a thread
+//!   channel, memcpy and a spin-only ping-pong;
+//! * [`workload`]: `mpmt run`, one workload on one model, measured (throughput, latency, CPU,
+//!   memory, outcome counts, fault injection).
+
+pub mod ipc;
+pub mod workload;

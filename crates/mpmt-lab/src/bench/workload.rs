@@ -1,0 +1,440 @@
+//! `mpmt run`: one workload on one model, measured.
+//!
+//! Builds a pool, submits `count` tasks of one built-in kind (optionally replacing a seeded
+//! fraction of them with a fault), collects every outcome in order, and reports throughput,
+//! turnaround latency, execution time, CPU time (user + system, waited-for children included),
+//! peak memory and the count of each outcome. Every output is checked: `noop` must echo its
+//! input, and with `verify` the `sha256` digests and `primes` counts are recomputed after the
+//! timed part.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::measure::cpu::{self, CpuTimes, Who};
+use crate::measure::{memory, stats::Summary};
+use mpmt::pool::{Model, Pool, PoolError};
+use mpmt::task::builtin::{self, PrimesInput, Sha256Input};
+use mpmt::task::fault::{FaultKind, FaultPlan};
+use mpmt::task::{AnyValue, Job};
+use mpmt::transport::TransportKind;
+
+/// The workload kinds `mpmt run` can submit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// `noop`: dispatch overhead.
+    Noop,
+    /// `sha256` of `size` bytes.
+    Sha256,
+    /// `primes` in a range `size` wide.
+    Primes,
+    /// `sleep` for `size` microseconds.
+    Sleep,
+}
+
+impl Workload {
+    /// Every workload.
+    pub const ALL: &'static [Workload] =
+        &[Workload::Noop, Workload::Sha256, Workload::Primes, Workload::Sleep];
+
+    /// Its task kind's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Noop => "noop",
+            Workload::Sha256 => "sha256",
+            Workload::Primes => "primes",
+            Workload::Sleep => "sleep",
+        }
+    }
+
+    /// The `size` used when none is given.
+    pub fn default_size(self) -> u64 {
+        match self {
+            Workload::Noop => 0,
+            Workload::Sha256 => 64 * 1024,
+            Workload::Primes => 10_000,
+            Workload::Sleep => 1_000,
+        }
+    }
+
+    fn job(self, index: u64, size: u64) -> Job {
+        match self {
+            Workload::Noop => Job::new::<builtin::Noop>(index),
+            Workload::Sha256 => Job::new::<builtin::Sha256>(Sha256Input { index, size }),
+            Workload::Primes => Job::new::<builtin::Primes>(primes_range(index, size)),
+            Workload::Sleep => Job::new::<builtin::Sleep>(size),
+        }
+    }
+}
+
+fn primes_range(index: u64, size: u64) -> PrimesInput {
+    PrimesInput { lo: index * size, hi: (index + 1) * size }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Workload::ALL.iter().copied().find(|w| w.name() == s).ok_or_else(|| {
+            let known: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
+            format!("unknown task kind '{s}' (known: {})", known.join(", "))
+        })
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The model and worker count.
+    pub model: Model,
+    /// The transport (process model).
+    pub transport: TransportKind,
+    /// The task kind.
+    pub workload: Workload,
+    /// Number of tasks.
+    pub count: u64,
+    /// Size parameter of the task (see [`Workload::default_size`]).
+    pub size: u64,
+    /// Faults to inject.
+    pub inject: Option<FaultPlan>,
+    /// Recompute `sha256` and `primes` results after the timed part.
+    pub verify: bool,
+    /// The worker program (default: this program).
+    pub program: Option<PathBuf>,
+    /// Longest a task may run.
+    pub timeout: Option<Duration>,
+    /// Address-space limit per worker process, bytes.
+    pub memory_limit: Option<u64>,
+    /// Recycle worker processes after this many tasks.
+    pub max_tasks_per_worker: Option<u64>,
+    /// Retries of idempotent tasks whose worker died.
+    pub retries: u32,
+}
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pool could not be built.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The spec is contradictory.
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// Percentiles of a duration series, in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(us: &[f64]) -> Option<Percentiles> {
+        let s = Summary::from_samples(us)?;
+        Some(Percentiles { p50: s.median, p99: s.p99, max: s.max })
+    }
+}
+
+/// CPU time spent, in seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuTime {
+    /// User time, this process and its waited-for children.
+    pub user_s: f64,
+    /// System time, same scope.
+    pub sys_s: f64,
+}
+
+/// Peak resident memory, in KiB.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakMemory {
+    /// This process (VmHWM).
+    pub parent_kib: u64,
+    /// Sum over the live worker processes at the end of the run (VmHWM of each).
+    pub workers_kib: u64,
+    /// Number of worker processes summed.
+    pub worker_processes: usize,
+}
+
+/// The result of a run; also the `--json` schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// "thread" or "process".
+    pub model: &'static str,
+    /// Worker threads or processes.
+    pub workers: usize,
+    /// Transport of the process model, `null` for threads.
+    pub transport: Option<TransportKind>,
+    /// Task kind.
+    pub task: Workload,
+    /// Its size parameter.
+    pub size: u64,
+    /// Tasks submitted.
+    pub count: u64,
+    /// Tasks that returned an output (and passed the checks).
+    pub ok: u64,
+    /// Failed tasks by error kind (see `TaskError::name`); `wrong_output` counts outputs that
+    /// failed verification.
+    pub errors: BTreeMap<String, u64>,
+    /// Tasks that got no outcome at all: always 0 unless the engine is broken.
+    pub lost: u64,
+    /// Tasks replaced by an injected fault.
+    pub injected: u64,
+    /// The injected fault kind.
+    pub inject_kind: Option<FaultKind>,
+    /// Wall time from the first submission to the last outcome, seconds.
+    pub wall_s: f64,
+    /// `count / wall_s`.
+    pub tasks_per_s: f64,
+    /// Submission → outcome per task, microseconds.
+    pub latency_us: Option<Percentiles>,
+    /// Execution time per task where it ran, microseconds.
+    pub exec_us: Option<Percentiles>,
+    /// CPU time of the whole run.
+    pub cpu: CpuTime,
+    /// Peak memory.
+    pub peak_memory: PeakMemory,
+    /// Worker processes replaced during the run.
+    pub restarts: u64,
+    /// Outputs recomputed and compared (0 without `verify`).
+    pub verified: u64,
+    /// Worker processes replaced because they reached `max_tasks_per_worker`.
+    pub recycled: u64,
+    /// Threads abandoned to timed-out tasks (thread model).
+    pub leaked_threads: u64,
+    /// From noticing a worker's death to its replacement being ready, microseconds.
+    pub recovery_us: Option<Percentiles>,
+    /// The run was stopped early (Ctrl-C): unfinished tasks are counted as `cancelled`.
+    pub interrupted: bool,
+}
+
+/// Checks that the spec can run without harming the machine or hanging.
+fn validate(spec: &RunSpec) -> Result<(), RunError> {
+    let Some(plan) = spec.inject.filter(|p| p.rate > 0.0) else { return Ok(()) };
+    let spec_error = |m: String| Err(RunError::Spec(m));
+    match (spec.model, plan.kind) {
+        (Model::Threads(_), FaultKind::Panic | FaultKind::Hang) => {}
+        (Model::Threads(_), kind) => {
+            return spec_error(format!(
+                "injecting '{kind}' into the thread model would kill mpmt itself (that is the \
+                 article's point): use --model process, or `mpmt lab --only isolation`"
+            ));
+        }
+        _ => {}
+    }
+    if plan.kind == FaultKind::Hang && spec.timeout.is_none() {
+        return spec_error("injecting 'hang' needs --timeout, or the run never ends".into());
+    }
+    if plan.kind == FaultKind::Oom && spec.memory_limit.is_none() {
+        return spec_error(
+            "injecting 'oom' needs --memory-limit (without a cap it would exhaust the \
+             machine's memory)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Runs the workload and reports. `on_outcome` is called once per task, in order (progress).
+/// When `stop` becomes true (Ctrl-C), the pool is aborted: queued and running tasks end
+/// `cancelled`, and the report covers what finished.
+pub fn run(
+    spec: &RunSpec,
+    stop: &AtomicBool,
+    mut on_outcome: impl FnMut(u64),
+) -> Result<RunReport, RunError> {
+    validate(spec)?;
+    let mut builder =
+        Pool::builder().model(spec.model).transport(spec.transport).retries(spec.retries);
+    if let Some(p) = &spec.program {
+        builder = builder.worker_program(p);
+    }
+    if let Some(t) = spec.timeout {
+        builder = builder.task_timeout(t);
+    }
+    if let Some(m) = spec.memory_limit {
+        builder = builder.memory_limit(m);
+    }
+    if let Some(n) = spec.max_tasks_per_worker {
+        builder = builder.max_tasks_per_worker(n);
+    }
+    let pool = builder.build()?;
+    let cpu_before = cpu_with_children();
+    let done = AtomicBool::new(false);
+    let collected = std::thread::scope(|scope| {
+        // Watches for Ctrl-C while the main thread waits on outcomes.
+        scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                if stop.load(Ordering::Acquire) {
+                    pool.abort();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let collected = collect(spec, &pool, &mut on_outcome);
+        done.store(true, Ordering::Release);
+        collected
+    });
+    let stats = pool.stats();
+    let worker_hwm: Vec<u64> = stats
+        .worker_pids
+        .iter()
+        .filter_map(|&pid| memory::status(Some(pid)).ok())
+        .map(|s| s.hwm / 1024)
+        .collect();
+    // Workers are reaped here, so their CPU time is in RUSAGE_CHILDREN below.
+    pool.shutdown();
+    let cpu_used = cpu_with_children().since(&cpu_before);
+    let Collected { mut ok, mut errors, latency, exec, outputs, outcomes, wall } = collected;
+
+    let mut verified = 0;
+    for (index, value) in &outputs {
+        let good = match spec.workload {
+            Workload::Sha256 => {
+                value.downcast_ref::<[u8; 32]>()
+                    == Some(&builtin::sha256_digest(Sha256Input { index: *index, size: spec.size }))
+            }
+            Workload::Primes => {
+                let r = primes_range(*index, spec.size);
+                value.downcast_ref::<u64>().copied()
+                    == Some((r.lo..r.hi).filter(|&n| is_prime(n)).count() as u64)
+            }
+            Workload::Sleep => value.downcast_ref::<u64>() == Some(&spec.size),
+            Workload::Noop => true,
+        };
+        verified += 1;
+        if !good {
+            ok -= 1;
+            *errors.entry("wrong_output".into()).or_default() += 1;
+        }
+    }
+    let injected = (0..spec.count).filter(|&i| is_faulty(spec, i)).count() as u64;
+    let recoveries: Vec<f64> = stats.recoveries.iter().map(|d| us(*d)).collect();
+    Ok(RunReport {
+        model: spec.model.name(),
+        workers: spec.model.parallelism(),
+        transport: (spec.model.processes() > 0).then_some(spec.transport),
+        task: spec.workload,
+        size: spec.size,
+        count: spec.count,
+        ok,
+        errors,
+        lost: spec.count - outcomes,
+        injected,
+        inject_kind: spec.inject.map(|p| p.kind),
+        wall_s: wall.as_secs_f64(),
+        tasks_per_s: spec.count as f64 / wall.as_secs_f64().max(1e-9),
+        latency_us: Percentiles::of(&latency),
+        exec_us: Percentiles::of(&exec),
+        cpu: CpuTime { user_s: cpu_used.user.as_secs_f64(), sys_s: cpu_used.system.as_secs_f64() },
+        peak_memory: PeakMemory {
+            parent_kib: memory::status(None).map_or(0, |s| s.hwm / 1024),
+            workers_kib: worker_hwm.iter().sum(),
+            worker_processes: worker_hwm.len(),
+        },
+        restarts: stats.restarts,
+        verified,
+        recycled: stats.recycled,
+        leaked_threads: stats.leaked_threads,
+        recovery_us: Percentiles::of(&recoveries),
+        interrupted: stop.load(Ordering::Acquire),
+    })
+}
+
+fn is_faulty(spec: &RunSpec, index: u64) -> bool {
+    spec.inject.as_ref().is_some_and(|p| p.is_faulty(index))
+}
+
+/// What the timed part gathered.
+struct Collected {
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    latency: Vec<f64>,
+    exec: Vec<f64>,
+    /// Outputs kept for verification after the timed part.
+    outputs: Vec<(u64, AnyValue)>,
+    outcomes: u64,
+    wall: Duration,
+}
+
+/// The timed part: submits every task and collects every outcome, in order.
+fn collect(spec: &RunSpec, pool: &Pool, on_outcome: &mut impl FnMut(u64)) -> Collected {
+    let jobs = (0..spec.count).map(|i| match &spec.inject {
+        Some(plan) if plan.is_faulty(i) => plan.kind.job(i),
+        _ => spec.workload.job(i, spec.size),
+    });
+    let mut c = Collected {
+        ok: 0,
+        errors: BTreeMap::new(),
+        latency: Vec::with_capacity(spec.count as usize),
+        exec: Vec::with_capacity(spec.count as usize),
+        outputs: Vec::new(),
+        outcomes: 0,
+        wall: Duration::ZERO,
+    };
+    let start = Instant::now();
+    let mut map = pool.map_jobs(jobs);
+    while let Some(done) = map.next_completion() {
+        let index = c.outcomes;
+        c.outcomes += 1;
+        c.latency.push(us(done.turnaround()));
+        if let Some(e) = done.exec {
+            c.exec.push(us(e));
+        }
+        match done.result {
+            Ok(value) => {
+                if is_faulty(spec, index) {
+                    // A fault that returned (e.g. a hang that ended): not an error.
+                    c.ok += 1;
+                } else if spec.workload == Workload::Noop {
+                    if value.downcast_ref::<u64>() == Some(&index) {
+                        c.ok += 1;
+                    } else {
+                        *c.errors.entry("wrong_output".into()).or_default() += 1;
+                    }
+                } else {
+                    c.ok += 1;
+                    if spec.verify {
+                        c.outputs.push((index, value));
+                    }
+                }
+            }
+            Err(e) => *c.errors.entry(e.name().to_owned()).or_default() += 1,
+        }
+        on_outcome(c.outcomes);
+    }
+    c.wall = start.elapsed();
+    c
+}
+
+/// Independent primality check for verification (a different method than the task's).
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
+}
+
+/// CPU time of this process plus its waited-for children (zero where unreadable).
+fn cpu_with_children() -> CpuTimes {
+    let own = cpu::cpu_time(Who::Process).unwrap_or_default();
+    let children = cpu::cpu_time(Who::Children).unwrap_or_default();
+    CpuTimes { user: own.user + children.user, system: own.system + children.system }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,23 @@
+//! Supervision of child processes: starting them, their own start-up, noticing and classifying
+//! their death.
+//!
+//! * `spawn`: starts a child with exactly its channel descriptors inherited, and opens a
+//!   pidfd on it at once, so that every later wait, poll or kill names this process and never
+//!   a recycled pid; the returned [`Spawned`] is the one reaper: dropping it kills and reaps;
+//! * [`child`]: what every re-executed child does first (death signal, parent check, no core
+//!   dumps) and the command line it reads;
+//! * [`Exit`]: how a child ended, read from the kernel's wait status — the parent is the
+//!   only judge of how a child died, never the child's own report; [`ChildCode`]: the exit
+//!   codes of our own children;
+//! * [`status`]: the page through which a worker says which task each thread runs;
+//! * `watchdog`: one thread per pool that finds tasks running past their timeout.
+
+pub mod child;
+mod exit;
+mod spawn;
+pub mod status;
+mod watchdog;
+
+pub use exit::{ChildCode, Exit, signal_name};
+pub use spawn::{Killer, Spawned, spawn};
+pub(crate) use watchdog::{Overdue, Watchdog};

@@ -1,0 +1,185 @@
+//! Starting a worker process and waiting for its end through a pidfd.
+//!
+//! # Safety
+//!
+//! [`spawn`] uses `CommandExt::pre_exec`, whose closure runs in the forked child before `exec`,
+//! where only async-signal-safe calls are allowed. The closure does one thing: `fcntl(F_SETFD)`
+//! on each descriptor the worker must inherit, clearing `FD_CLOEXEC` in the child only (the
+//! parent's copies stay close-on-exec, so concurrently spawned workers never inherit each
+//! other's channels, and a dead worker's channel reads EOF). `fcntl` is async-signal-safe and
+//! the descriptor list is allocated before the fork.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::io::FdFlags;
+use rustix::process::{
+    Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, pidfd_open, pidfd_send_signal, waitid,
+};
+
+use super::Exit;
+
+/// A started worker process. Dropping it kills and reaps the process if that has not been
+/// done, so no worker outlives the value that owns it.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The process id (for display and /proc; every kill and wait goes through the pidfd).
+    pub pid: u32,
+    pidfd: Arc<OwnedFd>,
+    exit: Option<Exit>,
+}
+
+/// Kills one worker process, from any thread, through its pidfd: never another process that
+/// happens to reuse the pid. Killing a process that has ended is a no-op.
+#[derive(Debug, Clone)]
+pub struct Killer(Arc<OwnedFd>);
+
+impl Killer {
+    /// Sends SIGKILL.
+    pub fn kill(&self) {
+        let _ = pidfd_send_signal(&*self.0, Signal::KILL);
+    }
+}
+
+/// Starts `program` with `args` and extra `env`, inheriting exactly the descriptors in
+/// `inherit`.
+pub fn spawn(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+) -> io::Result<Spawned> {
+    let keep: Vec<RawFd> = inherit.to_vec();
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        // Its own process group: a Ctrl-C at the terminal reaches the pool, which decides.
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    // SAFETY: see the module docs: the closure only calls fcntl(F_SETFD) on descriptors that
+    // are open in the child (inherited from the parent), and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &keep {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    let pid = child.id();
+    let raw = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("spawn returned pid 0"))?;
+    // The child is ours and not yet waited for, so the pid cannot have been recycled here.
+    let pidfd = match pidfd_open(raw, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.into());
+        }
+    };
+    // From here the pidfd owns the process's fate; std's Child is not needed (dropping it
+    // neither waits nor kills).
+    drop(child);
+    Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None })
+}
+
+impl Spawned {
+    /// Sends SIGKILL (a no-op for a process that already ended).
+    pub fn kill(&self) {
+        if self.exit.is_none() {
+            let _ = pidfd_send_signal(&*self.pidfd, Signal::KILL);
+        }
+    }
+
+    /// A handle that can kill this process from another thread.
+    pub fn killer(&self) -> Killer {
+        Killer(self.pidfd.clone())
+    }
+
+    /// Waits up to `timeout` for the process to end and reaps it.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<Exit>> {
+        if let Some(exit) = self.exit {
+            return Ok(Some(exit));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(exit) = self.try_reap()? {
+                return Ok(Some(exit));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let mut fds = [PollFd::new(&*self.pidfd, PollFlags::IN)];
+            let ts = rustix::time::Timespec::try_from(left)
+                .unwrap_or(rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
+            match poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits for the end, killing the process if it has not ended within `grace`.
+    pub fn wait_or_kill(&mut self, grace: Duration) -> Exit {
+        if let Ok(Some(exit)) = self.wait_timeout(grace) {
+            return exit;
+        }
+        self.kill();
+        loop {
+            match self.wait_timeout(Duration::from_secs(1)) {
+                Ok(Some(exit)) => return exit,
+                Ok(None) => self.kill(),
+                // A pidfd we own cannot fail to be waited on; report it as a kill.
+                Err(_) => {
+                    return Exit::Signal { signal: Signal::KILL.as_raw() };
+                }
+            }
+        }
+    }
+
+    fn try_reap(&mut self) -> io::Result<Option<Exit>> {
+        let status = match waitid(
+            WaitId::PidFd(self.pidfd.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        ) {
+            Ok(status) => status,
+            Err(rustix::io::Errno::INTR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        let exit = if let Some(signal) = status.terminating_signal() {
+            Exit::Signal { signal }
+        } else if let Some(code) = status.exit_status() {
+            Exit::Code { code }
+        } else {
+            return Ok(None);
+        };
+        self.exit = Some(exit);
+        Ok(Some(exit))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            self.kill();
+            let _ = self.wait_or_kill(Duration::ZERO);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The worker side of the process model: what the binary does when re-executed as a worker.
+//!
+//! A process pool starts workers by executing its own program (by default
+//! `std::env::current_exe()`) with the hidden first argument [`WORKER_COMMAND`]. The program's
+//! `main` must call [`run_if_worker`] before doing anything else — the `mpmt` binary does, and
+//! a library user's binary does the same with its own [`Registry`]:
+//!
+//! ```no_run
+//! fn main() {
+//!     let registry = mpmt::task::Registry::builtin();
+//!     if let Some(code) = mpmt::worker::run_if_worker(&registry) {
+//!         std::process::exit(code);
+//!     }
+//!     // ... the program proper: build pools, submit tasks ...
+//! }
+//! ```
+//!
+//! A worker then:
+//! 1. asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`), and exits at once
+//!    if the parent is already gone (the race the signal alone cannot close);
+//! 2. disables core dumps (a crash is an expected event here, not a debugging session);
+//! 3. opens its channel ([`crate::transport::connect`]) and says `Hello`;
+//! 4. maps its status page ([`crate::supervise::status`]), applies its memory limit
+//!    (`RLIMIT_AS`), and from then on notes failed allocations ([`OomAwareAlloc`]);
+//! 5. runs tasks — on one thread in the process model, on T threads in the hybrid model —
+//!    recording in the status page which task each thread runs, and answering each with an
+//!    `Outcome` frame flushed **before** the thread marks itself idle. That is what lets the
+//!    pool attribute a crash exactly: when a worker dies, the tasks its status page shows
+//!    running fail (or are retried), every task in flight that has no answer and is not
+//!    running never started and is dispatched again.
+//!
+//! Workers run in their own process group, so a Ctrl-C at the terminal reaches the pool,
+//! which decides what happens to them, and not the workers directly.
+
+mod alloc;
+
+pub use alloc::OomAwareAlloc;
+
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rustix::process::{Resource, Rlimit, setrlimit};
+
+use crate::protocol::{self, Hello, OUTCOME_PREFIX, PanicReport, Status};
+use crate::supervise::ChildCode;
+use crate::supervise::child::{self, Flags, StartError};
+use crate::supervise::status::StatusPage;
+use crate::task::{Registry, unwind};
+use crate::transport::frame::{FrameError, FrameKind, FrameReader, FrameWriter};
+use crate::transport::{self, ByteTx};
+
+/// The hidden first argument that turns the binary into a worker.
+pub const WORKER_COMMAND: &str = "__worker";
+
+/// Runs the worker if this process was started as one (its first argument is
+/// [`WORKER_COMMAND`]); returns its exit code, or `None` for an ordinary start. Call it first
+/// thing in `main`. It answers to no other hidden command: a program with children of its own
+/// (the `mpmt` binary's lab) dispatches those itself.
+pub fn run_if_worker(registry: &Registry) -> Option<i32> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != WORKER_COMMAND {
+        return None;
+    }
+    Some(run(registry, args))
+}
+
+/// The worker with the arguments after [`WORKER_COMMAND`]; returns its exit code. For a
+/// program that keeps its own table of hidden commands; others call [`run_if_worker`].
+pub fn run(registry: &Registry, args: impl Iterator<Item = OsString>) -> i32 {
+    match WorkerArgs::parse(args) {
+        Ok(parsed) => serve(registry, &parsed),
+        Err(message) => {
+            eprintln!("mpmt worker: {message}");
+            ChildCode::Setup.code()
+        }
+    }
+}
+
+/// The worker's command line, written by [`crate::pool`].
+#[derive(Debug)]
+pub(crate) struct WorkerArgs {
+    /// The channel argument for [`transport::connect`].
+    pub(crate) link: String,
+    /// The pool's pid: a worker whose parent is someone else exits.
+    pub(crate) parent: u32,
+    /// Largest frame payload accepted.
+    pub(crate) max_frame: u32,
+    /// Threads running tasks (1: the process model; more: the hybrid model).
+    pub(crate) threads: usize,
+    /// Descriptor of the status page.
+    pub(crate) status_fd: Option<i32>,
+    /// `RLIMIT_AS` in bytes.
+    pub(crate) memory_limit: Option<u64>,
+}
+
+impl WorkerArgs {
+    /// The arguments after [`WORKER_COMMAND`].
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--link".into(),
+            self.link.clone(),
+            "--parent".into(),
+            self.parent.to_string(),
+            "--max-frame".into(),
+            self.max_frame.to_string(),
+            "--threads".into(),
+            self.threads.to_string(),
+        ];
+        if let Some(fd) = self.status_fd {
+            args.extend(["--status".into(), fd.to_string()]);
+        }
+        if let Some(limit) = self.memory_limit {
+            args.extend(["--memory-limit".into(), limit.to_string()]);
+        }
+        args
+    }
+
+    fn parse(args: impl Iterator<Item = OsString>) -> Result<WorkerArgs, String> {
+        let flags = Flags::parse(
+            args,
+            &["--link", "--parent", "--max-frame", "--threads", "--status", "--memory-limit"],
+        )?;
+        Ok(WorkerArgs {
+            link: flags.require("--link")?.to_owned(),
+            parent: flags.num("--parent")?.ok_or("--parent is required")?,
+            max_frame: flags.num("--max-frame")?.unwrap_or(transport::frame::DEFAULT_MAX_PAYLOAD),
+            threads: usize::max(flags.num("--threads")?.unwrap_or(1), 1),
+            status_fd: flags.num("--status")?,
+            memory_limit: flags.num("--memory-limit")?,
+        })
+    }
+}
+
+fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
+    match child::start(args.parent) {
+        Ok(()) => {}
+        Err(StartError::Orphaned) => return ChildCode::Setup.code(),
+        Err(e) => {
+            eprintln!("mpmt worker: {e}");
+            return ChildCode::Setup.code();
+        }
+    }
+    unwind::install_hook();
+
+    let status = match args.status_fd.map(open_status) {
+        Some(Ok(page)) => Some(page),
+        Some(Err(e)) => {
+            eprintln!("mpmt worker: {e}");
+            return ChildCode::Setup.code();
+        }
+        None => None,
+    };
+    let link = match transport::connect(&args.link) {
+        Ok(link) => link,
+        Err(e) => {
+            eprintln!("mpmt worker: {e}");
+            return ChildCode::Setup.code();
+        }
+    };
+    if let Some(limit) = args.memory_limit {
+        // Last, so the channel's own mappings are in place; they count against the limit.
+        let rlimit = Rlimit { current: Some(limit), maximum: Some(limit) };
+        if let Err(e) = setrlimit(Resource::As, rlimit) {
+            eprintln!("mpmt worker: RLIMIT_AS {limit}: {e}");
+            return ChildCode::Setup.code();
+        }
+    }
+    let mut writer = FrameWriter::new(link.tx, args.max_frame);
+    let mut reader = FrameReader::new(link.rx, args.max_frame);
+    let hello = Hello { pid: std::process::id() };
+    let sent = writer
+        .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Extend(out)).map(drop))
+        .map(|r| r.map_err(|e| FrameError::Io(std::io::Error::other(e))));
+    if let Err(e) = sent.and_then(|r| r).and_then(|()| writer.flush()) {
+        eprintln!("mpmt worker: sending hello: {e}");
+        return ChildCode::Setup.code();
+    }
+    if args.threads <= 1 {
+        serve_inline(registry, status, &mut reader, &mut writer)
+    } else {
+        serve_threads(registry, status, args.threads, args.max_frame, &mut reader, writer)
+    }
+}
+
+/// Maps the status page for the rest of the process's life and routes allocation failures
+/// to it.
+fn open_status(fd: i32) -> Result<&'static StatusPage, String> {
+    let [fd] = transport::inherit::take_fds::<1>(&fd.to_string()).map_err(|e| e.to_string())?;
+    let page = StatusPage::open(&fd).map_err(|e| e.to_string())?;
+    // Leaked: the allocator may write to it until the process ends.
+    let page: &'static StatusPage = Box::leak(Box::new(page));
+    alloc::report_to(page);
+    Ok(page)
+}
+
+/// One action of the read loop.
+enum Next<'a> {
+    Task(u64, &'a [u8]),
+    Exit(i32),
+}
+
+fn next_task<'r, R: transport::ByteRx>(reader: &'r mut FrameReader<R>) -> Next<'r> {
+    match reader.read_frame() {
+        Ok((header, payload)) if header.kind == FrameKind::Task => Next::Task(header.id, payload),
+        Ok((header, _)) if header.kind == FrameKind::Shutdown => Next::Exit(0),
+        Ok((header, _)) => {
+            eprintln!("mpmt worker: unexpected {:?} frame", header.kind);
+            Next::Exit(ChildCode::Protocol.code())
+        }
+        // The pool closed the channel: nothing left to do.
+        Err(FrameError::Closed) => Next::Exit(0),
+        Err(e) => {
+            eprintln!("mpmt worker: {e}");
+            Next::Exit(ChildCode::Protocol.code())
+        }
+    }
+}
+
+/// The process model: tasks run on the thread that reads them.
+fn serve_inline<R: transport::ByteRx, W: ByteTx>(
+    registry: &Registry,
+    status: Option<&StatusPage>,
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+) -> i32 {
+    loop {
+        let (id, payload) = match next_task(reader) {
+            Next::Task(id, payload) => (id, payload),
+            Next::Exit(code) => return code,
+        };
+        begin(status, 0, id);
+        run_one(registry, id, payload, writer);
+        let flushed = writer.flush();
+        if let Some(page) = status {
+            page.end(0);
+        }
+        if let Err(e) = flushed {
+            // The pool is gone or shut the channel; it owns the task's fate now.
+            eprintln!("mpmt worker: sending outcome: {e}");
+            return ChildCode::Protocol.code();
+        }
+    }
+}
+
+/// The hybrid model: the main thread reads tasks and hands them to `threads` task threads,
+/// which answer through a shared writer.
+fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
+    registry: &Registry,
+    status: Option<&StatusPage>,
+    threads: usize,
+    max_frame: u32,
+    reader: &mut FrameReader<R>,
+    writer: FrameWriter<W>,
+) -> i32 {
+    let writer = Mutex::new(writer);
+    let (tx, rx) = crossbeam_channel::unbounded::<(u64, Vec<u8>)>();
+    std::thread::scope(|scope| {
+        for slot in 0..threads {
+            let (rx, writer) = (rx.clone(), &writer);
+            let spawned = std::thread::Builder::new()
+                .name(format!("mpmt-task-{slot}"))
+                .spawn_scoped(scope, move || {
+                    let mut out = FrameWriter::new(Vec::new(), max_frame);
+                    for (id, payload) in rx {
+                        begin(status, slot, id);
+                        run_one(registry, id, &payload, &mut out);
+                        // Encoded into this thread's buffer; the lock covers one write only.
+                        let _ = out.flush();
+                        let sent = {
+                            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+                            w.get_mut().write_all(&[out.get_mut()]).map_err(FrameError::Io)
+                        };
+                        out.get_mut().clear();
+                        if let Some(page) = status {
+                            page.end(slot);
+                        }
+                        if let Err(e) = sent {
+                            eprintln!("mpmt worker: sending outcome: {e}");
+                            std::process::exit(ChildCode::Protocol.code());
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("mpmt worker: cannot start task thread: {e}");
+                std::process::exit(ChildCode::Setup.code());
+            }
+        }
+        drop(rx);
+        loop {
+            match next_task(reader) {
+                Next::Task(id, payload) => {
+                    if tx.send((id, payload.to_vec())).is_err() {
+                        return ChildCode::Protocol.code();
+                    }
+                }
+                Next::Exit(code) => {
+                    // Let the task threads finish what they hold, then exit.
+                    drop(tx);
+                    return code;
+                }
+            }
+        }
+    })
+}
+
+/// Marks `slot` busy with `id` and forgets any allocation failure a previous task recovered
+/// from.
+fn begin(status: Option<&StatusPage>, slot: usize, id: u64) {
+    if let Some(page) = status {
+        alloc::clear();
+        page.begin(slot, id);
+    }
+}
+
+/// postcard's `to_extend` takes its sink by value.
+struct Extend<'a>(&'a mut Vec<u8>);
+
+impl std::iter::Extend<u8> for Extend<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+/// Runs one task and appends its outcome frame to `writer`.
+fn run_one<W: transport::ByteTx>(
+    registry: &Registry,
+    id: u64,
+    payload: &[u8],
+    writer: &mut FrameWriter<W>,
+) {
+    let started = Instant::now();
+    let pushed = writer.push_with(FrameKind::Outcome, id, |out| {
+        let at = out.len();
+        out.resize(at + OUTCOME_PREFIX, 0);
+        let status = execute(registry, payload, out, at + OUTCOME_PREFIX);
+        let elapsed = started.elapsed().as_nanos() as u64;
+        protocol::set_outcome_prefix(&mut out[at..], status, elapsed);
+        Ok::<(), Infallible>(())
+    });
+    if let Err(e) = pushed {
+        // The output did not fit in a frame: answer with a codec error instead.
+        let message = format!("task output does not fit in a frame: {e}");
+        let elapsed = started.elapsed().as_nanos() as u64;
+        let _ = writer.push_with(FrameKind::Outcome, id, |out| {
+            let at = out.len();
+            out.resize(at + OUTCOME_PREFIX, 0);
+            protocol::set_outcome_prefix(&mut out[at..], Status::Codec, elapsed);
+            out.extend_from_slice(message.as_bytes());
+            Ok::<(), Infallible>(())
+        });
+    }
+}
+
+/// Runs the task in `payload`, appending the outcome body to `out` (which holds `body_at`
+/// bytes before the body).
+fn execute(registry: &Registry, payload: &[u8], out: &mut Vec<u8>, body_at: usize) -> Status {
+    let (name, input) = match protocol::split_task(payload) {
+        Ok(parts) => parts,
+        Err(e) => {
+            out.extend_from_slice(e.to_string().as_bytes());
+            return Status::Codec;
+        }
+    };
+    let Some(kind) = registry.get(name) else {
+        out.extend_from_slice(name.as_bytes());
+        return Status::UnknownKind;
+    };
+    match unwind::catch(|| kind.run_encoded(input, out)) {
+        Ok(Ok(())) => Status::Ok,
+        Ok(Err(e)) => {
+            out.truncate(body_at);
+            out.extend_from_slice(e.to_string().as_bytes());
+            Status::Codec
+        }
+        Err(report) => {
+            out.truncate(body_at);
+            encode_panic(&report, out);
+            Status::Panicked
+        }
+    }
+}
+
+fn encode_panic(report: &PanicReport, out: &mut Vec<u8>) {
+    if postcard::to_extend(report, Extend(out)).is_err() {
+        // Only a pathological message fails to encode; report that instead.
+        let fallback = PanicReport { message: "unencodable panic message".into(), location: None };
+        let _ = postcard::to_extend(&fallback, Extend(out));
+    }
+}
