@@ -1,25 +1,80 @@
-//! mpmt: multi-process or multi-thread, measured.
+//! mpmt: the same tasks on a thread pool, a process pool or a hybrid, with the process model's
+//! promise kept for real.
 //!
-//! One task API over three interchangeable concurrency models (threads, processes, and
-//! processes × threads), with the process model's promise kept for real (a worker that
-//! crashes, runs out of memory or hangs loses only the tasks it was running), and a lab that
-//! measures the claims of the classic "multi-process vs multi-thread" comparison on the
-//! machine at hand. Data flows one way: CLI → [`lab`] / [`run`] / [`ipc`] → [`pool`] →
-//! [`transport`] / [`supervise`] → OS.
+//! A worker process that panics, aborts, segfaults, exits, runs out of memory or hangs loses
+//! no task and takes no other worker down: only the task it was running fails, with a typed
+//! [`TaskError`], and the worker is replaced. The model and the IPC transport are one setting
+//! each; the tasks do not change.
 //!
-//! * [`task`]: task kinds (a name, serde input and output, a function) and their registry;
-//! * [`pool`]: the pool, its models and the task outcome type [`pool::TaskError`];
-//! * [`worker`]: what the binary does when re-executed as a worker process;
-//! * [`protocol`]: the messages between pool and worker;
-//! * [`transport`]: the IPC mechanisms and the frame codec;
-//! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection;
-//! * [`ipc`]: the IPC benchmark (`mpmt ipc`, the lab's `ipc` claim): every transport between
-//!   two processes beside a thread channel, memcpy and a spin-only ping-pong;
-//! * [`sync`]: the loom shim lock-free code is written against (the shm ring today; the
-//!   synchronisation primitives of a later milestone);
-//! * [`lab`]: one experiment per claim, each with a computed verdict; [`report`]: the
-//!   comparison table and JSON; [`measure`]: statistics, machine description, /proc readers;
-//! * [`run`]: `mpmt run`, one workload measured.
+//! # Quick start
+//!
+//! Worker processes are your own program re-executed, so `main` lets them in first; tasks
+//! cross the process boundary by name, through a [`task::Registry`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use mpmt::pool::{Model, Pool, TaskError};
+//! use mpmt::task::{Registry, Task};
+//!
+//! /// Counts the words of a string.
+//! struct WordCount;
+//!
+//! impl Task for WordCount {
+//!     const NAME: &'static str = "word-count";
+//!     const IDEMPOTENT: bool = true;
+//!     type Input = String;
+//!     type Output = usize;
+//!     fn run(text: String) -> usize {
+//!         text.split_whitespace().count()
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Worker processes are this program re-executed: let them in first.
+//!     let mut registry = Registry::builtin();
+//!     registry.register::<WordCount>()?;
+//!     if let Some(code) = mpmt::worker::run_if_worker(&registry) {
+//!         std::process::exit(code);
+//!     }
+//!
+//!     let pool = Pool::builder()
+//!         .model(Model::Hybrid { processes: 2, threads: 2 })
+//!         .task_timeout(Duration::from_secs(5))
+//!         .memory_limit(512 << 20)
+//!         .retries(1)
+//!         .build()?;
+//!     let counts: Vec<Result<usize, TaskError>> =
+//!         pool.map::<WordCount, _>(["a b", "c d e"].map(String::from)).collect();
+//!     assert_eq!(counts, [Ok(2), Ok(3)]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Every submitted task ends in exactly one `Ok(output)` or one [`TaskError`]. To tell
+//! running out of memory from other aborts, the program also installs
+//! `#[global_allocator] static A: mpmt::worker::OomAwareAlloc = mpmt::worker::OomAwareAlloc;`.
+//!
+//! # Modules, top to bottom
+//!
+//! Each module imports only modules below it in this list:
+//!
+//! * [`pool`]: the pool, its models (threads, processes, hybrid), the task outcome type
+//!   [`TaskError`];
+//! * [`worker`]: the child side of the process model, entered through
+//!   [`worker::run_if_worker`];
+//! * [`protocol`]: the messages between pool and worker, inside frames;
+//! * [`task`]: task kinds (a name, serde input and output, a function), their registry, the
+//!   built-in kinds and the faults behind injection;
+//! * [`supervise`]: starting, reaping and classifying child processes; what every child does
+//!   first; the status page; the watchdog;
+//! * [`transport`]: the IPC mechanisms (pipe, Unix socket, TCP loopback, POSIX message queue,
+//!   shared memory) behind one byte-stream trait, and the frame codec;
+//! * [`sync`]: the primitives lock-free and process-shared code is written against (a loom
+//!   shim today).
+//!
+//! The lab that measures multi-process against multi-thread, and the `mpmt` command, are
+//! separate crates (`mpmt-lab`, `mpmt-cli`) built on this one.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // The worker docs show `main` on purpose: calling `run_if_worker` first in it is the point.
