@@ -2,24 +2,22 @@
 //!
 //! One task API over three interchangeable concurrency models (threads, processes, and
 //! processes × threads), with the process model's promise kept for real (a worker that
-//! crashes, runs out of memory or hangs loses only the tasks it was running), and a lab that
-//! measures the claims of the classic "multi-process vs multi-thread" comparison on the
-//! machine at hand. Data flows one way: CLI → [`lab`] / [`run`] / [`ipc`] → [`pool`] →
-//! [`transport`] / [`supervise`] → OS.
+//! crashes, runs out of memory or hangs loses only the tasks it was running). This is the
+//! engine; the lab that measures the claims of the classic "multi-process vs multi-thread"
+//! comparison on the machine at hand (`mpmt lab`, `mpmt run`, `mpmt ipc`) is the `mpmt-lab`
+//! crate built on it. Inside the engine, imports point one way: [`pool`] → [`worker`] →
+//! [`protocol`] → [`task`] → [`supervise`] / [`transport`] → [`sync`].
 //!
 //! * [`task`]: task kinds (a name, serde input and output, a function) and their registry;
 //! * [`pool`]: the pool, its models and the task outcome type [`pool::TaskError`];
 //! * [`worker`]: what the binary does when re-executed as a worker process;
 //! * [`protocol`]: the messages between pool and worker;
 //! * [`transport`]: the IPC mechanisms and the frame codec;
-//! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection;
-//! * [`ipc`]: the IPC benchmark (`mpmt ipc`, the lab's `ipc` claim): every transport between
-//!   two processes beside a thread channel, memcpy and a spin-only ping-pong;
-//! * [`sync`]: the loom shim lock-free code is written against (the shm ring today; the
-//!   synchronisation primitives of a later milestone);
-//! * [`lab`]: one experiment per claim, each with a computed verdict; [`report`]: the
-//!   comparison table and JSON; [`measure`]: statistics, machine description, /proc readers;
-//! * [`run`]: `mpmt run`, one workload measured.
+//! * [`supervise`]: spawning, forking, reaping and classifying child processes; the status
+//!   page;
+//! * [`sync`]: the loom shim lock-free code is written against, the one shared-memory page
+//!   type and the one futex wrapper (the synchronisation primitives of a later milestone will
+//!   live there too).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // The worker docs show `main` on purpose: calling `run_if_worker` first in it is the point.
