@@ -8,6 +8,8 @@
 //!   a child by descriptor, or anonymous, shared across `fork`), with safe views into it.
 //! * [`futex`]: process-shared futex wait (with a timeout) and wake, the one place futex(2)
 //!   is called.
+//! * [`pingpong`]: a bounded futex ping-pong on one word (the lab's `switch` experiment; its
+//!   ponger also runs in a forked child, `crate::supervise::fork`).
 //!
 //! [loom]: https://docs.rs/loom
 //!
@@ -15,6 +17,7 @@
 
 pub mod futex;
 pub mod page;
+pub mod pingpong;
 pub mod primitive;
 
 pub use page::SharedPage;
