@@ -10,7 +10,7 @@
 //! * [`measure`]: statistics, units, machine description, CPU time and pinning, /proc memory;
 //!
 //! all over the engine, [`mpmt`].
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bench;

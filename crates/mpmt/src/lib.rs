@@ -66,12 +66,12 @@
 //! * [`protocol`]: the messages between pool and worker, inside frames;
 //! * [`task`]: task kinds (a name, serde input and output, a function), their registry, the
 //!   built-in kinds and the faults behind injection;
-//! * [`supervise`]: starting, reaping and classifying child processes; what every child does
-//!   first; the status page; the watchdog;
+//! * [`supervise`]: starting (spawn, or a fork running a fixed routine), reaping and
+//!   classifying child processes; what every child does first; the status page; the watchdog;
 //! * [`transport`]: the IPC mechanisms (pipe, Unix socket, TCP loopback, POSIX message queue,
 //!   shared memory) behind one byte-stream trait, and the frame codec;
-//! * [`sync`]: the primitives lock-free and process-shared code is written against (a loom
-//!   shim today).
+//! * [`sync`]: what process-shared code is written against: the loom shim, the one shared
+//!   page type, the one futex wrapper, the futex ping-pong.
 //!
 //! The lab that measures multi-process against multi-thread, and the `mpmt` command, are
 //! separate crates (`mpmt-lab`, `mpmt-cli`) built on this one.

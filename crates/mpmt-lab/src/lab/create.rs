@@ -4,7 +4,9 @@
 //! for its end so that nothing is left running and the kernel's teardown is counted too:
 //!
 //! * **thread**: `std::thread::Builder::spawn` of an empty closure + `join`;
-//! * **fork**: `fork()`, the child calls `_exit(0)` at once, the parent `waitpid`s;
+//! * **fork**: [`mpmt::supervise::fork`](fn@mpmt::supervise::fork) with [`Routine::Exit`]: `fork()`, the child calls
+//!   `_exit(0)` at once, the parent waits for it (through a pidfd, like every child of the
+//!   engine, so the series includes opening and closing that descriptor);
 //! * **spawn**: `Command::new(exe).arg("__exit").status()`, i.e. `posix_spawn`/exec of the
 //!   mpmt binary, which exits 0 at once: how a real process pool starts a worker.
 //!
@@ -15,19 +17,13 @@
 //!
 //! `fork` cost grows with the parent's resident memory (its page tables are copied), so the
 //! parent's RSS at measurement time is recorded in the fork series' conditions.
-//!
-//! # Safety
-//!
-//! `fork` in a possibly multi-threaded process is unsafe: the child may only call
-//! async-signal-safe functions. Our child calls only `_exit`.
 
 use super::verdict::{combine, cost_claim};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::units::{format_bytes, seconds};
 use crate::measure::{Unit, memory};
 use indicatif::ProgressBar;
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
+use mpmt::supervise::{Exit, Routine};
 use std::process::Command;
 use std::time::Instant;
 
@@ -152,32 +148,16 @@ fn time_thread() -> Result<f64, LabError> {
     Ok(seconds(start.elapsed()))
 }
 
-/// One `fork` + `_exit(0)` + `waitpid`, in seconds.
+/// One `fork` + `_exit(0)` + wait, in seconds.
 fn time_fork() -> Result<f64, LabError> {
     let start = Instant::now();
-    // SAFETY: in the child we call only `_exit`, which is async-signal-safe, so the child
-    // never touches locks or allocator state that another parent thread may have held at
-    // the time of the fork.
-    let forked = unsafe { fork() };
-    match forked {
-        Ok(ForkResult::Child) => {
-            // SAFETY: `_exit` is async-signal-safe and ends the child without running atexit
-            // handlers or unwinding into the parent's copied stack.
-            unsafe { nix::libc::_exit(0) }
-        }
-        Ok(ForkResult::Parent { child }) => {
-            let status = waitpid(child, None)
-                .map_err(|e| LabError::Os { op: "waitpid", source: e.into() })?;
-            let elapsed = start.elapsed();
-            match status {
-                WaitStatus::Exited(_, 0) => Ok(seconds(elapsed)),
-                other => Err(LabError::ChildFailed {
-                    what: "forked child",
-                    status: format!("{other:?}"),
-                }),
-            }
-        }
-        Err(e) => Err(LabError::Os { op: "fork", source: e.into() }),
+    let mut child = mpmt::supervise::fork(Routine::Exit)
+        .map_err(|source| LabError::Os { op: "fork", source })?;
+    let exit = child.wait().map_err(|source| LabError::Os { op: "waitid", source })?;
+    let elapsed = start.elapsed();
+    match exit {
+        Exit::Code { code: 0 } => Ok(seconds(elapsed)),
+        other => Err(LabError::ChildFailed { what: "forked child", status: other.to_string() }),
     }
 }
 

@@ -27,7 +27,7 @@ use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measureme
 use crate::bench::ipc::{self, IpcConfig, IpcReport, SizeReport, THREAD_CHANNEL, format_size};
 use crate::measure::Unit;
 use crate::measure::cpu::allowed_cpus;
-use crate::measure::units::format_seconds;
+use crate::measure::units::{capitalise, format_seconds};
 use indicatif::ProgressBar;
 use mpmt::transport::TransportKind;
 
@@ -289,11 +289,6 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         warnings: report.warnings.clone(),
         tables: vec![table],
     })
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]

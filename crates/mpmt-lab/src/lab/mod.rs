@@ -26,12 +26,10 @@
 //! module below, and add one line `Box::new(<id>::<Struct>),` to [`experiments`].
 
 pub mod cpu;
-#[allow(unsafe_code)]
 pub mod create;
 mod gil;
 pub mod ipc;
 pub mod isolation;
-#[allow(unsafe_code)]
 pub mod switch;
 pub mod verdict;
 

@@ -3,12 +3,14 @@
 //!
 //! # Method
 //!
-//! Two endpoints play ping-pong on one 32-bit word with futex wait/wake, the same wake
-//! mechanism for both models so that only the kind of partner differs:
+//! Two endpoints play ping-pong on one 32-bit word with futex wait/wake
+//! ([`mpmt::sync::pingpong`]), the same wake mechanism for both models so that only the kind
+//! of partner differs:
 //!
-//! * the word lives in a `MAP_SHARED` anonymous page mapped before `fork`, so a forked
-//!   child sees the same physical page;
-//! * futex calls use **non-private** flags (`Flags::empty()`): a private futex is keyed by
+//! * the word lives in an anonymous `MAP_SHARED` [`SharedPage`] mapped before `fork`, so a
+//!   forked child sees the same physical page; the process partner is forked by
+//!   [`mpmt::supervise::fork`](fn@mpmt::supervise::fork) running its [`Routine::Pong`];
+//! * futex calls are **non-private** ([`mpmt::sync::futex`]): a private futex is keyed by
 //!   address space and would never wake the other process;
 //! * the pinger writes an odd value and wakes, the ponger answers with the next even value
 //!   and wakes; each side sleeps in `FUTEX_WAIT` until the word changes. One round trip is
@@ -28,43 +30,23 @@
 //! partner ends in [`LabError::TimedOut`], never a hang; a forked child that loses its
 //! parent exits on its own after the same bound. The caller's CPU affinity is restored when
 //! the experiment ends (an [`AffinityGuard`]).
-//!
-//! # Safety
-//!
-//! * The shared word is a page from `mmap`, valid and zeroed until [`SharedWord`] is
-//!   dropped (`munmap`), and accessed only atomically.
-//! * After `fork` the child runs only async-signal-safe code: raw `futex` and
-//!   `sched_setaffinity` system calls (rustix's linux_raw backend), atomics on the shared
-//!   page, and `_exit`. It does not allocate; its CPU mask is built before the fork.
 
 use super::verdict::{CostComparison, combine, cost_claim};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::cpu::{AffinityGuard, allowed_cpus, pin_current_thread, single_cpu};
-use crate::measure::units::{format_seconds, seconds};
+use crate::measure::units::{capitalise, format_seconds, seconds};
 use crate::measure::{MeasureError, Unit};
 use indicatif::ProgressBar;
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use mpmt::supervise::{Exit, Routine};
+use mpmt::sync::SharedPage;
+use mpmt::sync::pingpong::{MAX_SLICES, STOP, WAIT_SLICE, await_change, hand_over, pong};
 use rustix::io::Errno;
-use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous, munmap};
-use rustix::thread::futex::{self, Flags, Timespec};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The `switch` experiment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Switch;
-
-/// Word value that tells the ponger to stop.
-const STOP: u32 = u32::MAX;
-/// Longest single `FUTEX_WAIT`.
-pub const WAIT_SLICE: Duration = Duration::from_millis(100);
-/// Consecutive empty wait slices after which the partner counts as lost (2 s).
-pub const MAX_SLICES: u32 = 20;
-/// Non-private futex flags: required for a word shared between processes.
-const SHARED: Flags = Flags::empty();
 
 /// How many samples of how many round trips each cell gets, per pass.
 #[derive(Debug, Clone, Copy)]
@@ -113,15 +95,16 @@ impl Experiment for Switch {
         }
         progress.set_length((placements.len() * 2 * PASSES) as u64);
 
-        let word = SharedWord::new()?;
+        let page = shared_word()?;
+        let word: &AtomicU32 = page.view(0);
         let _restore: AffinityGuard = pin_current_thread(a)?;
         // samples[placement][0 = thread, 1 = process]
         let mut samples = vec![[Vec::new(), Vec::new()]; placements.len()];
         for _ in 0..PASSES {
             for (i, (_, partner, plan)) in placements.iter().enumerate() {
-                samples[i][0].extend(ping_pong_threads(word.word(), *partner, *plan)?);
+                samples[i][0].extend(ping_pong_threads(word, *partner, *plan)?);
                 progress.inc(1);
-                samples[i][1].extend(ping_pong_processes(word.word(), *partner, *plan)?);
+                samples[i][1].extend(ping_pong_processes(word, *partner, *plan)?);
                 progress.inc(1);
             }
         }
@@ -215,104 +198,15 @@ impl Experiment for Switch {
     }
 }
 
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
-/// One zeroed `AtomicU32` in its own `MAP_SHARED` anonymous page, shared with children
-/// forked while it is alive; unmapped on drop.
-#[derive(Debug)]
-pub struct SharedWord {
-    ptr: NonNull<AtomicU32>,
-}
-
-/// Length of the mapping (the kernel rounds it up to a page).
-const MAP_LEN: usize = size_of::<AtomicU32>();
-
-impl SharedWord {
-    /// Maps a fresh shared page.
-    pub fn new() -> Result<SharedWord, LabError> {
-        // SAFETY: a null hint without MAP_FIXED lets the kernel pick unused addresses, so
-        // the new mapping cannot alias any existing Rust object.
-        let raw = unsafe {
-            mmap_anonymous(
-                std::ptr::null_mut(),
-                MAP_LEN,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-            )
+/// A fresh anonymous shared page holding the ping-pong word at offset 0 (zeroed), shared
+/// with the children forked while it lives.
+fn shared_word() -> Result<SharedPage, LabError> {
+    SharedPage::anonymous(size_of::<AtomicU32>()).map_err(|e| match e {
+        mpmt::sync::page::PageError::Os { source, .. } => {
+            LabError::Os { op: "mmap(MAP_SHARED|MAP_ANONYMOUS)", source }
         }
-        .map_err(|e| LabError::Os { op: "mmap(MAP_SHARED|MAP_ANONYMOUS)", source: e.into() })?;
-        let ptr = NonNull::new(raw.cast::<AtomicU32>())
-            .ok_or(LabError::Os { op: "mmap", source: Errno::NOMEM.into() })?;
-        Ok(SharedWord { ptr })
-    }
-
-    /// The shared word.
-    pub fn word(&self) -> &AtomicU32 {
-        // SAFETY: [1] `ptr` is page-aligned (so aligned for u32) and points to at least 4
-        // readable, writable bytes that stay mapped until `self` is dropped, which the
-        // returned lifetime prevents; [2] anonymous pages start zeroed and every bit
-        // pattern is a valid u32; [3] all access goes through the atomic, also from the
-        // other process, so there is no data race.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl Drop for SharedWord {
-    fn drop(&mut self) {
-        // SAFETY: the pointer and length are those of our own mapping, and no reference
-        // into it outlives `self` (`word` borrows `self`).
-        let _ = unsafe { munmap(self.ptr.as_ptr().cast(), MAP_LEN) };
-    }
-}
-
-/// Waits until `word` differs from `from` and returns its new value, or `None` after
-/// `MAX_SLICES` wait slices in a row without a change. Allocation-free and
-/// async-signal-safe, so a forked child may call it.
-fn await_change(word: &AtomicU32, from: u32) -> Option<u32> {
-    let slice = Timespec { tv_sec: 0, tv_nsec: WAIT_SLICE.as_nanos() as _ };
-    let mut strikes = 0;
-    loop {
-        let now = word.load(Ordering::Acquire);
-        if now != from {
-            return Some(now);
-        }
-        match futex::wait(word, SHARED, from, Some(&slice)) {
-            // Woken, or the word had already changed, or a signal: look again.
-            Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) => {}
-            Err(_) => {
-                strikes += 1;
-                if strikes >= MAX_SLICES {
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-/// Sets `word` to `value` and wakes the partner.
-fn hand_over(word: &AtomicU32, value: u32) {
-    word.store(value, Ordering::Release);
-    // A failed wake (it cannot fail for a valid, aligned word) shows up as a timeout.
-    let _ = futex::wake(word, SHARED, 1);
-}
-
-/// The ponger: answers every odd value with the next even one until [`STOP`]. Returns
-/// false if the pinger went silent.
-fn pong(word: &AtomicU32) -> bool {
-    let mut seen = 0;
-    loop {
-        match await_change(word, seen) {
-            None => return false,
-            Some(STOP) => return true,
-            Some(v) => {
-                seen = v.wrapping_add(1);
-                hand_over(word, seen);
-            }
-        }
-    }
+        other => LabError::Os { op: "mmap", source: std::io::Error::other(other) },
+    })
 }
 
 /// Runs the pinger side of `plan` (one warm-up batch, then `plan.samples` timed batches)
@@ -369,55 +263,16 @@ fn ping_pong_threads(word: &AtomicU32, partner: usize, plan: Plan) -> Result<Vec
 fn ping_pong_processes(word: &AtomicU32, partner: usize, plan: Plan) -> Result<Vec<f64>, LabError> {
     word.store(0, Ordering::Release);
     let mask = single_cpu(partner)?;
-    // SAFETY: the child runs only `sched_setaffinity`, `pong` (atomics and raw futex
-    // system calls, no allocation, no locks) and `_exit`, all async-signal-safe; `mask`
-    // and `word` were created before the fork and are valid in the child's copy.
-    let forked = unsafe { fork() };
-    let child = match forked {
-        Ok(ForkResult::Child) => {
-            let code = match rustix::thread::sched_setaffinity(None, &mask) {
-                Err(_) => 3,
-                Ok(()) if pong(word) => 0,
-                Ok(()) => 2,
-            };
-            // SAFETY: `_exit` is async-signal-safe and skips atexit handlers and unwinding,
-            // which must not run in a forked copy of the parent.
-            unsafe { nix::libc::_exit(code) }
-        }
-        Ok(ForkResult::Parent { child }) => Reaper(Some(child)),
-        Err(e) => {
-            return Err(LabError::Os { op: "fork", source: e.into() });
-        }
-    };
+    let mut child = mpmt::supervise::fork(Routine::Pong { word, cpus: &mask })
+        .map_err(|source| LabError::Os { op: "fork", source })?;
     let result = ping(word, plan);
     hand_over(word, STOP);
-    let status = child.wait()?;
+    let exit = child.wait().map_err(|source| LabError::Os { op: "waitid", source })?;
     let samples = result?;
-    match status {
-        WaitStatus::Exited(_, 0) => Ok(samples),
+    match exit {
+        Exit::Code { code: 0 } => Ok(samples),
         other => {
-            Err(LabError::ChildFailed { what: "ping-pong process", status: format!("{other:?}") })
-        }
-    }
-}
-
-/// Owns a forked child until it is waited for; if dropped first (an error path), kills and
-/// reaps it so no zombie or orphan is left.
-struct Reaper(Option<Pid>);
-
-impl Reaper {
-    fn wait(mut self) -> Result<WaitStatus, LabError> {
-        let pid =
-            self.0.take().ok_or(LabError::Os { op: "waitpid", source: Errno::CHILD.into() })?;
-        waitpid(pid, None).map_err(|e| LabError::Os { op: "waitpid", source: e.into() })
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+            Err(LabError::ChildFailed { what: "ping-pong process", status: other.to_string() })
         }
     }
 }
@@ -430,32 +285,27 @@ mod tests {
 
     #[test]
     fn threads_ping_pong() {
-        let word = SharedWord::new().unwrap();
+        let page = shared_word().unwrap();
         let cpu = allowed_cpus().unwrap()[0];
-        let s = ping_pong_threads(word.word(), cpu, TINY).unwrap();
+        let s = ping_pong_threads(page.view(0), cpu, TINY).unwrap();
         assert_eq!(s.len(), 3);
         assert!(s.iter().all(|&x| x > 0.0));
     }
 
     #[test]
     fn processes_ping_pong_and_share_the_word() {
-        let word = SharedWord::new().unwrap();
+        let page = shared_word().unwrap();
+        let word: &AtomicU32 = page.view(0);
         let cpu = *allowed_cpus().unwrap().last().unwrap();
-        let s = ping_pong_processes(word.word(), cpu, TINY).unwrap();
+        let s = ping_pong_processes(word, cpu, TINY).unwrap();
         assert_eq!(s.len(), 3);
         // The child's answers arrived through the shared page: STOP was the last write.
-        assert_eq!(word.word().load(Ordering::Acquire), STOP);
+        assert_eq!(word.load(Ordering::Acquire), STOP);
     }
 
     #[test]
     fn silent_partner_times_out() {
-        let word = SharedWord::new().unwrap();
-        assert_eq!(await_change(word.word(), 0).map(|_| ()), None);
-    }
-
-    #[test]
-    fn capitalises_first_letter() {
-        assert_eq!(capitalise("on one core"), "On one core");
-        assert_eq!(capitalise(""), "");
+        let page = shared_word().unwrap();
+        assert_eq!(await_change(page.view(0), 0).map(|_| ()), None);
     }
 }

@@ -3,7 +3,8 @@
 //! Samples are stored as `f64` in the base unit named by [`Unit`] (seconds, bytes, a plain
 //! count), so a [`crate::measure::Summary`] needs no unit of its own and JSON consumers read
 //! SI values. Only rendering scales them (`92.4 µs`, `3.1 MiB`), in [`Unit::format`].
-//! [`parse_bytes`] reads a size a person typed (`256MiB`, `64`, `1.5 GB`).
+//! [`parse_bytes`] reads a size a person typed (`256MiB`, `64`, `1.5 GB`); [`capitalise`]
+//! starts a sentence assembled from measured clauses.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -63,6 +64,13 @@ pub fn format_bytes(b: f64) -> String {
     format!("{} {}", sig3(v), UNITS[i])
 }
 
+/// `s` with its first character in upper case: a summary sentence built from clauses that
+/// each start in lower case ("on one core …; on two cores …").
+pub fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// Three significant digits without exponent: 0.123, 1.23, 12.3, 123, 1234.
 fn sig3(v: f64) -> String {
     let a = v.abs();
@@ -96,6 +104,13 @@ mod tests {
         assert_eq!(format_bytes(512.0), "512 B");
         assert_eq!(format_bytes(3.1 * 1024.0 * 1024.0), "3.10 MiB");
         assert_eq!(Unit::Count.format(4.567), "4.57");
+    }
+
+    #[test]
+    fn capitalises_first_letter() {
+        assert_eq!(capitalise("on one core"), "On one core");
+        assert_eq!(capitalise("überall"), "Überall");
+        assert_eq!(capitalise(""), "");
     }
 }
 

@@ -4,6 +4,8 @@
 //! * `spawn`: starts a child with exactly its channel descriptors inherited, and opens a
 //!   pidfd on it at once, so that every later wait, poll or kill names this process and never
 //!   a recycled pid; the returned [`Spawned`] is the one reaper: dropping it kills and reaps;
+//! * [`fork`](mod@fork): the one `fork`, whose child runs a fixed async-signal-safe
+//!   [`Routine`] (exit at once, or a futex ponger) and is returned as a [`Spawned`];
 //! * [`child`]: what every re-executed child does first (death signal, parent check, no core
 //!   dumps) and the command line it reads;
 //! * [`Exit`]: how a child ended, read from the kernel's wait status — the parent is the
@@ -14,10 +16,12 @@
 
 pub mod child;
 mod exit;
+pub mod fork;
 mod spawn;
 pub mod status;
 mod watchdog;
 
 pub use exit::{ChildCode, Exit, signal_name};
+pub use fork::{Routine, fork};
 pub use spawn::{Killer, Spawned, spawn};
 pub(crate) use watchdog::{Overdue, Watchdog};

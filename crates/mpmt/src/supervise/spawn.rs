@@ -1,4 +1,5 @@
-//! Starting a worker process and waiting for its end through a pidfd.
+//! Starting a worker process and waiting for its end through a pidfd. [`Spawned`] is the one
+//! reaper of the crate: it also owns the children of `super::fork`.
 //!
 //! # Safety
 //!
@@ -78,25 +79,42 @@ pub fn spawn(
         });
     }
     let child = command.spawn()?;
-    let pid = child.id();
-    let raw = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("spawn returned pid 0"))?;
-    // The child is ours and not yet waited for, so the pid cannot have been recycled here.
-    let pidfd = match pidfd_open(raw, PidfdFlags::empty()) {
-        Ok(fd) => fd,
+    match Spawned::adopt(child.id()) {
+        // From here the pidfd owns the process's fate; std's Child is not needed (dropping it
+        // neither waits nor kills).
+        Ok(spawned) => Ok(spawned),
         Err(e) => {
             let mut child = child;
             let _ = child.kill();
             let _ = child.wait();
-            return Err(e.into());
+            Err(e)
         }
-    };
-    // From here the pidfd owns the process's fate; std's Child is not needed (dropping it
-    // neither waits nor kills).
-    drop(child);
-    Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None })
+    }
 }
 
 impl Spawned {
+    /// Takes charge of child `pid` of this process (spawned or forked, not yet waited for) by
+    /// opening a pidfd on it. On error the caller still owns the child and must reap it.
+    pub(super) fn adopt(pid: u32) -> io::Result<Spawned> {
+        let raw = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::other(format!("no such child pid {pid}")))?;
+        // The child is ours and not yet waited for, so the pid cannot have been recycled here.
+        let pidfd = pidfd_open(raw, PidfdFlags::empty())?;
+        Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None })
+    }
+
+    /// Waits, without a time limit, for the process to end and reaps it.
+    pub fn wait(&mut self) -> io::Result<Exit> {
+        loop {
+            if let Some(exit) = self.exit {
+                return Ok(exit);
+            }
+            self.reap(WaitIdOptions::EXITED)?;
+        }
+    }
+
     /// Sends SIGKILL (a no-op for a process that already ended).
     pub fn kill(&self) {
         if self.exit.is_none() {
@@ -152,10 +170,12 @@ impl Spawned {
     }
 
     fn try_reap(&mut self) -> io::Result<Option<Exit>> {
-        let status = match waitid(
-            WaitId::PidFd(self.pidfd.as_fd()),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        ) {
+        self.reap(WaitIdOptions::EXITED | WaitIdOptions::NOHANG)
+    }
+
+    /// One `waitid` on the pidfd with `options`; records and returns the exit if it came.
+    fn reap(&mut self, options: WaitIdOptions) -> io::Result<Option<Exit>> {
+        let status = match waitid(WaitId::PidFd(self.pidfd.as_fd()), options) {
             Ok(status) => status,
             Err(rustix::io::Errno::INTR) => return Ok(None),
             Err(e) => return Err(e.into()),

@@ -24,21 +24,14 @@
 //! sees an id sees its start time. The pool treats the page as untrusted input: it reads
 //! words, never follows them.
 //!
-//! # Safety
-//!
-//! The page is a `MAP_SHARED` mapping of `len` bytes, page-aligned (so every `u64` word is
-//! aligned for `AtomicU64`), alive as long as the [`StatusPage`] that unmaps it on drop.
-//! All access goes through `AtomicU64` references derived from the mapping's base with an
-//! index checked against the mapped length, so another process writing the same memory
-//! concurrently is a data race on atomics only, which is defined.
-#![allow(unsafe_code)]
+//! The mapping is a [`SharedPage`], which owns it and hands out the words as `&AtomicU64`
+//! (its docs argue why that is sound while the other process writes them), so this module
+//! holds no unsafe code.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::ptr::NonNull;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
-use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
+use crate::sync::page::{PageError, Populate, Seal, SharedPage};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"MPMTSTAT");
 const HEADER_WORDS: usize = 4;
@@ -65,21 +58,20 @@ pub enum StatusError {
     TooManyThreads(usize),
 }
 
-fn os(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> StatusError {
-    move |e| StatusError::Os { op, source: e.into() }
+impl From<PageError> for StatusError {
+    fn from(e: PageError) -> StatusError {
+        match e {
+            PageError::Os { op, source } => StatusError::Os { op, source },
+            PageError::TooShort { .. } => StatusError::Corrupt("shorter than a page"),
+        }
+    }
 }
 
 /// A mapped status page.
 #[derive(Debug)]
 pub struct StatusPage {
-    base: NonNull<AtomicU64>,
-    words: usize,
+    page: SharedPage,
 }
-
-// SAFETY: the page is only accessed through atomics (module docs), which are Sync.
-unsafe impl Send for StatusPage {}
-// SAFETY: as above.
-unsafe impl Sync for StatusPage {}
 
 impl StatusPage {
     /// Creates a page with `slots` thread slots; returns it and the descriptor to hand to the
@@ -88,10 +80,7 @@ impl StatusPage {
         if slots > MAX_SLOTS {
             return Err(StatusError::TooManyThreads(slots));
         }
-        let fd = memfd_create("mpmt-status", MemfdFlags::CLOEXEC).map_err(os("memfd_create"))?;
-        // Owner-only, like every IPC object of the pool (a memfd starts out 0777).
-        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(os("fchmod"))?;
-        ftruncate(&fd, PAGE as u64).map_err(os("ftruncate"))?;
+        let fd = SharedPage::memfd("mpmt-status", PAGE, Seal::None)?;
         let page = StatusPage::map(&fd)?;
         page.word(1).store(slots as u64, Ordering::Relaxed);
         page.word(0).store(MAGIC, Ordering::Release);
@@ -111,33 +100,12 @@ impl StatusPage {
     }
 
     fn map(fd: &OwnedFd) -> Result<StatusPage, StatusError> {
-        let st = rustix::fs::fstat(fd).map_err(os("fstat"))?;
-        if st.st_size < PAGE as i64 {
-            return Err(StatusError::Corrupt("shorter than a page"));
-        }
-        // SAFETY: a fresh shared mapping of a file we hold; the kernel picks the address, so
-        // no existing memory is affected.
-        let ptr = unsafe {
-            mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                fd.as_fd(),
-                0,
-            )
-        }
-        .map_err(os("mmap"))?;
-        let base = NonNull::new(ptr.cast::<AtomicU64>()).ok_or(StatusError::Corrupt("null map"))?;
-        Ok(StatusPage { base, words: PAGE / 8 })
+        Ok(StatusPage { page: SharedPage::map(fd, PAGE, Populate::Lazily)? })
     }
 
     /// Word `i`; panics (a bug in this module) if out of the mapping.
     fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < self.words, "status word {i} out of range");
-        // SAFETY: see the module docs: `i` is within the page-aligned mapping, which lives as
-        // long as `self`.
-        unsafe { &*self.base.as_ptr().add(i) }
+        self.page.view(8 * i)
     }
 
     /// Number of thread slots, clamped to what the page can hold.
@@ -182,15 +150,6 @@ impl StatusPage {
     }
 }
 
-impl Drop for StatusPage {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `map`; no reference into it outlives
-        // `self` (every accessor borrows `self`), except the allocator's pointer in a worker,
-        // whose page lives until the process exits (it is leaked there on purpose).
-        let _ = unsafe { munmap(self.base.as_ptr().cast(), PAGE) };
-    }
-}
-
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
 pub fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -229,9 +188,9 @@ mod tests {
 
     #[test]
     fn a_foreign_memfd_is_refused() {
-        let fd = memfd_create("not-status", MemfdFlags::CLOEXEC).unwrap();
-        assert!(StatusPage::open(&fd).is_err());
-        ftruncate(&fd, PAGE as u64).unwrap();
+        let fd = rustix::fs::memfd_create("not-status", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        assert!(matches!(StatusPage::open(&fd), Err(StatusError::Corrupt("shorter than a page"))));
+        rustix::fs::ftruncate(&fd, PAGE as u64).unwrap();
         assert!(matches!(StatusPage::open(&fd), Err(StatusError::Corrupt("bad magic"))));
         assert!(matches!(StatusPage::create(MAX_SLOTS + 1), Err(StatusError::TooManyThreads(_))));
     }

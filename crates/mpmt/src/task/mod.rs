@@ -104,8 +104,10 @@ impl<T: Task> KindOf<T> {
     };
 }
 
-/// Appends postcard output to a `Vec` (postcard's `to_extend` wants an owned `Extend<u8>`).
-struct Append<'a>(&'a mut Vec<u8>);
+/// Appends postcard output to a `Vec`: postcard's `to_extend` takes its `Extend<u8>` sink by
+/// value, and a `&mut Vec<u8>` is not one. The one such adapter of the crate (the worker
+/// encodes its `Hello` and panic reports with it too).
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl Extend<u8> for Append<'_> {
     fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {

@@ -47,7 +47,7 @@ use crate::protocol::{self, Hello, OUTCOME_PREFIX, PanicReport, Status};
 use crate::supervise::ChildCode;
 use crate::supervise::child::{self, Flags, StartError};
 use crate::supervise::status::StatusPage;
-use crate::task::{Registry, unwind};
+use crate::task::{Append, Registry, unwind};
 use crate::transport::frame::{FrameError, FrameKind, FrameReader, FrameWriter};
 use crate::transport::{self, ByteTx};
 
@@ -171,7 +171,7 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
     let mut reader = FrameReader::new(link.rx, args.max_frame);
     let hello = Hello { pid: std::process::id() };
     let sent = writer
-        .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Extend(out)).map(drop))
+        .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Append(out)).map(drop))
         .map(|r| r.map_err(|e| FrameError::Io(std::io::Error::other(e))));
     if let Err(e) = sent.and_then(|r| r).and_then(|()| writer.flush()) {
         eprintln!("mpmt worker: sending hello: {e}");
@@ -314,15 +314,6 @@ fn begin(status: Option<&StatusPage>, slot: usize, id: u64) {
     }
 }
 
-/// postcard's `to_extend` takes its sink by value.
-struct Extend<'a>(&'a mut Vec<u8>);
-
-impl std::iter::Extend<u8> for Extend<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
-    }
-}
-
 /// Runs one task and appends its outcome frame to `writer`.
 fn run_one<W: transport::ByteTx>(
     registry: &Registry,
@@ -383,9 +374,9 @@ fn execute(registry: &Registry, payload: &[u8], out: &mut Vec<u8>, body_at: usiz
 }
 
 fn encode_panic(report: &PanicReport, out: &mut Vec<u8>) {
-    if postcard::to_extend(report, Extend(out)).is_err() {
+    if postcard::to_extend(report, Append(out)).is_err() {
         // Only a pathological message fails to encode; report that instead.
         let fallback = PanicReport { message: "unencodable panic message".into(), location: None };
-        let _ = postcard::to_extend(&fallback, Extend(out));
+        let _ = postcard::to_extend(&fallback, Append(out));
     }
 }

@@ -19,26 +19,18 @@
 //! costs a scheduler round instead of a cache-line transfer; the report's placement note
 //! says whether that could have happened).
 //!
-//! # Safety
-//!
-//! `mmap` and `munmap` are unsafe: a mapping must not alias memory Rust already owns, and it
-//! must not be unmapped while referenced. Here the kernel chooses the address (a null hint
-//! without `MAP_FIXED`), so the mapping aliases nothing; [`SpinPage::word`] borrows the page,
-//! so no reference outlives the `munmap` in `Drop`. The memfd has exactly [`PAGE`] bytes when
-//! we create it; a page opened from an inherited descriptor is checked to be at least that
-//! large before it is mapped (a peer can only shrink it by being buggy, and then the other
-//! side's next access raises SIGBUS in that buggy setup, not a silent corruption). All
-//! access to the word is atomic, from both processes.
-#![allow(unsafe_code)]
+//! The page is an engine [`SharedPage`] (memfd-backed, mapped `MAP_SHARED`), which owns the
+//! mapping and hands out the word as a `&AtomicU32`; this module holds no unsafe code. A page
+//! opened from an inherited descriptor is checked to be at least [`PAGE`] bytes before it is
+//! mapped (a peer can only shrink it by being buggy, and then the other side's next access
+//! raises SIGBUS in that buggy setup, not a silent corruption).
 
 use std::hint::spin_loop;
 use std::os::fd::{AsFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::fs::MemfdFlags;
-use rustix::mm::{MapFlags, ProtFlags};
+use mpmt::sync::page::{PageError, Populate, Seal, SharedPage};
 
 /// Size of the shared page.
 const PAGE: usize = 4096;
@@ -53,70 +45,37 @@ pub(crate) const STOP: u32 = u32::MAX;
 /// One `AtomicU32` at the start of a shared memfd page, unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct SpinPage {
-    ptr: NonNull<AtomicU32>,
+    page: SharedPage,
 }
-
-// SAFETY: the page is process-wide shared memory, not tied to a thread, and is only accessed
-// through the atomic.
-unsafe impl Send for SpinPage {}
-// SAFETY: as for `Send`: `&SpinPage` only hands out `&AtomicU32`.
-unsafe impl Sync for SpinPage {}
 
 impl SpinPage {
     /// Creates a zeroed page and its descriptor (close-on-exec; the spawner clears that flag
     /// in the peer only).
     pub(crate) fn create() -> std::io::Result<(OwnedFd, SpinPage)> {
-        let fd = rustix::fs::memfd_create("mpmt-ipc-spin", MemfdFlags::CLOEXEC)?;
-        rustix::fs::ftruncate(&fd, PAGE as u64)?;
-        let page = SpinPage::map(&fd)?;
+        let fd = SharedPage::memfd("mpmt-ipc-spin", PAGE, Seal::None).map_err(io_error)?;
+        let page = SpinPage::open(&fd)?;
         Ok((fd, page))
     }
 
-    /// Maps the page behind an inherited descriptor, after checking its size.
+    /// Maps the page behind an inherited descriptor, after checking its size; `MAP_POPULATE`,
+    /// so its one page fault is paid before any timing.
     pub(crate) fn open(fd: impl AsFd) -> std::io::Result<SpinPage> {
-        let size = rustix::fs::fstat(fd.as_fd())?.st_size;
-        if u64::try_from(size).ok() < Some(PAGE as u64) {
-            return Err(std::io::Error::other(format!(
-                "spin page of {size} bytes, expected at least {PAGE}"
-            )));
-        }
-        SpinPage::map(fd)
-    }
-
-    fn map(fd: impl AsFd) -> std::io::Result<SpinPage> {
-        // SAFETY: a null hint without MAP_FIXED lets the kernel pick unused addresses, so the
-        // mapping aliases no Rust object; the file has at least PAGE bytes (created so, or
-        // checked by `open`), so every mapped byte is backed.
-        let raw = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::POPULATE,
-                fd,
-                0,
-            )
-        }?;
-        let ptr = NonNull::new(raw.cast::<AtomicU32>())
-            .ok_or_else(|| std::io::Error::other("mmap returned null"))?;
-        Ok(SpinPage { ptr })
+        let page = SharedPage::map(fd, PAGE, Populate::Now).map_err(io_error)?;
+        Ok(SpinPage { page })
     }
 
     /// The shared word.
     pub(crate) fn word(&self) -> &AtomicU32 {
-        // SAFETY: [1] `ptr` is page aligned (so aligned for u32) and points to PAGE readable,
-        // writable bytes that stay mapped until `self` is dropped, which the returned borrow
-        // prevents; [2] every bit pattern is a valid u32; [3] all access, also from the other
-        // process, is atomic, so there is no data race.
-        unsafe { self.ptr.as_ref() }
+        self.page.view(0)
     }
 }
 
-impl Drop for SpinPage {
-    fn drop(&mut self) {
-        // SAFETY: the pointer and length are those of our own mapping, and no reference into
-        // it outlives `self` (`word` borrows `self`).
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), PAGE) };
+fn io_error(e: PageError) -> std::io::Error {
+    match e {
+        PageError::Os { source, .. } => source,
+        PageError::TooShort { size, len } => {
+            std::io::Error::other(format!("spin page of {size} bytes, expected at least {len}"))
+        }
     }
 }
 
@@ -243,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_too_small_file_is_refused() {
-        let fd = rustix::fs::memfd_create("tiny", MemfdFlags::CLOEXEC).unwrap();
+        let fd = rustix::fs::memfd_create("tiny", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         assert!(SpinPage::open(&fd).is_err());
     }
 }

@@ -28,24 +28,20 @@
 //!
 //! # Safety
 //!
-//! `mmap` is unsafe because a mapping may alias memory Rust already owns; here the kernel
-//! chooses the address (`ptr` = null), so it aliases nothing, and [`Mapping`] unmaps it only on
-//! drop, once every [`MappedRing`] (which holds an `Arc` to it) is gone. References into the
-//! mapping are only ever `&RingHeader` (all atomics, valid for any bytes, aligned because the
-//! mapping is page aligned and headers sit at multiples of 1024); data bytes are only copied
-//! through raw pointers after a bounds check. A loom build (`cfg(loom)`) refuses to map:
-//! there the atomics are loom's, which are not plain memory.
+//! The mapping is a [`SharedPage`], which owns it (unmapped when the last [`MappedRing`], each
+//! holding an `Arc` to it, is gone) and argues once why its views are sound; a ring's header is
+//! such a view (`&RingHeader`, all atomics: [`Shareable`]). The unsafe code left here is the
+//! [`Memory`] impl: data bytes are copied through the page's bounds-checked raw pointers, on
+//! ranges the ring protocol gives the caller. A loom build (`cfg(loom)`) maps nothing: there
+//! the atomics are loom's, which are not plain memory, and [`SharedPage`] refuses.
 #![allow(unsafe_code)]
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::Arc;
 
-use rustix::fs::{MemfdFlags, SealFlags};
-use rustix::mm::{MapFlags, ProtFlags};
-
 use super::ring::{Memory, RingHeader};
+use crate::sync::page::{PageError, Populate, Seal, Shareable, SharedPage};
 use crate::transport::TransportError;
 
 const MAGIC: [u8; 8] = *b"mpmt-shm";
@@ -58,37 +54,10 @@ const DATA_AT: usize = 4096;
 /// Accepted capacities: 4 KiB to 1 GiB per direction.
 const LOG2_RANGE: std::ops::RangeInclusive<u32> = 12..=30;
 
-/// An `mmap`ed region, unmapped on drop.
-pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl fmt::Debug for Mapping {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mapping").field("len", &self.len).finish()
-    }
-}
-
-// SAFETY: the mapping is process-wide shared memory, not tied to a thread; all access to it
-// goes through atomics (`RingHeader`) or the ring protocol's disjoint copies.
-unsafe impl Send for Mapping {}
-// SAFETY: as for `Send`: `&Mapping` only hands out `&RingHeader` (atomics) and raw pointers
-// whose use is governed by the ring protocol.
-unsafe impl Sync for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what `mmap` returned; every `MappedRing` holds an
-        // `Arc<Mapping>`, so no reference into the region outlives this drop.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
 /// A validated, mapped region.
 #[derive(Debug)]
 pub(crate) struct Region {
-    map: Arc<Mapping>,
+    page: Arc<SharedPage>,
     capacity: usize,
 }
 
@@ -98,6 +67,13 @@ fn bad(reason: String) -> TransportError {
 
 fn os(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> TransportError {
     move |e| TransportError::os("shm", op, e)
+}
+
+fn page_error(e: PageError) -> TransportError {
+    match e {
+        PageError::Os { op, source } => TransportError::os("shm", op, source),
+        short @ PageError::TooShort { .. } => bad(short.to_string()),
+    }
 }
 
 impl Region {
@@ -111,15 +87,8 @@ impl Region {
             )));
         }
         let len = DATA_AT + 2 * capacity;
-        let fd =
-            rustix::fs::memfd_create("mpmt-shm", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-                .map_err(os("memfd_create"))?;
-        // A memfd is created 0777 (it has no name, but its /proc/PID/fd link is a path):
-        // owner-only, like every IPC object of the pool.
-        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(os("fchmod"))?;
-        rustix::fs::ftruncate(&fd, len as u64).map_err(os("ftruncate"))?;
-        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
-            .map_err(os("F_ADD_SEALS"))?;
+        // Sealed: a worker that truncated it could make the pool's next access raise SIGBUS.
+        let fd = SharedPage::memfd("mpmt-shm", len, Seal::Size).map_err(page_error)?;
         let mut header = [0u8; HEADER_LEN];
         header[0..8].copy_from_slice(&MAGIC);
         header[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -178,37 +147,14 @@ impl Region {
         // The layout constants must leave room for the headers (checked at compile time).
         const _: () = assert!(size_of::<RingHeader>() <= RING_HEADER_AT[1] - RING_HEADER_AT[0]);
         const _: () = assert!(RING_HEADER_AT[1] + size_of::<RingHeader>() <= DATA_AT);
-        if cfg!(loom) {
-            // See the module's Safety section.
-            return Err(TransportError::os(
-                "shm",
-                "mmap (not available in a loom build)",
-                std::io::Error::from(std::io::ErrorKind::Unsupported),
-            ));
-        }
-        // SAFETY: a null address lets the kernel place the mapping where nothing lives, so no
-        // existing memory is aliased; `fd` is a regular memfd of exactly `len` bytes (created
-        // or validated by the callers) and sealed against shrinking, so every mapped page stays
-        // backed.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                fd,
-                0,
-            )
-        }
-        .map_err(os("mmap"))?;
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| bad("mmap returned null".into()))?;
-        Ok(Region { map: Arc::new(Mapping { ptr, len }), capacity })
+        let page = SharedPage::map(fd, len, Populate::Lazily).map_err(page_error)?;
+        Ok(Region { page: Arc::new(page), capacity })
     }
 
     /// Ring `which` (0: pool → worker, 1: worker → pool) of this region.
     pub(crate) fn ring(&self, which: usize) -> MappedRing {
         MappedRing {
-            map: self.map.clone(),
+            page: self.page.clone(),
             header_at: RING_HEADER_AT[which],
             data_at: DATA_AT + which * self.capacity,
             capacity: self.capacity,
@@ -218,7 +164,7 @@ impl Region {
 
 /// One ring of a mapped region: the [`Memory`] of production rings.
 pub(crate) struct MappedRing {
-    map: Arc<Mapping>,
+    page: Arc<SharedPage>,
     header_at: usize,
     data_at: usize,
     capacity: usize,
@@ -233,19 +179,14 @@ impl fmt::Debug for MappedRing {
     }
 }
 
-// SAFETY: [1] the `Arc<Mapping>` keeps the mapping alive as long as this value; [2] the
+// SAFETY: [1] the `Arc<SharedPage>` keeps the mapping alive as long as this value; [2] the
 // header and the data area lie inside it (`Region::ring` takes offsets from the layout that
-// `Region::map` was given a region of exactly `DATA_AT + 2 * capacity` bytes for); [3] the
-// capacity is the validated power of two, fixed at construction; [4] `write`/`read` assert
-// their range before copying.
+// `Region::map` mapped exactly `DATA_AT + 2 * capacity` bytes for, and `SharedPage` checks
+// every view and range against the mapped length anyway); [3] the capacity is the validated
+// power of two, fixed at construction; [4] `write`/`read` assert their range before copying.
 unsafe impl Memory for MappedRing {
     fn header(&self) -> &RingHeader {
-        // SAFETY: [1] the mapping is live while `self` is (it holds the Arc); [2] `header_at`
-        // + size_of::<RingHeader>() is inside it (layout asserts in `Region::map`); [3] the
-        // address is 128-byte aligned (page-aligned base, offset a multiple of 1024);
-        // [4] `RingHeader` is all atomics, valid for any bit pattern and meant to be mutated
-        // through `&` by the other process too (not in a loom build, which never maps).
-        unsafe { &*self.map.ptr.as_ptr().add(self.header_at).cast::<RingHeader>() }
+        self.page.view(self.header_at)
     }
 
     fn capacity(&self) -> usize {
@@ -254,29 +195,27 @@ unsafe impl Memory for MappedRing {
 
     unsafe fn write(&self, at: usize, src: &[u8]) {
         assert!(at <= self.capacity && src.len() <= self.capacity - at);
-        // SAFETY: the range was just checked to lie in this ring's data area, which lies in
-        // the live mapping; the caller owns those bytes per the ring protocol (this fn's
-        // contract), and `src` is ordinary memory of this process, so they cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                src.as_ptr(),
-                self.map.ptr.as_ptr().add(self.data_at + at),
-                src.len(),
-            );
-        }
+        let dst = self.page.range(self.data_at + at, src.len());
+        // SAFETY: [1] `dst` points to `src.len()` bytes of this ring's data area (checked just
+        // above and by `range`) in the mapping, which `self.page` keeps alive; [2] the caller
+        // owns those bytes per the ring protocol (this fn's contract); [3] `src` is ordinary
+        // memory of this process, so the two cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), src.len()) };
     }
 
     unsafe fn read(&self, at: usize, dst: &mut [u8]) {
         assert!(at <= self.capacity && dst.len() <= self.capacity - at);
-        // SAFETY: as in `write`: the range is in the live data area, published to the caller
-        // per the ring protocol, and `dst` is ordinary memory of this process. Every byte value
-        // is a valid `u8`, so even a peer breaking the protocol can only garble the content.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.map.ptr.as_ptr().add(self.data_at + at),
-                dst.as_mut_ptr(),
-                dst.len(),
-            );
-        }
+        let src = self.page.range(self.data_at + at, dst.len());
+        // SAFETY: as in `write`: [1] the range is in the live data area, [2] published to the
+        // caller per the ring protocol, [3] `dst` is ordinary memory of this process. Every
+        // byte value is a valid `u8`, so even a peer breaking the protocol can only garble the
+        // content.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), dst.len()) };
     }
 }
+
+// SAFETY: `RingHeader` is `repr(C)` and holds only atomics (each on its own aligned `Line`)
+// and padding: valid for every bit pattern (a fresh memfd's zeroes are an empty, open ring),
+// `Sync`, and mutated only atomically, by either process. In a loom build its atomics are
+// loom's, but no `SharedPage` can be mapped there, so no view of one exists.
+unsafe impl Shareable for RingHeader {}

@@ -616,8 +616,8 @@ unsafe impl Memory for HeapMemory {
 }
 
 /// The production [`Park`]: spin with backoff for up to [`Futex::SPIN`], then a non-private
-/// `FUTEX_WAIT` (the word is shared between processes, so `FUTEX_PRIVATE_FLAG` would make
-/// the wake miss the sleeper).
+/// `FUTEX_WAIT` through [`crate::sync::futex`] (the word is shared between processes, so
+/// `FUTEX_PRIVATE_FLAG` would make the wake miss the sleeper).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Futex;
 
@@ -657,16 +657,13 @@ impl Park for Futex {
 
     #[cfg(not(loom))]
     fn wait(&self, word: &AtomicU32, expected: u32) {
-        use rustix::thread::futex;
-        let timeout = rustix::time::Timespec { tv_sec: 0, tv_nsec: Futex::SLEEP.as_nanos() as _ };
         // EAGAIN (the word changed), ETIMEDOUT and EINTR all mean "re-check"; so does success.
-        let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&timeout));
+        let _ = crate::sync::futex::wait(word, expected, Futex::SLEEP);
     }
 
     #[cfg(not(loom))]
     fn wake(&self, word: &AtomicU32) {
-        use rustix::thread::futex;
-        let _ = futex::wake(word, futex::Flags::empty(), 1);
+        let _ = crate::sync::futex::wake(word, 1);
     }
 
     // Under loom the atomics are loom's and cannot be futex words; the production transport is

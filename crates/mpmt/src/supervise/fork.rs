@@ -1,0 +1,146 @@
+//! Forking a child that runs one fixed routine: the crate's one `fork`.
+//!
+//! A forked child is a copy of the parent with one thread, the one that called `fork`. Every
+//! other thread of the parent is simply absent in the child, together with whatever it was
+//! doing: a lock it held (the allocator's, stdout's, a `Mutex`'s) stays held forever. So until
+//! it calls `exec` or `_exit` the child may only do what is async-signal-safe
+//! (signal-safety(7)); calling into the allocator, printing, or panicking can deadlock or
+//! worse. The lab forks on purpose (to time `fork` itself, and to put a ping-pong partner in
+//! a separate address space without an `exec`), so this module makes that safe the only way
+//! it can be made safe: the child does not run caller code, but one of a closed set of
+//! [`Routine`]s written here, each of which makes raw system calls and touches atomics only.
+//! The child never returns into the caller's code: it ends in `_exit`, which skips atexit
+//! handlers and unwinding (both belong to the parent).
+//!
+//! The parent gets the child as a [`Spawned`], the crate's one reaper: waiting goes through a
+//! pidfd, and dropping it kills and reaps a child that is still running.
+//!
+//! The child inherits every descriptor of the parent (there is no `exec` to close the
+//! close-on-exec ones) for as long as it lives; the routines here live microseconds or until
+//! their partner stops them, so a pipe of the parent's reads end-of-file that much later.
+//!
+//! # Safety
+//!
+//! `fork` is unsafe (nix marks it so) because of the rule above: the child of a
+//! multi-threaded parent must run only async-signal-safe code. [`fork`] keeps it: the child
+//! runs exactly `Routine::run`, whose every operation is listed on its variant: raw system
+//! calls through rustix (`sched_setaffinity`, `futex`), which make the call and nothing else,
+//! loads and stores on atomics, and `_exit`. None allocates, locks, or can panic. Borrowed
+//! arguments (a `&AtomicU32`, a `&CpuSet`) were made before the fork and are valid in the
+//! child's copy of the address space.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::sync::atomic::AtomicU32;
+
+use nix::unistd::ForkResult;
+use rustix::thread::CpuSet;
+
+use super::Spawned;
+use crate::sync::pingpong;
+
+/// What a forked child does: a closed set of async-signal-safe routines (module docs).
+#[derive(Debug, Clone, Copy)]
+pub enum Routine<'a> {
+    /// `_exit(0)` at once: the cost of creating and reaping a process, nothing more.
+    Exit,
+    /// Pins itself to `cpus` (`sched_setaffinity`), then plays the ponger of
+    /// [`crate::sync::pingpong`] on `word` (atomics and `futex`) until [`pingpong::STOP`].
+    /// `word` must lie in memory shared with the parent (an anonymous
+    /// [`crate::sync::SharedPage`] made before the fork), or the parent never sees an answer.
+    ///
+    /// Exits 0 after `STOP`, [`Routine::SILENT`] if the pinger went silent,
+    /// [`Routine::UNPINNED`] if pinning failed.
+    Pong {
+        /// The ping-pong word.
+        word: &'a AtomicU32,
+        /// Where the child runs; built before the fork (nothing is built after it).
+        cpus: &'a CpuSet,
+    },
+}
+
+impl Routine<'_> {
+    /// Exit code of a [`Routine::Pong`] child whose pinger went silent.
+    pub const SILENT: i32 = 2;
+    /// Exit code of a [`Routine::Pong`] child that could not pin itself.
+    pub const UNPINNED: i32 = 3;
+
+    /// The child's body: the exit code it ends with. Async-signal-safe (module Safety).
+    fn run(self) -> i32 {
+        match self {
+            Routine::Exit => 0,
+            Routine::Pong { word, cpus } => match rustix::thread::sched_setaffinity(None, cpus) {
+                Err(_) => Routine::UNPINNED,
+                Ok(()) if pingpong::pong(word) => 0,
+                Ok(()) => Routine::SILENT,
+            },
+        }
+    }
+}
+
+/// Forks a child that runs `routine` and exits; returns it, to be waited for (or killed and
+/// reaped on drop).
+pub fn fork(routine: Routine<'_>) -> io::Result<Spawned> {
+    // SAFETY: the child runs only `Routine::run` and `_exit`, both async-signal-safe (module
+    // Safety); it never returns from this block.
+    let forked = unsafe { nix::unistd::fork() }?;
+    match forked {
+        ForkResult::Child => {
+            let code = routine.run();
+            // SAFETY: `_exit` is async-signal-safe and ends the child without running atexit
+            // handlers or unwinding into the parent's copied stack.
+            unsafe { nix::libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            let pid = child.as_raw();
+            Spawned::adopt(pid as u32).inspect_err(|_| {
+                // No pidfd: kill and reap by pid, which is still ours (not yet waited for).
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    let _ =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                }
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervise::Exit;
+    use crate::sync::SharedPage;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn an_exit_child_exits_zero() {
+        let mut child = fork(Routine::Exit).unwrap();
+        assert_eq!(child.wait().unwrap(), Exit::Code { code: 0 });
+    }
+
+    #[test]
+    fn a_pong_child_answers_through_an_anonymous_page() {
+        let page = SharedPage::anonymous(4096).unwrap();
+        let word = page.view::<AtomicU32>(0);
+        let cpus = rustix::thread::sched_getaffinity(None).unwrap();
+        let mut child = fork(Routine::Pong { word, cpus: &cpus }).unwrap();
+        for round in 0..5u32 {
+            pingpong::hand_over(word, 2 * round + 1);
+            assert_eq!(pingpong::await_change(word, 2 * round + 1), Some(2 * round + 2));
+        }
+        pingpong::hand_over(word, pingpong::STOP);
+        assert_eq!(child.wait().unwrap(), Exit::Code { code: 0 });
+        assert_eq!(word.load(Ordering::Acquire), pingpong::STOP);
+    }
+
+    #[test]
+    fn a_dropped_child_is_killed_and_reaped() {
+        let page = SharedPage::anonymous(4096).unwrap();
+        let cpus = rustix::thread::sched_getaffinity(None).unwrap();
+        let child = fork(Routine::Pong { word: page.view(0), cpus: &cpus }).unwrap();
+        // Left alone, the ponger would wait 2 s for a silent pinger; the drop kills it now.
+        let start = std::time::Instant::now();
+        drop(child);
+        assert!(start.elapsed() < pingpong::WAIT_SLICE * pingpong::MAX_SLICES / 2);
+    }
+}
