@@ -4,8 +4,9 @@
 //! processes × threads), with the process model's promise kept for real (a worker that
 //! crashes, runs out of memory or hangs loses only the tasks it was running), and a lab that
 //! measures the claims of the classic "multi-process vs multi-thread" comparison on the
-//! machine at hand. Data flows one way: CLI → [`lab`] / [`run`] / [`ipc`] → [`pool`] →
-//! [`transport`] / [`supervise`] → OS.
+//! machine at hand. This crate is the engine; the lab, the benchmarks and their reports live in
+//! the `mpmt-lab` crate, the command line in `mpmt-cli`. Data flows one way: CLI → lab /
+//! benchmarks → [`pool`] → [`transport`] / [`supervise`] → OS.
 //!
 //! * [`task`]: task kinds (a name, serde input and output, a function) and their registry;
 //! * [`pool`]: the pool, its models and the task outcome type [`pool::TaskError`];
@@ -13,13 +14,8 @@
 //! * [`protocol`]: the messages between pool and worker;
 //! * [`transport`]: the IPC mechanisms and the frame codec;
 //! * [`supervise`]: spawning, reaping and classifying worker processes; fault injection;
-//! * [`ipc`]: the IPC benchmark (`mpmt ipc`, the lab's `ipc` claim): every transport between
-//!   two processes beside a thread channel, memcpy and a spin-only ping-pong;
 //! * [`sync`]: the loom shim lock-free code is written against (the shm ring today; the
-//!   synchronisation primitives of a later milestone);
-//! * [`lab`]: one experiment per claim, each with a computed verdict; [`report`]: the
-//!   comparison table and JSON; [`measure`]: statistics, machine description, /proc readers;
-//! * [`run`]: `mpmt run`, one workload measured.
+//!   synchronisation primitives of a later milestone).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // The worker docs show `main` on purpose: calling `run_if_worker` first in it is the point.
