@@ -26,7 +26,7 @@
 //!
 //! # Files
 //!
-//! * `run.rs`: [`run`], the measurement loop, the spin baseline and the quality notes;
+//! * `run.rs`: [`run()`], the measurement loop, the spin baseline and the quality notes;
 //! * `schema.rs`: [`IpcReport`] and its parts, the JSON schema of `mpmt ipc --json`;
 //! * `size.rs`: [`SizeList`], message sizes as given and as printed;
 //! * `placement.rs`: where the endpoints run (below);
