@@ -34,7 +34,7 @@
 //! * `baseline.rs`: the thread channel and memcpy references;
 //! * `spin.rs`: the spin-only ping-pong page;
 //! * `peer_process.rs`: the parent's side of a peer process; [`peer`]: the child's;
-//! * `watchdog.rs`: the phase deadline (below).
+//! * the phase deadline is the engine's one [`mpmt::supervise::Watchdog`] (below).
 //!
 //! # Placement
 //!
@@ -48,7 +48,7 @@
 //!
 //! Every wait has a limit. The thread channel waits with timeouts; the spin ping-pong spins
 //! against a clock. A peer process can only block the parent inside a transport read or
-//! write, so a watchdog thread is armed before each phase with the phase's budget plus
+//! write, so a watchdog ([`mpmt::supervise::Watchdog`]) is armed before each phase with the phase's budget plus
 //! [`GRACE`]; if it expires, it kills every peer through its pidfd and interrupts the
 //! transports that cannot see a death by themselves, and the blocked call fails. A peer that
 //! dies ends the run with [`IpcError::PeerDied`] (its wait status), a peer that hangs with
@@ -66,7 +66,6 @@ mod run;
 mod schema;
 mod size;
 mod spin;
-mod watchdog;
 
 pub use peer::PEER_COMMAND;
 pub use run::run;

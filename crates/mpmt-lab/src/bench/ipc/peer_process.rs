@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::endpoint::{Framed, StepError};
 use super::peer::{Mode, PeerArgs};
-use super::watchdog::Watchdog;
 use super::{EXIT_GRACE, IpcConfig, IpcError, PEER_COMMAND, START_TIMEOUT, step_error};
-use mpmt::supervise::{self, Exit, Spawned};
+use mpmt::supervise::{self, Exit, Spawned, Watchdog};
 use mpmt::transport::{Transport, TransportKind};
 
 /// Starts `<exe> __ipc-peer ARGS` with exactly `fds` inherited.
@@ -56,12 +55,12 @@ impl PeerProcess {
             pin,
         };
         let spawned = spawn_peer(name, cfg, &args, &pending.child_env(), &pending.child_fds())?;
-        watchdog.watch(spawned.killer(), None);
+        watchdog.kill_on_expiry(spawned.killer());
         watchdog.arm(START_TIMEOUT);
         let link = pending.establish(Instant::now() + START_TIMEOUT).map_err(setup)?;
         let (framed, interrupt) = Framed::new(link);
-        if interrupt.is_some() {
-            watchdog.watch(spawned.killer(), interrupt);
+        if let Some(interrupt) = interrupt {
+            watchdog.on_expiry(move || interrupt.interrupt());
         }
         let mut peer = PeerProcess { kind, framed, spawned, _transport: transport };
         let hello = peer.framed.await_hello();

@@ -13,13 +13,12 @@ use super::peer::{self, Mode, PeerArgs};
 use super::peer_process::{PeerProcess, spawn_peer};
 use super::placement::place;
 use super::spin::{self, SpinPage};
-use super::watchdog::Watchdog;
 use super::{
     EXIT_GRACE, EndpointReport, GRACE, IpcConfig, IpcError, IpcReport, Latency, MAX_SIZE,
     START_TIMEOUT, SizeReport, THREAD_CHANNEL, format_size, step_error,
 };
 use crate::measure::Machine;
-use mpmt::supervise::Exit;
+use mpmt::supervise::{Exit, Watchdog};
 use mpmt::transport::TransportKind;
 
 /// Runs the benchmark of `cfg` (module docs), advancing `progress` once per endpoint and size.
@@ -52,7 +51,8 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     let (placement, _pinned) = place(cfg.pin, &mut warnings)?;
     progress.set_length((1 + sizes.len() * (transports.len() + 1)) as u64);
 
-    let watchdog = Watchdog::start()?;
+    let watchdog = Watchdog::phases()
+        .map_err(|source| IpcError::Os { op: "spawning the watchdog thread", source })?;
     let spin_round_trip = spin_round_trip(cfg, &plan, placement.peer_cpu, &watchdog)?;
     progress.inc(1);
     let mut peers = Vec::with_capacity(transports.len());
@@ -133,7 +133,7 @@ fn spin_round_trip(
     };
     let mut spawned = spawn_peer(NAME, cfg, &args, &[], &[fd_arg])?;
     drop(fd);
-    watchdog.watch(spawned.killer(), None);
+    watchdog.kill_on_expiry(spawned.killer());
     let word = page.word();
     let samples = spin::ping(
         word,
