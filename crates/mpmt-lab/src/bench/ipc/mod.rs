@@ -61,7 +61,6 @@ mod endpoint;
 pub mod peer;
 mod peer_process;
 mod placement;
-pub mod render;
 mod run;
 mod schema;
 mod size;
