@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::endpoint::{Framed, StepError};
 use super::peer::{Mode, PeerArgs};
 use super::{EXIT_GRACE, IpcConfig, IpcError, PEER_COMMAND, START_TIMEOUT, step_error};
+use crate::measure::Warning;
 use mpmt::supervise::{self, Exit, Spawned, Watchdog};
 use mpmt::transport::{Transport, TransportKind};
 
@@ -82,14 +83,14 @@ impl PeerProcess {
         step_error(&endpoint, error)
     }
 
-    /// Asks the peer to exit and reaps it; a note if it did not exit cleanly.
-    pub(super) fn stop(mut self) -> Option<String> {
+    /// Asks the peer to exit and reaps it; a warning if it did not exit cleanly.
+    pub(super) fn stop(mut self) -> Option<Warning> {
         self.framed.shutdown();
         let PeerProcess { kind, framed, mut spawned, _transport } = self;
         drop(framed);
         match spawned.wait_or_kill(EXIT_GRACE) {
             Exit::Code { code: 0 } => None,
-            exit => Some(format!("the {kind} peer ended with {exit} after the measurement")),
+            exit => Some(Warning::PeerExit { endpoint: kind.to_string(), exit }),
         }
     }
 }

@@ -3,12 +3,13 @@
 //! and every partner to the second with [`super::IpcConfig::pin`].
 
 use super::{IpcError, Placement};
+use crate::measure::Warning;
 use crate::measure::cpu::{AffinityGuard, allowed_cpus, pin_current_thread};
 
 /// Decides and applies the placement (module docs); the guard unpins the caller at the end.
 pub(super) fn place(
     pin: bool,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<(Placement, Option<AffinityGuard>), IpcError> {
     let unpinned = |note: &str| Placement {
         pinned: false,
@@ -17,19 +18,12 @@ pub(super) fn place(
         note: note.to_owned(),
     };
     if !pin {
-        warnings.push(
-            "CPU placement was left to the scheduler: a hand-off between endpoints on one CPU \
-             and one across two CPUs can differ by 10× or more on a VM; pass --pin for a \
-             controlled placement"
-                .to_owned(),
-        );
+        warnings.push(Warning::Unpinned);
         return Ok((unpinned("left to the scheduler (not pinned)"), None));
     }
     let cpus = allowed_cpus()?;
     let [a, b, ..] = cpus[..] else {
-        warnings.push(
-            "--pin needs two allowed CPUs; only one is available, so nothing was pinned".into(),
-        );
+        warnings.push(Warning::PinNeedsTwoCpus);
         return Ok((unpinned("not pinned: only one CPU is available"), None));
     };
     let guard = pin_current_thread(a)?;

@@ -17,7 +17,7 @@ use super::{
     EXIT_GRACE, EndpointReport, GRACE, IpcConfig, IpcError, IpcReport, Latency, MAX_SIZE,
     START_TIMEOUT, SizeReport, THREAD_CHANNEL, format_size, step_error,
 };
-use crate::measure::Machine;
+use crate::measure::{Machine, Warning};
 use mpmt::supervise::{Exit, Watchdog};
 use mpmt::transport::TransportKind;
 
@@ -164,30 +164,25 @@ fn spin_round_trip(
 }
 
 /// Notes on the quality of the figures: noisy series, and wake-up-bound latencies.
-fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<String> {
+fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<Warning> {
     let mut notes = Vec::new();
-    let advice = if pinned { "re-run on an idle machine" } else { "re-run with --pin" };
     for size in sizes {
         for e in &size.endpoints {
             let spread = e.round_trip.summary.relative_spread();
             if spread > 0.5 {
-                notes.push(format!(
-                    "{} at {}: the round trip is noisy (IQR/median = {spread:.2}); {advice}",
-                    e.name,
-                    format_size(size.size_bytes)
-                ));
+                notes.push(Warning::NoisyRoundTrip {
+                    endpoint: e.name.clone(),
+                    size: format_size(size.size_bytes),
+                    spread,
+                    pinned,
+                });
             }
         }
     }
     if let Some(channel) = sizes.first().and_then(SizeReport::thread_channel) {
         let factor = channel.round_trip.summary.median / spin.summary.median;
         if factor > 20.0 {
-            notes.push(format!(
-                "the thread channel's round trip at {} costs {factor:.0}× the spin-only \
-                 ping-pong: sleeping and waking the partner dominates, which threads and \
-                 processes pay alike (about 25 µs per cross-core wake-up on a small VM)",
-                format_size(sizes[0].size_bytes)
-            ));
+            notes.push(Warning::WakeUpBound { size: format_size(sizes[0].size_bytes), factor });
         }
     }
     notes

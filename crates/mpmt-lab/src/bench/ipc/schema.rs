@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{Machine, Summary};
+use crate::measure::{Machine, Summary, Warning};
 
 /// A whole `mpmt ipc` run. Field docs are the JSON schema of `mpmt ipc --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,8 +25,9 @@ pub struct IpcReport {
     pub spin_round_trip: Latency,
     /// One entry per message size, ascending.
     pub sizes: Vec<SizeReport>,
-    /// Measurement-quality notes (placement, noise, VM artefacts), each actionable.
-    pub warnings: Vec<String>,
+    /// Measurement-quality notes (placement, noise, VM artefacts), each actionable; in JSON
+    /// each is its [`Warning`]'s text.
+    pub warnings: Vec<Warning>,
 }
 
 /// Where the two endpoints ran.

@@ -115,7 +115,7 @@ mod tests {
                     endpoint("shm", 1e-6, 2_000_000.0, 0.025),
                 ],
             }],
-            warnings: vec!["be careful".into()],
+            warnings: vec![crate::measure::Warning::Recorded("be careful".into())],
         };
         let text = render(&report);
         for needle in [
