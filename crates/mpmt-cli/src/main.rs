@@ -12,13 +12,13 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::consts::SIGINT;
 
 use cli::{Cli, Command, IpcArgs, LabArgs, ModelArg, RunArgs};
 use mpmt::pool::{Model, available_cpus};
-use mpmt_lab::bench::workload::{RunError, RunReport, RunSpec};
+use mpmt_lab::bench::workload::{RunError, RunSpec};
 use mpmt_lab::lab::{LabConfig, LabError, LabReport};
+use mpmt_lab::report::{Exporter, Json, Report, Terminal, terminal};
 
 /// Workers note failed allocations, so running out of memory is told apart from an abort.
 #[global_allocator]
@@ -81,18 +81,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn progress(len: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if !io::IsTerminal::is_terminal(&io::stderr()) {
-        return ProgressBar::hidden();
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec}")
-            .expect("valid template"),
-    );
-    bar
-}
-
 fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     let workers = args.workers.map_or_else(available_cpus, |n| n as usize);
     let model = match args.model {
@@ -137,7 +125,9 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     signal_hook::flag::register_conditional_shutdown(SIGINT, 130, stop.clone())
         .context("installing the Ctrl-C handler")?;
     signal_hook::flag::register(SIGINT, stop.clone()).context("installing the Ctrl-C handler")?;
-    let bar = progress(spec.count);
+    let bar = mpmt_lab::lab::progress_bar("run");
+    bar.set_length(spec.count);
+    bar.set_message("tasks");
     let report = mpmt_lab::bench::workload::run(&spec, &stop, |done| {
         if done % 1024 == 0 {
             bar.set_position(done);
@@ -149,13 +139,7 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(RunError::Spec(m)) => return Err(Usage(m).into()),
         Err(e) => return Err(e).context("running the workload"),
     };
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", render_run(&report))?;
-    }
+    write!(io::stdout().lock(), "{}", exporter(args.json).export(Report::Run(&report))?)?;
     Ok(if report.lost > 0 {
         ExitCode::from(1)
     } else if report.interrupted {
@@ -163,86 +147,6 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn render_run(r: &RunReport) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let transport = r.transport.map(|t| format!(", {t}")).unwrap_or_default();
-    let _ = writeln!(
-        s,
-        "model {} ({} workers{transport}) · task {} (size {}) · {} tasks",
-        r.model, r.workers, r.task, r.size, r.count
-    );
-    let _ = writeln!(
-        s,
-        "  wall          {:.3} s   {:.0} tasks/s   {:.3} µs/task",
-        r.wall_s,
-        r.tasks_per_s,
-        1e6 / r.tasks_per_s
-    );
-    if let Some(l) = &r.latency_us {
-        let _ = writeln!(
-            s,
-            "  latency       p50 {:.1} µs   p99 {:.1} µs   (submit → outcome)",
-            l.p50, l.p99
-        );
-    }
-    if let Some(l) = &r.exec_us {
-        let _ = writeln!(
-            s,
-            "  exec          p50 {:.1} µs   p99 {:.1} µs   (inside the worker)",
-            l.p50, l.p99
-        );
-    }
-    let _ = writeln!(
-        s,
-        "  cpu           user {:.3} s + sys {:.3} s (children included)",
-        r.cpu.user_s, r.cpu.sys_s
-    );
-    let _ = writeln!(
-        s,
-        "  peak memory   parent {:.1} MiB, workers {:.1} MiB over {} processes",
-        r.peak_memory.parent_kib as f64 / 1024.0,
-        r.peak_memory.workers_kib as f64 / 1024.0,
-        r.peak_memory.worker_processes
-    );
-    let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let errors =
-        if errors.is_empty() { String::new() } else { format!(" · {}", errors.join(" · ")) };
-    let injected = match r.inject_kind {
-        Some(k) => format!("   (injected {} {k})", r.injected),
-        None => String::new(),
-    };
-    let _ = writeln!(s, "  outcomes      ok {}{errors} · lost {}{injected}", r.ok, r.lost);
-    if r.restarts > 0 {
-        let _ = writeln!(s, "  restarts      {} worker processes replaced", r.restarts);
-    }
-    if r.verified > 0 {
-        let _ = writeln!(s, "  verified      {} outputs recomputed", r.verified);
-    }
-    if let Some(p) = &r.recovery_us {
-        let _ = writeln!(
-            s,
-            "  recovery      p50 {:.0} µs   max {:.0} µs   (worker death → replacement ready)",
-            p.p50, p.max
-        );
-    }
-    if r.recycled > 0 {
-        let _ =
-            writeln!(s, "  recycled      {} worker processes (max tasks per worker)", r.recycled);
-    }
-    if r.leaked_threads > 0 {
-        let _ = writeln!(
-            s,
-            "  leaked        {} threads abandoned to timed-out tasks (threads cannot be killed)",
-            r.leaked_threads
-        );
-    }
-    if r.interrupted {
-        let _ = writeln!(s, "  interrupted   by Ctrl-C: unfinished tasks are counted as cancelled");
-    }
-    s
 }
 
 fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
@@ -253,17 +157,11 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
             .context("locating the mpmt binary for the spawn experiments")?,
     };
     let machine = mpmt_lab::measure::Machine::detect();
-    eprintln!(
-        "mpmt lab{} on {} ({} logical cores, kernel {})",
-        if cfg.quick { " --quick" } else { "" },
-        machine.cpu_model,
-        machine.logical_cores,
-        machine.kernel
-    );
+    eprintln!("{}", terminal::banner("lab", cfg.quick, &machine));
     let mut partial: Vec<mpmt_lab::lab::ClaimResult> = Vec::new();
     let mut write_error = None;
     let report = mpmt_lab::lab::run(&cfg, &mut |claim| {
-        eprintln!("  {:<10} {} (ratio {:.2})", claim.id, claim.verdict, claim.ratio);
+        eprintln!("{}", terminal::claim_line(claim));
         partial.push(claim.clone());
         // Written after every claim, so a later failure loses nothing.
         if let Some(path) = &args.json {
@@ -291,7 +189,7 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         write_json(path, &report)?;
     }
     let mut out = io::stdout().lock();
-    write!(out, "{}", mpmt_lab::report::terminal::render(&report))?;
+    write!(out, "{}", Terminal.export(Report::Lab(&report))?)?;
     if let Some(path) = &args.json {
         writeln!(out, "JSON report: {}", path.display())?;
     }
@@ -307,13 +205,7 @@ fn ipc(args: IpcArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe().context("locating the mpmt binary for the peer processes")?,
     };
     let machine = mpmt_lab::measure::Machine::detect();
-    eprintln!(
-        "mpmt ipc{} on {} ({} logical cores, kernel {})",
-        if cfg.quick { " --quick" } else { "" },
-        machine.cpu_model,
-        machine.logical_cores,
-        machine.kernel
-    );
+    eprintln!("{}", terminal::banner("ipc", cfg.quick, &machine));
     let bar = mpmt_lab::lab::progress_bar("ipc");
     let report = mpmt_lab::bench::ipc::run(&cfg, &bar);
     bar.finish_and_clear();
@@ -327,17 +219,16 @@ fn ipc(args: IpcArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).context("measuring IPC"),
     };
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", mpmt_lab::bench::ipc::render::render(&report))?;
-    }
+    write!(io::stdout().lock(), "{}", exporter(args.json).export(Report::Ipc(&report))?)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The format `--json` asks for.
+fn exporter(json: bool) -> &'static dyn Exporter {
+    if json { &Json } else { &Terminal }
+}
+
 fn write_json(path: &std::path::Path, report: &LabReport) -> anyhow::Result<()> {
-    let text = mpmt_lab::report::json::to_json(report)?;
+    let text = Json.export(Report::Lab(report))?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

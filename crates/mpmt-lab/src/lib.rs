@@ -6,7 +6,7 @@
 //! * [`child`]: the lab's re-executed children (ipc peer, isolation cell, exit probe);
 //! * [`report`]: renderers of every result (lab, ipc, run) behind one exporter;
 //! * [`lab`]: one experiment per claim, each with a computed verdict;
-//! * [`bench`](mod@bench): the instruments behind `mpmt ipc` and `mpmt run`, which the claims reuse;
+//! * [`mod@bench`]: the instruments behind `mpmt ipc` and `mpmt run`, which the claims reuse;
 //! * [`measure`]: statistics, units, machine description, CPU time and pinning, /proc memory;
 //!
 //! all over the engine, [`mpmt`].

@@ -67,7 +67,8 @@
 //! * [`task`]: task kinds (a name, serde input and output, a function), their registry, the
 //!   built-in kinds and the faults behind injection;
 //! * [`supervise`]: starting (spawn, or a fork running a fixed routine), reaping and
-//!   classifying child processes; what every child does first; the status page; the watchdog;
+//!   classifying child processes; what every child does first; the status page; the one
+//!   watchdog (task timeouts, benchmark phase deadlines);
 //! * [`transport`]: the IPC mechanisms (pipe, Unix socket, TCP loopback, POSIX message queue,
 //!   shared memory) behind one byte-stream trait, and the frame codec;
 //! * [`sync`]: what process-shared code is written against: the loom shim, the one shared

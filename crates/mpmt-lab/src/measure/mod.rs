@@ -6,6 +6,7 @@
 //!   every figure.
 //! * `memory.rs`: RSS, peak RSS and PSS of a process from `/proc`.
 //! * `cpu.rs`: CPU time from `getrusage`, pinning a thread to a CPU, CPU count.
+//! * `warning.rs`: [`Warning`], a measurement-quality problem with its advice.
 //!
 //! Clock: wall time is taken with [`std::time::Instant`] (`CLOCK_MONOTONIC`), converted to
 //! `f64` seconds for statistics with [`units::seconds`].
@@ -15,10 +16,12 @@ pub mod machine;
 pub mod memory;
 pub mod stats;
 pub mod units;
+pub mod warning;
 
 pub use machine::Machine;
 pub use stats::Summary;
 pub use units::Unit;
+pub use warning::Warning;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
-//! The lab report as pretty-printed JSON.
+//! Results as JSON: the lab report pretty-printed (a file people read), the `mpmt ipc` and
+//! `mpmt run` reports as one line on stdout ([`to_line`]).
 //!
-//! The JSON is `serde_json`'s rendering of [`LabReport`]; the doc comments on its fields
+//! The lab's JSON is `serde_json`'s rendering of [`LabReport`]; the doc comments on its fields
 //! (and on those of `ClaimResult`, `Measurement`, `Summary` and `Machine`) are the schema.
 //! In short:
 //!
@@ -18,12 +19,22 @@
 //!
 //! Times are in seconds and sizes in bytes (SI base units), never pre-formatted.
 
+use serde::Serialize;
+
 use super::ReportError;
 use crate::lab::LabReport;
 
 /// Serialises `report` as pretty JSON with a trailing newline.
 pub fn to_json(report: &LabReport) -> Result<String, ReportError> {
     let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Serialises `report` as one line of JSON with a trailing newline (`mpmt ipc --json`, `mpmt
+/// run --json`; the schema is the doc comments of the report's type).
+pub fn to_line<T: Serialize>(report: &T) -> Result<String, ReportError> {
+    let mut text = serde_json::to_string(report)?;
     text.push('\n');
     Ok(text)
 }

@@ -1,17 +1,20 @@
-//! Rendering a [`LabReport`] for people and for programs.
+//! Rendering every typed result (`mpmt lab`, `mpmt ipc`, `mpmt run`) for people and for
+//! programs, behind one [`Exporter`] trait so the CLI picks a format and never formats
+//! itself.
 //!
-//! * `terminal.rs`: the article's comparison table (section 3) filled with measured cells,
-//!   a verdict and ratio per claim, one summary line per claim and the machine line.
-//! * `json.rs`: the report as pretty JSON; the doc comments of [`LabReport`],
-//!   [`crate::lab::ClaimResult`], [`crate::lab::Measurement`], [`crate::measure::Summary`]
-//!   and [`crate::measure::Machine`] are its schema.
+//! * [`terminal`]: text, one pure function per result (the lab's comparison table, the ipc
+//!   tables, the run's figures), and the banner and progress lines around them;
+//! * [`json`]: the same results as JSON; the doc comments of [`LabReport`], [`IpcReport`]
+//!   and [`RunReport`] (and their parts) are the schema.
 //!
-//! Both are pure functions of the report, behind one [`Exporter`] trait so the CLI can pick
-//! a format by name.
+//! This is the top layer of the crate: it reads the lab's and the instruments' results and
+//! nothing below imports it.
 
 pub mod json;
 pub mod terminal;
 
+use crate::bench::ipc::IpcReport;
+use crate::bench::workload::RunReport;
 use crate::lab::LabReport;
 
 /// Errors of the report layer.
@@ -22,29 +25,49 @@ pub enum ReportError {
     Json(#[from] serde_json::Error),
 }
 
-/// Turns a report into text in one format.
-pub trait Exporter {
-    /// Renders `report`.
-    fn export(&self, report: &LabReport) -> Result<String, ReportError>;
+/// A typed result to render.
+#[derive(Debug, Clone, Copy)]
+pub enum Report<'a> {
+    /// A lab run (`mpmt lab`).
+    Lab(&'a LabReport),
+    /// An IPC benchmark run (`mpmt ipc`).
+    Ipc(&'a IpcReport),
+    /// A workload run (`mpmt run`).
+    Run(&'a RunReport),
 }
 
-/// The terminal table ([`terminal::render`]).
+/// Turns a report into text in one format.
+pub trait Exporter {
+    /// Renders `report` (the text ends with a newline).
+    fn export(&self, report: Report<'_>) -> Result<String, ReportError>;
+}
+
+/// Text for a terminal ([`terminal`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Terminal;
 
-/// Pretty JSON ([`json::to_json`]).
+/// JSON ([`json`]): pretty for the lab's report file, one line for `mpmt ipc` and `mpmt run`
+/// on stdout.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json;
 
 impl Exporter for Terminal {
-    fn export(&self, report: &LabReport) -> Result<String, ReportError> {
-        Ok(terminal::render(report))
+    fn export(&self, report: Report<'_>) -> Result<String, ReportError> {
+        Ok(match report {
+            Report::Lab(r) => terminal::lab::render(r),
+            Report::Ipc(r) => terminal::ipc::render(r),
+            Report::Run(r) => terminal::run::render(r),
+        })
     }
 }
 
 impl Exporter for Json {
-    fn export(&self, report: &LabReport) -> Result<String, ReportError> {
-        json::to_json(report)
+    fn export(&self, report: Report<'_>) -> Result<String, ReportError> {
+        match report {
+            Report::Lab(r) => json::to_json(r),
+            Report::Ipc(r) => json::to_line(r),
+            Report::Run(r) => json::to_line(r),
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //!   only judge of how a child died, never the child's own report; [`ChildCode`]: the exit
 //!   codes of our own children;
 //! * [`status`]: the page through which a worker says which task each thread runs;
-//! * `watchdog`: one thread per pool that finds tasks running past their timeout.
+//! * [`Watchdog`]: the one time-limit mechanism: a thread per pool that finds tasks running
+//!   past their timeout, or a phase deadline that kills registered processes when it passes.
 
 pub mod child;
 mod exit;
@@ -24,4 +25,5 @@ mod watchdog;
 pub use exit::{ChildCode, Exit, signal_name};
 pub use fork::{Routine, fork};
 pub use spawn::{Killer, Spawned, spawn};
-pub(crate) use watchdog::{Overdue, Watchdog};
+pub(crate) use watchdog::Overdue;
+pub use watchdog::Watchdog;

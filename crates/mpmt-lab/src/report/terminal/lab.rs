@@ -1,29 +1,14 @@
-//! The lab report as the article's comparison table, for a terminal.
+//! `mpmt lab`'s text output: the article's comparison table, for a terminal.
 //!
 //! [`render`] is a pure function of the report: a `comfy-table` table with one row per claim
 //! (aspect | multi-process (measured) | multi-thread (measured) | verdict | ratio), then one
 //! line per claim with its verdict condition, summary and warnings, then the machine line.
-//! The table width is fixed at [`WIDTH`] columns so the output does not depend on the
-//! terminal it is printed to.
+//! The table width is fixed at [`super::WIDTH`] columns so the output does not depend on
+//! the terminal it is printed to.
 
+use super::table;
 use crate::lab::{LabReport, Verdict};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use std::fmt::Write as _;
-
-/// Width the table is laid out for.
-pub const WIDTH: u16 = 120;
-
-/// An empty table in the house style (condensed UTF-8 borders, [`WIDTH`] columns) with the
-/// given header; every table mpmt prints starts here.
-pub fn table<T: Into<comfy_table::Cell>>(header: impl IntoIterator<Item = T>) -> Table {
-    let mut table = Table::new();
-    table
-        .load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(WIDTH)
-        .set_header(header);
-    table
-}
 
 /// Renders `report` as text (ends with a newline).
 pub fn render(report: &LabReport) -> String {
@@ -74,6 +59,7 @@ pub fn render(report: &LabReport) -> String {
 mod tests {
     use super::*;
     use crate::report::fixture;
+    use crate::report::terminal::WIDTH;
 
     #[test]
     fn renders_table_summaries_and_machine() {

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 
 use comfy_table::CellAlignment;
 
-use super::{IpcReport, format_size};
+use super::table;
+use crate::bench::ipc::{IpcReport, format_size};
 use crate::measure::units::format_seconds;
 
 /// Renders `report` as text (ends with a newline).
@@ -24,14 +25,8 @@ pub fn render(report: &IpcReport) -> String {
             size.memcpy.summary.median / 1e9,
             format_seconds(spin.median)
         );
-        let mut table = crate::report::terminal::table([
-            "endpoint",
-            "round trip p50",
-            "p99",
-            "msg/s",
-            "MB/s",
-            "vs thread channel",
-        ]);
+        let mut table =
+            table(["endpoint", "round trip p50", "p99", "msg/s", "MB/s", "vs thread channel"]);
         for e in &size.endpoints {
             let s = &e.round_trip.summary;
             table.add_row([
@@ -120,7 +115,7 @@ mod tests {
                     endpoint("shm", 1e-6, 2_000_000.0, 0.025),
                 ],
             }],
-            warnings: vec!["be careful".into()],
+            warnings: vec![crate::measure::Warning::Recorded("be careful".into())],
         };
         let text = render(&report);
         for needle in [

@@ -1,0 +1,127 @@
+//! Measurement-quality warnings as a type: each problem that makes a figure less trustworthy
+//! (an uncontrolled placement, a noisy series, a latency bound by wake-ups, a partner that
+//! ended badly) is one [`Warning`] variant, and its `Display` is the actionable text a person
+//! reads: what was seen, and what to do about it (after hyperfine's `output/warnings.rs`).
+//!
+//! In JSON a warning is that text, so reports keep the shape `"warnings": [string]`; a
+//! warning read back from JSON is [`Warning::Recorded`].
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use mpmt::supervise::Exit;
+
+/// One measurement-quality problem, with its advice.
+#[derive(Debug, Clone)]
+pub enum Warning {
+    /// The scheduler placed the endpoints (no `--pin`).
+    Unpinned,
+    /// `--pin` was asked for but only one CPU is allowed.
+    PinNeedsTwoCpus,
+    /// A partner process did not exit cleanly after the measurement.
+    PeerExit {
+        /// The endpoint it served (a transport name).
+        endpoint: String,
+        /// How it ended.
+        exit: Exit,
+    },
+    /// A round-trip series is noisy.
+    NoisyRoundTrip {
+        /// The endpoint.
+        endpoint: String,
+        /// The message size, as printed (`64 B`).
+        size: String,
+        /// IQR / median of the series.
+        spread: f64,
+        /// Whether the endpoints were pinned (the advice differs).
+        pinned: bool,
+    },
+    /// The thread channel's round trip is many times the spin-only ping-pong: sleeping and
+    /// waking the partner dominates.
+    WakeUpBound {
+        /// The message size, as printed.
+        size: String,
+        /// Thread-channel median over spin-only median.
+        factor: f64,
+    },
+    /// A warning read back from a JSON report: its text as written.
+    Recorded(String),
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Unpinned => f.write_str(
+                "CPU placement was left to the scheduler: a hand-off between endpoints on one CPU \
+                 and one across two CPUs can differ by 10× or more on a VM; pass --pin for a \
+                 controlled placement",
+            ),
+            Warning::PinNeedsTwoCpus => f.write_str(
+                "--pin needs two allowed CPUs; only one is available, so nothing was pinned",
+            ),
+            Warning::PeerExit { endpoint, exit } => {
+                write!(f, "the {endpoint} peer ended with {exit} after the measurement")
+            }
+            Warning::NoisyRoundTrip { endpoint, size, spread, pinned } => {
+                let advice =
+                    if *pinned { "re-run on an idle machine" } else { "re-run with --pin" };
+                write!(
+                    f,
+                    "{endpoint} at {size}: the round trip is noisy (IQR/median = {spread:.2}); \
+                     {advice}"
+                )
+            }
+            Warning::WakeUpBound { size, factor } => write!(
+                f,
+                "the thread channel's round trip at {size} costs {factor:.0}× the spin-only \
+                 ping-pong: sleeping and waking the partner dominates, which threads and \
+                 processes pay alike (about 25 µs per cross-core wake-up on a small VM)"
+            ),
+            Warning::Recorded(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Two warnings are equal when they say the same thing, so a report read back from JSON
+/// equals the one written.
+impl PartialEq for Warning {
+    fn eq(&self, other: &Warning) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Serialize for Warning {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Warning {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Warning, D::Error> {
+        String::deserialize(deserializer).map(Warning::Recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_the_text_and_reads_back_equal() {
+        let w = Warning::NoisyRoundTrip {
+            endpoint: "pipe".into(),
+            size: "64 B".into(),
+            spread: 0.876,
+            pinned: false,
+        };
+        let json = serde_json::to_string(&vec![w.clone()]).unwrap();
+        assert_eq!(
+            json,
+            r#"["pipe at 64 B: the round trip is noisy (IQR/median = 0.88); re-run with --pin"]"#
+        );
+        let back: Vec<Warning> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, [w]);
+        assert!(matches!(back[0], Warning::Recorded(_)));
+    }
+}
