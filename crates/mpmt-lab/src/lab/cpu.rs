@@ -24,7 +24,7 @@ use indicatif::ProgressBar;
 use super::verdict::{Outcome, cost_claim};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement, Verdict};
 use crate::measure::units::seconds;
-use crate::measure::{Unit, cpu};
+use crate::measure::{Unit, Warning, cpu};
 use mpmt::pool::{Model, Pool};
 use mpmt::task::builtin::{Sha256, Sha256Input, sha256_digest};
 
@@ -182,20 +182,15 @@ impl Experiment for Cpu {
         );
         let mut warnings = Vec::new();
         if n < 2 {
-            warnings.push(
-                "only one CPU is available: scaling cannot be measured; run on a machine with \
-                 at least 2 CPUs"
-                    .to_owned(),
-            );
+            warnings.push(Warning::ScalingNeedsTwoCpus);
         }
         for m in &measurements {
             if m.summary.relative_spread() > 0.3 {
-                warnings.push(format!(
-                    "{} is noisy (IQR/median = {:.2}); other load on the machine? Re-run \
-                     without --quick on an idle machine",
-                    m.name,
-                    m.summary.relative_spread()
-                ));
+                warnings.push(Warning::NoisySeries {
+                    series: m.name.clone(),
+                    spread: m.summary.relative_spread(),
+                    suggest_full_run: true,
+                });
             }
         }
         match (&python, &gil) {
@@ -211,11 +206,7 @@ impl Experiment for Cpu {
                     c.explain()
                 ));
             }
-            _ if n >= 2 => warnings.push(
-                "python3 not found: the GIL half of this claim is skipped; install python3 to \
-                 run it"
-                    .to_owned(),
-            ),
+            _ if n >= 2 => warnings.push(Warning::PythonMissing),
             _ => {}
         }
         Ok(ClaimResult {

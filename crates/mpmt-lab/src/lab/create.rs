@@ -21,7 +21,7 @@
 use super::verdict::{combine, cost_claim};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::units::{format_bytes, seconds};
-use crate::measure::{Unit, memory};
+use crate::measure::{Unit, Warning, memory};
 use indicatif::ProgressBar;
 use mpmt::supervise::{Exit, Routine};
 use std::process::Command;
@@ -97,11 +97,11 @@ impl Experiment for Create {
         for m in [&thread, &fork, &spawn] {
             let spread = m.summary.relative_spread();
             if spread > 0.5 {
-                warnings.push(format!(
-                    "{} is noisy (IQR/median = {spread:.2}); other load on the machine? \
-                     Re-run without --quick on an idle machine",
-                    m.name
-                ));
+                warnings.push(Warning::NoisySeries {
+                    series: m.name.clone(),
+                    spread,
+                    suggest_full_run: true,
+                });
             }
         }
         let summary = format!(

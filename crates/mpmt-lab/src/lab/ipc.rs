@@ -286,7 +286,7 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         ratio,
         summary,
         measurements,
-        warnings: report.warnings.iter().map(ToString::to_string).collect(),
+        warnings: report.warnings.clone(),
         tables: vec![table],
     })
 }

@@ -36,8 +36,8 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement, Verdict};
-use crate::measure::Unit;
 use crate::measure::units::seconds;
+use crate::measure::{Unit, Warning};
 use mpmt::pool::{Model, Pool};
 use mpmt::task::Job;
 use mpmt::task::builtin::{self, Sha256Input};
@@ -397,12 +397,10 @@ impl Experiment for Isolation {
         );
         let mut warnings = Vec::new();
         if throughput_ratio < 0.9 {
-            warnings.push(format!(
-                "1 % crashes cost {:.0} % of the throughput (target: under 10 %) on tasks of {} KiB; \
-                 each crash costs at least one process creation",
-                (1.0 - throughput_ratio) * 100.0,
-                BATCH_TASK_BYTES / 1024
-            ));
+            warnings.push(Warning::CrashCost {
+                lost_pct: (1.0 - throughput_ratio) * 100.0,
+                task_kib: BATCH_TASK_BYTES / 1024,
+            });
         }
         let rows = FaultKind::ALL
             .iter()

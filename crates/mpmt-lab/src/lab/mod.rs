@@ -35,7 +35,7 @@ pub mod verdict;
 
 pub use verdict::Verdict;
 
-use crate::measure::{Machine, MeasureError, Summary, Unit};
+use crate::measure::{Machine, MeasureError, Summary, Unit, Warning};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
@@ -68,7 +68,7 @@ pub struct ClaimResult {
     /// Every measured series.
     pub measurements: Vec<Measurement>,
     /// Measurement-quality notes (noise, VM artefacts, skipped cells), each actionable.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Detail tables beyond the comparison row (e.g. the isolation matrix).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<DetailTable>,

@@ -35,7 +35,7 @@ use super::verdict::{CostComparison, combine, cost_claim};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::cpu::{AffinityGuard, allowed_cpus, pin_current_thread, single_cpu};
 use crate::measure::units::{capitalise, format_seconds, seconds};
-use crate::measure::{MeasureError, Unit};
+use crate::measure::{MeasureError, Unit, Warning};
 use indicatif::ProgressBar;
 use mpmt::supervise::{Exit, Routine};
 use mpmt::sync::SharedPage;
@@ -90,8 +90,7 @@ impl Experiment for Switch {
         let mut placements = vec![(format!("one core (cpu {a})"), a, one_plan)];
         match b {
             Some(b) => placements.push((format!("two cores (cpu {a} ↔ cpu {b})"), b, two_plan)),
-            None => warnings
-                .push("only one CPU is available: the cross-core cell was skipped".to_owned()),
+            None => warnings.push(Warning::CrossCoreSkipped),
         }
         progress.set_length((placements.len() * 2 * PASSES) as u64);
 
@@ -153,22 +152,20 @@ impl Experiment for Switch {
         if let [(_, _, [one_t, _]), (_, _, [two_t, _])] = comparisons.as_slice() {
             let factor = two_t.summary.median / one_t.summary.median;
             if factor > 4.0 {
-                warnings.push(format!(
-                    "a cross-core round trip costs {factor:.0}× a same-core one ({} per wake-up): \
-                     waking an idle (virtual) CPU dominates, which threads and processes pay alike; \
-                     this is a property of the machine (typical of VMs without halt polling), \
-                     not of processes",
-                    format_seconds(two_t.summary.median / 2.0)
-                ));
+                warnings.push(Warning::CrossCoreWakeUp {
+                    factor,
+                    per_wake_up: format_seconds(two_t.summary.median / 2.0),
+                });
             }
         }
         for m in comparisons.iter().flat_map(|(_, _, ms)| ms) {
             let spread = m.summary.relative_spread();
             if spread > 0.5 {
-                warnings.push(format!(
-                    "{} ({}) is noisy (IQR/median = {spread:.2}); re-run on an idle machine",
-                    m.name, m.conditions[0]
-                ));
+                warnings.push(Warning::NoisySeries {
+                    series: format!("{} ({})", m.name, m.conditions[0]),
+                    spread,
+                    suggest_full_run: false,
+                });
             }
         }
         let ratio = comparisons[0].1.ratio;

@@ -45,6 +45,36 @@ pub enum Warning {
         /// Thread-channel median over spin-only median.
         factor: f64,
     },
+    /// A measured series of a lab claim is noisy.
+    NoisySeries {
+        /// The series, as the claim names it.
+        series: String,
+        /// IQR / median of the series.
+        spread: f64,
+        /// Whether to suggest a full run (the claim's quick plan takes fewer samples).
+        suggest_full_run: bool,
+    },
+    /// Only one CPU is allowed: the switch claim's cross-core cell was skipped.
+    CrossCoreSkipped,
+    /// Only one CPU is allowed: the cpu claim cannot measure scaling.
+    ScalingNeedsTwoCpus,
+    /// A cross-core wake-up costs many times a same-core round trip: the machine's wake-up
+    /// latency, not the process model, dominates the cross-core cell.
+    CrossCoreWakeUp {
+        /// Cross-core median over same-core median.
+        factor: f64,
+        /// One cross-core wake-up, as printed.
+        per_wake_up: String,
+    },
+    /// Injected crashes cost more throughput than the isolation claim's target.
+    CrashCost {
+        /// Throughput lost to 1 % crashes, in percent.
+        lost_pct: f64,
+        /// The size of each task, in KiB.
+        task_kib: u64,
+    },
+    /// `python3` is missing: the cpu claim's GIL half was skipped.
+    PythonMissing,
     /// A warning read back from a JSON report: its text as written.
     Recorded(String),
 }
@@ -77,6 +107,37 @@ impl fmt::Display for Warning {
                 "the thread channel's round trip at {size} costs {factor:.0}× the spin-only \
                  ping-pong: sleeping and waking the partner dominates, which threads and \
                  processes pay alike (about 25 µs per cross-core wake-up on a small VM)"
+            ),
+            Warning::NoisySeries { series, spread, suggest_full_run } => {
+                let advice = if *suggest_full_run {
+                    "other load on the machine? Re-run without --quick on an idle machine"
+                } else {
+                    "re-run on an idle machine"
+                };
+                write!(f, "{series} is noisy (IQR/median = {spread:.2}); {advice}")
+            }
+            Warning::CrossCoreSkipped => {
+                f.write_str("only one CPU is available: the cross-core cell was skipped")
+            }
+            Warning::ScalingNeedsTwoCpus => f.write_str(
+                "only one CPU is available: scaling cannot be measured; run on a machine with \
+                 at least 2 CPUs",
+            ),
+            Warning::CrossCoreWakeUp { factor, per_wake_up } => write!(
+                f,
+                "a cross-core round trip costs {factor:.0}× a same-core one ({per_wake_up} per \
+                 wake-up): waking an idle (virtual) CPU dominates, which threads and processes \
+                 pay alike; this is a property of the machine (typical of VMs without halt \
+                 polling), not of processes"
+            ),
+            Warning::CrashCost { lost_pct, task_kib } => write!(
+                f,
+                "1 % crashes cost {lost_pct:.0} % of the throughput (target: under 10 %) on \
+                 tasks of {task_kib} KiB; each crash costs at least one process creation"
+            ),
+            Warning::PythonMissing => f.write_str(
+                "python3 not found: the GIL half of this claim is skipped; install python3 to \
+                 run it",
             ),
             Warning::Recorded(text) => f.write_str(text),
         }
@@ -123,5 +184,27 @@ mod tests {
         let back: Vec<Warning> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, [w]);
         assert!(matches!(back[0], Warning::Recorded(_)));
+    }
+
+    #[test]
+    fn claim_warnings_keep_their_text() {
+        let quick = Warning::NoisySeries {
+            series: "fork+wait".into(),
+            spread: 0.61,
+            suggest_full_run: true,
+        };
+        assert_eq!(
+            quick.to_string(),
+            "fork+wait is noisy (IQR/median = 0.61); other load on the machine? Re-run without \
+             --quick on an idle machine"
+        );
+        let idle = Warning::NoisySeries {
+            series: "threads (1 core)".into(),
+            spread: 0.5,
+            suggest_full_run: false,
+        };
+        assert!(idle.to_string().ends_with("; re-run on an idle machine"));
+        let cost = Warning::CrashCost { lost_pct: 17.6, task_kib: 256 };
+        assert!(cost.to_string().starts_with("1 % crashes cost 18 % of the throughput"));
     }
 }

@@ -119,7 +119,9 @@ pub(crate) mod fixture {
                     ratio: 1.24,
                     summary: "On one core processes take 1.24×.".into(),
                     measurements: vec![],
-                    warnings: vec!["cross-core wake-ups dominate".into()],
+                    warnings: vec![crate::measure::Warning::Recorded(
+                        "cross-core wake-ups dominate".into(),
+                    )],
                     tables: vec![crate::lab::DetailTable {
                         title: "isolation matrix".into(),
                         header: vec!["fault".into(), "thread".into()],
