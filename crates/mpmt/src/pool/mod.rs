@@ -42,6 +42,7 @@ mod slot;
 pub mod thread;
 
 pub use outcome::{Completion, TaskError};
+pub use process::StartError;
 pub use slot::Handle;
 
 use std::collections::VecDeque;
@@ -122,6 +123,13 @@ pub enum PoolError {
     /// A setting is out of range.
     #[error("invalid pool configuration: {0}")]
     Config(String),
+    /// A worker process could not be started (process and hybrid models).
+    #[error("cannot start a worker: {source}")]
+    WorkerStart {
+        /// Why.
+        #[source]
+        source: StartError,
+    },
     /// The transport could not be created.
     #[error(transparent)]
     Transport(#[from] TransportError),

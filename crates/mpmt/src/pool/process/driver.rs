@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::spawner::SpawnHandle;
-use super::{End, cancel_all};
+use super::{End, StartError, cancel_all};
 use crate::pool::slot::Envelope;
 use crate::pool::{Shared, TaskError};
 
@@ -28,7 +28,7 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    pub(super) fn run(self, jobs: &Receiver<Envelope>, ready: Sender<Result<(), String>>) {
+    pub(super) fn run(self, jobs: &Receiver<Envelope>, ready: Sender<Result<(), StartError>>) {
         let mut ready = Some(ready);
         // Tasks that must run before new ones: those queued behind a death, and retries.
         let mut carry: VecDeque<Envelope> = VecDeque::new();
@@ -45,15 +45,15 @@ impl Driver {
                     worker.slot = self.slot;
                     worker
                 }
-                Err(message) => {
+                Err(error) => {
                     self.shared.spawn_failures.fetch_add(1, Ordering::Relaxed);
                     if let Some(ready) = ready.take() {
-                        let _ = ready.send(Err(message));
+                        let _ = ready.send(Err(error));
                         return;
                     }
                     failures += 1;
                     if failures >= MAX_START_FAILURES {
-                        let reason = format!("could not restart worker {}: {message}", self.slot);
+                        let reason = format!("could not restart worker {}: {error}", self.slot);
                         for env in carry.drain(..) {
                             env.complete(
                                 Err(TaskError::WorkerLost { reason: reason.clone() }),

@@ -40,16 +40,19 @@ mod reader;
 mod spawner;
 
 use std::collections::VecDeque;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::slot::Envelope;
 use super::{PoolError, Shared, TaskError};
-use crate::supervise::Watchdog;
-use crate::transport::Transport;
+use crate::supervise::status::StatusError;
+use crate::supervise::{Exit, Watchdog};
+use crate::transport::{Transport, TransportError};
 use driver::Driver;
 use spawner::Spawner;
 
@@ -62,6 +65,74 @@ pub(crate) struct Config {
     pub(crate) max_frame: u32,
     /// Task threads per worker process (1: the process model).
     pub(crate) threads: usize,
+}
+
+/// Why a worker process could not be started: what the spawner answers a driver instead of
+/// a worker, and the cause of [`PoolError::WorkerStart`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The worker's status page could not be created.
+    #[error(transparent)]
+    StatusPage(StatusError),
+    /// The worker's channel could not be opened.
+    #[error(transparent)]
+    Channel(TransportError),
+    /// The worker program could not be executed.
+    #[error("cannot start worker '{}': {source}", program.display())]
+    Spawn {
+        /// The worker program.
+        program: PathBuf,
+        /// Why `exec` (or `fork`) failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The worker started, but the transport could not connect to it.
+    #[error("worker {worker}: {source}")]
+    Connect {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// Why the transport's handshake failed.
+        #[source]
+        source: TransportError,
+    },
+    /// The thread that reads the worker's outcomes could not be started.
+    #[error("cannot start reader thread: {0}")]
+    ReaderThread(#[source] io::Error),
+    /// The worker's channel ended before its `Hello`: most likely the program does not call
+    /// [`crate::worker::run_if_worker`], so it did something else with the worker's command
+    /// line.
+    #[error(
+        "worker {worker} ended during start-up ({exit}): {reason} — is '{}' a program that \
+         calls mpmt::worker::run_if_worker first thing in main?",
+        program.display()
+    )]
+    NotAWorker {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// How it ended.
+        exit: Exit,
+        /// What the reader saw instead of a `Hello`.
+        reason: String,
+        /// The worker program.
+        program: PathBuf,
+    },
+    /// The worker did not say `Hello` in time; it was killed.
+    #[error("worker {worker} did not say hello within {timeout:?} ({exit})")]
+    NoHello {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// How long it was given.
+        timeout: Duration,
+        /// How it ended once killed.
+        exit: Exit,
+    },
+    /// The spawner thread is gone (it panicked): no worker can be started.
+    #[error("the spawner thread is gone")]
+    SpawnerGone,
+    /// A driver thread ended before its worker was ready (it panicked).
+    #[error("a driver thread ended early")]
+    DriverGone,
 }
 
 /// Running driver threads, the spawner, and the watchdog when tasks have a timeout.
@@ -108,11 +179,12 @@ impl ProcessPool {
         for _ in 0..drivers.len() {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(message)) => {
-                    failure.get_or_insert(PoolError::Config(message));
+                Ok(Err(source)) => {
+                    failure.get_or_insert(PoolError::WorkerStart { source });
                 }
                 Err(_) => {
-                    failure.get_or_insert(PoolError::Config("a driver thread ended early".into()));
+                    failure
+                        .get_or_insert(PoolError::WorkerStart { source: StartError::DriverGone });
                 }
             }
         }

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::Config;
 use super::handle::{Watched, WorkerHandle};
 use super::reader::{Event, Inflight, read_loop};
+use super::{Config, StartError};
 use crate::pool::Shared;
 use crate::supervise::status::StatusPage;
 use crate::supervise::{self, Overdue, Watchdog};
@@ -29,7 +29,7 @@ use crate::worker::{WORKER_COMMAND, WorkerArgs};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks the spawner for a worker.
-type Request = (bool, Sender<Result<WorkerHandle, String>>);
+type Request = (bool, Sender<Result<WorkerHandle, StartError>>);
 
 /// The thread that starts every worker of a pool (see the module docs).
 pub(super) struct Spawner {
@@ -46,7 +46,7 @@ impl Spawner {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let thread = std::thread::Builder::new().name("mpmt-spawner".into()).spawn(move || {
             let start = || start(&config, &shared, watchdog.as_deref());
-            let mut spare: Option<Result<WorkerHandle, String>> = None;
+            let mut spare: Option<Result<WorkerHandle, StartError>> = None;
             for (replacement, reply) in rx {
                 // A spare that failed to start is not handed out: try afresh.
                 let worker = match spare.take() {
@@ -83,10 +83,10 @@ pub(super) struct SpawnHandle(Sender<Request>);
 
 impl SpawnHandle {
     /// A started worker that said hello; `replacement` after a death (this enables the spare).
-    pub(super) fn get(&self, replacement: bool) -> Result<WorkerHandle, String> {
+    pub(super) fn get(&self, replacement: bool) -> Result<WorkerHandle, StartError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.0.send((replacement, tx)).map_err(|_| "the spawner thread is gone".to_owned())?;
-        rx.recv().map_err(|_| "the spawner thread is gone".to_owned())?
+        self.0.send((replacement, tx)).map_err(|_| StartError::SpawnerGone)?;
+        rx.recv().map_err(|_| StartError::SpawnerGone)?
     }
 }
 
@@ -95,14 +95,14 @@ pub(super) fn start(
     config: &Config,
     shared: &Arc<Shared>,
     watchdog: Option<&Watchdog>,
-) -> Result<WorkerHandle, String> {
+) -> Result<WorkerHandle, StartError> {
     static STARTED: AtomicU64 = AtomicU64::new(0);
     // Numbered by start until a driver adopts it and gives it its slot number.
     let slot = STARTED.fetch_add(1, Ordering::Relaxed) as usize;
     let limits = &shared.limits;
     let (page, page_fd): (StatusPage, OwnedFd) =
-        StatusPage::create(config.threads).map_err(|e| e.to_string())?;
-    let pending = config.transport.open().map_err(|e| e.to_string())?;
+        StatusPage::create(config.threads).map_err(StartError::StatusPage)?;
+    let pending = config.transport.open().map_err(StartError::Channel)?;
     let args = WorkerArgs {
         link: pending.child_arg(),
         parent: std::process::id(),
@@ -125,11 +125,13 @@ pub(super) fn start(
         env.push(("RUST_BACKTRACE", "0".into()));
     }
     let process = supervise::spawn(&config.program, &argv, &env, &inherit)
-        .map_err(|e| format!("cannot start worker '{}': {e}", config.program.display()))?;
+        .map_err(|source| StartError::Spawn { program: config.program.clone(), source })?;
     drop(page_fd);
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
-    let link = pending.establish(deadline).map_err(|e| format!("worker {slot}: {e}"))?;
+    let link = pending
+        .establish(deadline)
+        .map_err(|source| StartError::Connect { worker: slot, source })?;
     let inflight = Arc::new(Inflight {
         queue: Mutex::new(VecDeque::new()),
         avg_exec_ns: AtomicU64::new(0),
@@ -142,7 +144,7 @@ pub(super) fn start(
         std::thread::Builder::new()
             .name(format!("mpmt-reader-{slot}"))
             .spawn(move || read_loop(reader, &inflight, &events_tx))
-            .map_err(|e| format!("cannot start reader thread: {e}"))?
+            .map_err(StartError::ReaderThread)?
     };
     let watched = Arc::new(Watched {
         page: Arc::new(page),
@@ -171,16 +173,16 @@ pub(super) fn start(
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
             let exit = worker.finish(Duration::from_millis(500));
-            Err(format!(
-                "worker {slot} ended during start-up ({exit}): {} — is '{}' a program that \
-                 calls mpmt::worker::run_if_worker first thing in main?",
-                cause.reason,
-                config.program.display()
-            ))
+            Err(StartError::NotAWorker {
+                worker: slot,
+                exit,
+                reason: cause.reason,
+                program: config.program.clone(),
+            })
         }
         Ok(Event::Space) | Err(_) => {
             let exit = worker.finish(Duration::ZERO);
-            Err(format!("worker {slot} did not say hello within {START_TIMEOUT:?} ({exit})"))
+            Err(StartError::NoHello { worker: slot, timeout: START_TIMEOUT, exit })
         }
     }
 }
