@@ -1,6 +1,6 @@
 //! Tasks a worker cannot run end in typed errors, and the worker survives them.
 
-use mpmt::pool::{Model, TaskError};
+use mpmt::pool::{Model, PoolError, StartError, TaskError};
 use mpmt::task::Task;
 use mpmt::task::builtin::Noop;
 use mpmt::transport::TransportKind;
@@ -45,12 +45,17 @@ fn a_worker_program_that_is_not_a_worker_fails_the_build_clearly() {
         .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("run_if_worker"), "{message}");
+    assert!(
+        matches!(err, PoolError::WorkerStart { source: StartError::NotAWorker { .. } }),
+        "{err:?}"
+    );
     let err = mpmt::pool::Pool::builder()
         .model(Model::Processes(1))
         .worker_program("/nonexistent/mpmt")
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("cannot start worker"), "{err}");
+    assert!(matches!(err, PoolError::WorkerStart { source: StartError::Spawn { .. } }), "{err:?}");
 }
 
 #[test]

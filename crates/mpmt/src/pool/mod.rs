@@ -20,6 +20,12 @@
 //!   ([`Model::Processes`]) or T at a time on T threads ([`Model::Hybrid`]); a worker that
 //!   crashes fails only the tasks it was running and is replaced.
 //!
+//! Beside the models: `model.rs` ([`Model`]), `builder.rs` ([`PoolBuilder`]: settings
+//! checked, then the chosen model started), `error.rs` ([`PoolError`], [`SubmitError`]),
+//! `outcome.rs` ([`TaskError`], [`Completion`]), `slot.rs` ([`Handle`]: one outcome per
+//! task), `shared.rs` (the counters behind [`PoolStats`]) and `map.rs` ([`Map`]). This file
+//! holds [`Pool`] itself.
+//!
 //! All take tasks from one bounded queue, so a fast producer blocks in [`Pool::submit`]
 //! instead of growing memory without limit (backpressure). Every submitted task ends in
 //! exactly one `Ok(output)` or one [`TaskError`] (see `slot.rs`).
@@ -36,288 +42,36 @@
 //!   [`Job::idempotent`]) whose worker crashed, ran out of memory or timed out is run again,
 //!   up to that many more times; [`Completion::attempts`] says how many runs it took.
 
+mod builder;
+mod error;
+mod map;
+mod model;
 mod outcome;
 pub mod process;
+mod shared;
 mod slot;
 pub mod thread;
 
+pub use builder::{PoolBuilder, available_cpus};
+pub use error::{PoolError, SubmitError};
+pub use map::Map;
+pub use model::Model;
 pub use outcome::{Completion, TaskError};
+pub use process::StartError;
+pub use shared::PoolStats;
+pub(crate) use shared::Shared;
 pub use slot::Handle;
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
-use serde::Serialize;
 
-use crate::supervise::Killer;
 use crate::task::{AnyValue, Job, Task};
-use crate::transport::{TransportError, TransportKind};
+use crate::transport::TransportKind;
+use shared::lock;
 use slot::Envelope;
-
-/// Which concurrency model runs the tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "model", rename_all = "lowercase")]
-pub enum Model {
-    /// N threads in this process.
-    Threads(usize),
-    /// N single-threaded worker processes.
-    Processes(usize),
-    /// `processes` worker processes running `threads` threads each.
-    Hybrid {
-        /// Worker processes.
-        processes: usize,
-        /// Task threads per worker process.
-        threads: usize,
-    },
-}
-
-impl Model {
-    /// Number of tasks that can run at once.
-    pub fn parallelism(self) -> usize {
-        match self {
-            Model::Threads(n) | Model::Processes(n) => n,
-            Model::Hybrid { processes, threads } => processes * threads,
-        }
-    }
-
-    /// Worker processes (0 for the thread model).
-    pub fn processes(self) -> usize {
-        match self {
-            Model::Threads(_) => 0,
-            Model::Processes(n) => n,
-            Model::Hybrid { processes, .. } => processes,
-        }
-    }
-
-    /// "thread", "process" or "hybrid".
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Threads(_) => "thread",
-            Model::Processes(_) => "process",
-            Model::Hybrid { .. } => "hybrid",
-        }
-    }
-}
-
-impl fmt::Display for Model {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Model::Threads(n) => write!(f, "{n} threads"),
-            Model::Processes(n) => write!(f, "{n} processes"),
-            Model::Hybrid { processes, threads } => {
-                write!(f, "{processes} processes × {threads} threads")
-            }
-        }
-    }
-}
-
-/// Why a pool could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    /// A setting is out of range.
-    #[error("invalid pool configuration: {0}")]
-    Config(String),
-    /// The transport could not be created.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The worker program could not be found.
-    #[error("cannot locate the worker program: {0}")]
-    Program(std::io::Error),
-    /// A thread could not be started.
-    #[error("cannot start a pool thread: {0}")]
-    Thread(std::io::Error),
-}
-
-/// Why a task was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    /// The pool is shut down or aborted, or every worker slot gave up.
-    #[error("the pool accepts no more tasks (shut down, aborted, or no worker can be started)")]
-    Closed,
-}
-
-/// Settings shared by the models.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) memory_limit: Option<u64>,
-    pub(crate) max_tasks_per_worker: Option<u64>,
-    pub(crate) retries: u32,
-}
-
-/// Builds a [`Pool`].
-#[derive(Debug, Clone)]
-pub struct PoolBuilder {
-    model: Model,
-    transport: TransportKind,
-    queue_capacity: usize,
-    max_in_flight: usize,
-    program: Option<PathBuf>,
-    max_frame: u32,
-    limits: Limits,
-}
-
-impl Default for PoolBuilder {
-    fn default() -> Self {
-        PoolBuilder {
-            model: Model::Threads(available_cpus()),
-            transport: TransportKind::default(),
-            queue_capacity: 1024,
-            max_in_flight: 256,
-            program: None,
-            max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
-            limits: Limits {
-                task_timeout: None,
-                memory_limit: None,
-                max_tasks_per_worker: None,
-                retries: 0,
-            },
-        }
-    }
-}
-
-/// Logical CPUs available to this process (1 if unknown).
-pub fn available_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-impl PoolBuilder {
-    /// The concurrency model (default: one thread per CPU).
-    pub fn model(mut self, model: Model) -> Self {
-        self.model = model;
-        self
-    }
-
-    /// The IPC transport of the process and hybrid models (default: pipe).
-    pub fn transport(mut self, transport: TransportKind) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// Capacity of the submission queue; `submit` blocks when it is full (default 1024).
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.queue_capacity = n;
-        self
-    }
-
-    /// Upper bound of tasks sent ahead to one worker process (default 256). The pool adapts
-    /// the actual window to the tasks' duration: long tasks get few, tiny tasks many.
-    pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.max_in_flight = n;
-        self
-    }
-
-    /// The program workers run (default: this program, `std::env::current_exe()`). It must
-    /// call [`crate::worker::run_if_worker`] first thing in `main`.
-    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
-        self.program = Some(path.into());
-        self
-    }
-
-    /// Largest frame payload, both directions (default 64 MiB).
-    pub fn max_frame(mut self, bytes: u32) -> Self {
-        self.max_frame = bytes;
-        self
-    }
-
-    /// Longest a task may run (see the module docs).
-    pub fn task_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.task_timeout = Some(timeout);
-        self
-    }
-
-    /// Address-space limit of each worker process, in bytes (process and hybrid models).
-    /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.limits.memory_limit = Some(bytes);
-        self
-    }
-
-    /// Replace a worker process after it ran this many tasks (process and hybrid models).
-    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
-        self.limits.max_tasks_per_worker = Some(n);
-        self
-    }
-
-    /// Run an idempotent task up to `k` more times if its worker dies under it.
-    pub fn retries(mut self, k: u32) -> Self {
-        self.limits.retries = k;
-        self
-    }
-
-    /// Starts the pool: threads, or worker processes (each ready before this returns).
-    pub fn build(self) -> Result<Pool, PoolError> {
-        let threads = match self.model {
-            Model::Hybrid { threads, .. } => threads,
-            _ => 1,
-        };
-        if self.model.parallelism() == 0 || threads == 0 {
-            return Err(PoolError::Config("the number of workers must be at least 1".into()));
-        }
-        if threads > crate::supervise::status::MAX_SLOTS {
-            return Err(PoolError::Config(format!(
-                "at most {} threads per worker process",
-                crate::supervise::status::MAX_SLOTS
-            )));
-        }
-        if self.queue_capacity == 0 || self.max_in_flight == 0 {
-            return Err(PoolError::Config(
-                "queue capacity and max in flight must be at least 1".into(),
-            ));
-        }
-        if self.limits.task_timeout.is_some_and(|t| t.is_zero())
-            || self.limits.max_tasks_per_worker == Some(0)
-        {
-            return Err(PoolError::Config(
-                "task timeout and max tasks per worker must be positive".into(),
-            ));
-        }
-        let slots = self.model.processes().max(self.model.parallelism());
-        let shared = Arc::new(Shared::new(slots, self.limits.clone()));
-        let capacity = self.queue_capacity;
-        let mut channel = None;
-        let (engine, tx, rx) = match self.model {
-            Model::Threads(n) => {
-                let (pool, tx, rx) = thread::ThreadPool::start(n, capacity, shared.clone())?;
-                (Engine::Thread(pool), tx, rx)
-            }
-            Model::Processes(p) | Model::Hybrid { processes: p, .. } => {
-                let program = match self.program {
-                    Some(p) => p,
-                    None => std::env::current_exe().map_err(PoolError::Program)?,
-                };
-                let transport = self.transport.create()?;
-                channel = Some(transport.clone());
-                let config = process::Config {
-                    program,
-                    transport,
-                    max_in_flight: self.max_in_flight.max(threads),
-                    max_frame: self.max_frame,
-                    threads,
-                };
-                let (pool, tx, rx) =
-                    process::ProcessPool::start(p, config, capacity, shared.clone())?;
-                (Engine::Process(pool), tx, rx)
-            }
-        };
-        Ok(Pool {
-            model: self.model,
-            transport: self.transport,
-            queue_capacity: self.queue_capacity,
-            sender: Some(tx),
-            queue: rx,
-            engine: Some(engine),
-            shared,
-            channel,
-            next_id: AtomicU64::new(1),
-        })
-    }
-}
 
 enum Engine {
     Thread(thread::ThreadPool),
@@ -331,91 +85,6 @@ impl Engine {
             Engine::Process(p) => p.join(),
         }
     }
-}
-
-/// State shared by the pool and its workers: settings and counters.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) limits: Limits,
-    pub(crate) restarts: AtomicU64,
-    pub(crate) spawn_failures: AtomicU64,
-    pub(crate) recycled: AtomicU64,
-    pub(crate) leaked_threads: AtomicU64,
-    pub(crate) alive: AtomicUsize,
-    /// Set by [`Pool::abort`]: drivers cancel what they hold and stop.
-    pub(crate) aborting: AtomicBool,
-    /// Per worker slot: the live worker's pid and a way to kill it (process models).
-    workers: Mutex<Vec<Option<(u32, Killer)>>>,
-    /// Recent recovery times: a worker's death noticed → its replacement ready.
-    recoveries: Mutex<VecDeque<Duration>>,
-}
-
-/// Recovery times kept for [`PoolStats::recoveries`].
-const RECOVERIES_KEPT: usize = 4096;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    fn new(slots: usize, limits: Limits) -> Shared {
-        Shared {
-            limits,
-            restarts: AtomicU64::new(0),
-            spawn_failures: AtomicU64::new(0),
-            recycled: AtomicU64::new(0),
-            leaked_threads: AtomicU64::new(0),
-            alive: AtomicUsize::new(0),
-            aborting: AtomicBool::new(false),
-            workers: Mutex::new(vec![None; slots]),
-            recoveries: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    pub(crate) fn set_worker(&self, slot: usize, worker: Option<(u32, Killer)>) {
-        lock(&self.workers)[slot] = worker;
-    }
-
-    pub(crate) fn record_recovery(&self, d: Duration) {
-        let mut r = lock(&self.recoveries);
-        if r.len() == RECOVERIES_KEPT {
-            r.pop_front();
-        }
-        r.push_back(d);
-    }
-
-    fn kill_workers(&self) {
-        for (_, killer) in lock(&self.workers).iter().flatten() {
-            killer.kill();
-        }
-    }
-}
-
-/// A snapshot of a pool's state.
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolStats {
-    /// The model.
-    pub model: Model,
-    /// Worker threads, or worker processes, configured.
-    pub workers: usize,
-    /// Workers currently alive and serving.
-    pub workers_alive: usize,
-    /// Worker processes replaced after they died.
-    pub restarts: u64,
-    /// Worker processes replaced because they reached `max_tasks_per_worker`.
-    pub recycled: u64,
-    /// Threads abandoned to a timed-out task (thread model: a thread cannot be killed).
-    pub leaked_threads: u64,
-    /// Failed attempts to start a worker.
-    pub spawn_failures: u64,
-    /// Tasks submitted so far.
-    pub submitted: u64,
-    /// Pids of the live worker processes.
-    pub worker_pids: Vec<u32>,
-    /// Recent recovery times: from noticing a worker's death to its replacement being ready.
-    pub recoveries: Vec<Duration>,
-    /// Peers refused by the transport (`tcp`: a wrong or missing secret).
-    pub rejected_peers: u64,
 }
 
 /// A pool of workers running [`Task`]s. See the [module docs](self).
@@ -559,62 +228,5 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// Results of [`Pool::map`], in input order.
-pub struct Map<'p, O, I> {
-    pool: &'p Pool,
-    jobs: I,
-    pending: VecDeque<Handle<AnyValue>>,
-    window: usize,
-    _output: std::marker::PhantomData<fn() -> O>,
-}
-
-impl<O, I> fmt::Debug for Map<'_, O, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Map").field("pending", &self.pending.len()).finish()
-    }
-}
-
-impl<'p, O: 'static, I: Iterator<Item = Job>> Map<'p, O, I> {
-    fn new(pool: &'p Pool, jobs: I) -> Self {
-        Map {
-            pool,
-            jobs,
-            pending: VecDeque::new(),
-            window: pool.queue_capacity.max(1),
-            _output: std::marker::PhantomData,
-        }
-    }
-
-    /// Like `next`, with the task's timing and attempts.
-    pub fn next_completion(&mut self) -> Option<Completion<O>> {
-        while self.pending.len() < self.window {
-            let Some(job) = self.jobs.next() else { break };
-            match self.pool.submit_job(job) {
-                Ok(handle) => self.pending.push_back(handle),
-                Err(_) => {
-                    // The pool is closed: the job gets its outcome like any other.
-                    let now = std::time::Instant::now();
-                    return Some(Completion {
-                        result: Err(TaskError::Cancelled),
-                        attempts: 0,
-                        submitted: now,
-                        finished: now,
-                        exec: None,
-                    });
-                }
-            }
-        }
-        let handle = self.pending.pop_front()?;
-        Some(Handle::<O>::new(handle.into_slot()).wait_completion())
-    }
-}
-
-impl<O: 'static, I: Iterator<Item = Job>> Iterator for Map<'_, O, I> {
-    type Item = Result<O, TaskError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_completion().map(|c| c.result)
     }
 }

@@ -1,0 +1,183 @@
+//! [`PoolBuilder`]: the pool's settings, checked, and the start of the model they choose.
+//!
+//! [`PoolBuilder::build`] rejects out-of-range settings with [`PoolError::Config`] before
+//! anything starts, then starts the threads or the worker processes (each ready before it
+//! returns; a worker that cannot start is [`PoolError::WorkerStart`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use super::shared::{Limits, Shared};
+use super::{Engine, Model, Pool, PoolError, process, thread};
+use crate::transport::TransportKind;
+
+/// Builds a [`Pool`].
+#[derive(Debug, Clone)]
+pub struct PoolBuilder {
+    model: Model,
+    transport: TransportKind,
+    queue_capacity: usize,
+    max_in_flight: usize,
+    program: Option<PathBuf>,
+    max_frame: u32,
+    limits: Limits,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder {
+            model: Model::Threads(available_cpus()),
+            transport: TransportKind::default(),
+            queue_capacity: 1024,
+            max_in_flight: 256,
+            program: None,
+            max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
+            limits: Limits {
+                task_timeout: None,
+                memory_limit: None,
+                max_tasks_per_worker: None,
+                retries: 0,
+            },
+        }
+    }
+}
+
+/// Logical CPUs available to this process (1 if unknown).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl PoolBuilder {
+    /// The concurrency model (default: one thread per CPU).
+    pub fn model(mut self, model: Model) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The IPC transport of the process and hybrid models (default: pipe).
+    pub fn transport(mut self, transport: TransportKind) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Capacity of the submission queue; `submit` blocks when it is full (default 1024).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Upper bound of tasks sent ahead to one worker process (default 256). The pool adapts
+    /// the actual window to the tasks' duration: long tasks get few, tiny tasks many.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// The program workers run (default: this program, `std::env::current_exe()`). It must
+    /// call [`crate::worker::run_if_worker`] first thing in `main`.
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Largest frame payload, both directions (default 64 MiB).
+    pub fn max_frame(mut self, bytes: u32) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Longest a task may run (see the module docs).
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Address-space limit of each worker process, in bytes (process and hybrid models).
+    /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Replace a worker process after it ran this many tasks (process and hybrid models).
+    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
+        self.limits.max_tasks_per_worker = Some(n);
+        self
+    }
+
+    /// Run an idempotent task up to `k` more times if its worker dies under it.
+    pub fn retries(mut self, k: u32) -> Self {
+        self.limits.retries = k;
+        self
+    }
+
+    /// Starts the pool: threads, or worker processes (each ready before this returns).
+    pub fn build(self) -> Result<Pool, PoolError> {
+        let threads = match self.model {
+            Model::Hybrid { threads, .. } => threads,
+            _ => 1,
+        };
+        if self.model.parallelism() == 0 || threads == 0 {
+            return Err(PoolError::Config("the number of workers must be at least 1".into()));
+        }
+        if threads > crate::supervise::status::MAX_SLOTS {
+            return Err(PoolError::Config(format!(
+                "at most {} threads per worker process",
+                crate::supervise::status::MAX_SLOTS
+            )));
+        }
+        if self.queue_capacity == 0 || self.max_in_flight == 0 {
+            return Err(PoolError::Config(
+                "queue capacity and max in flight must be at least 1".into(),
+            ));
+        }
+        if self.limits.task_timeout.is_some_and(|t| t.is_zero())
+            || self.limits.max_tasks_per_worker == Some(0)
+        {
+            return Err(PoolError::Config(
+                "task timeout and max tasks per worker must be positive".into(),
+            ));
+        }
+        let slots = self.model.processes().max(self.model.parallelism());
+        let shared = Arc::new(Shared::new(slots, self.limits.clone()));
+        let capacity = self.queue_capacity;
+        let mut channel = None;
+        let (engine, tx, rx) = match self.model {
+            Model::Threads(n) => {
+                let (pool, tx, rx) = thread::ThreadPool::start(n, capacity, shared.clone())?;
+                (Engine::Thread(pool), tx, rx)
+            }
+            Model::Processes(p) | Model::Hybrid { processes: p, .. } => {
+                let program = match self.program {
+                    Some(p) => p,
+                    None => std::env::current_exe().map_err(PoolError::Program)?,
+                };
+                let transport = self.transport.create()?;
+                channel = Some(transport.clone());
+                let config = process::Config {
+                    program,
+                    transport,
+                    max_in_flight: self.max_in_flight.max(threads),
+                    max_frame: self.max_frame,
+                    threads,
+                };
+                let (pool, tx, rx) =
+                    process::ProcessPool::start(p, config, capacity, shared.clone())?;
+                (Engine::Process(pool), tx, rx)
+            }
+        };
+        Ok(Pool {
+            model: self.model,
+            transport: self.transport,
+            queue_capacity: self.queue_capacity,
+            sender: Some(tx),
+            queue: rx,
+            engine: Some(engine),
+            shared,
+            channel,
+            next_id: AtomicU64::new(1),
+        })
+    }
+}

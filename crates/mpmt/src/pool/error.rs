@@ -1,0 +1,37 @@
+//! The pool's errors: why a pool could not be built ([`PoolError`]) and why a task was not
+//! accepted ([`SubmitError`]). How a task ended is [`super::TaskError`], in `outcome.rs`.
+
+use super::StartError;
+use crate::transport::TransportError;
+
+/// Why a pool could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// A setting is out of range.
+    #[error("invalid pool configuration: {0}")]
+    Config(String),
+    /// A worker process could not be started (process and hybrid models).
+    #[error("cannot start a worker: {source}")]
+    WorkerStart {
+        /// Why.
+        #[source]
+        source: StartError,
+    },
+    /// The transport could not be created.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The worker program could not be found.
+    #[error("cannot locate the worker program: {0}")]
+    Program(std::io::Error),
+    /// A thread could not be started.
+    #[error("cannot start a pool thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why a task was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The pool is shut down or aborted, or every worker slot gave up.
+    #[error("the pool accepts no more tasks (shut down, aborted, or no worker can be started)")]
+    Closed,
+}

@@ -1,0 +1,320 @@
+//! The worker handle: the pool's side of one live worker process.
+//!
+//! A [`WorkerHandle`] owns the process ([`Spawned`]), the sending half of its channel, the
+//! tasks in flight and the reader thread. The driver calls [`WorkerHandle::serve`] to move
+//! tasks into the worker's window, then [`WorkerHandle::stop`] (queue drained, budget spent)
+//! or [`WorkerHandle::bury`] (it died: settle every task it held). Not to be confused with
+//! [`crate::worker`], the child side of the same channel.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, select};
+
+use super::reader::{Event, Inflight};
+use super::{Cause, End, cancel_all, reader_gone};
+use crate::pool::slot::Envelope;
+use crate::pool::{Shared, TaskError};
+use crate::protocol;
+use crate::supervise::status::{StatusPage, monotonic_ns};
+use crate::supervise::{Exit, Killer, Overdue, Spawned};
+use crate::transport::frame::{FrameKind, FrameWriter};
+use crate::transport::{ByteTx, Interrupt};
+
+/// How long a worker may take to exit after `Shutdown`, or after its channel broke.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Deaths with a task next in line (but not recorded running) before that task is failed.
+const MAX_SUSPICIONS: u32 = 3;
+/// The window covers about this much work, so the worker never idles waiting for a round trip
+/// (a cross-core wake-up costs tens of microseconds on a small VM).
+const WINDOW_TARGET_NS: u64 = 200_000;
+
+/// What the watchdog sees of one worker process.
+pub(super) struct Watched {
+    pub(super) page: Arc<StatusPage>,
+    pub(super) killer: Killer,
+    /// The task that overran, and the timeout, once the watchdog killed the worker for it.
+    pub(super) expired: Mutex<Option<(u64, Duration)>>,
+}
+
+impl Overdue for Watched {
+    fn check(&self, timeout: Duration) {
+        let now = monotonic_ns();
+        let limit = timeout.as_nanos() as u64;
+        for (id, started) in self.page.running() {
+            if now.saturating_sub(started) > limit {
+                let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
+                if expired.is_none() {
+                    *expired = Some((id, timeout));
+                    self.killer.kill();
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// One live worker process and the pool's end of its channel.
+pub(super) struct WorkerHandle {
+    pub(super) slot: usize,
+    pub(super) process: Spawned,
+    pub(super) writer: FrameWriter<Box<dyn ByteTx>>,
+    pub(super) inflight: Arc<Inflight>,
+    pub(super) events: Receiver<Event>,
+    pub(super) reader: Option<JoinHandle<()>>,
+    pub(super) interrupt: Option<Arc<dyn Interrupt>>,
+    pub(super) watched: Arc<Watched>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) max_in_flight: usize,
+    pub(super) threads: usize,
+    /// Tasks this worker may still be sent before it is recycled.
+    pub(super) budget: Option<u64>,
+}
+
+impl WorkerHandle {
+    /// Tasks that may be in flight now, from the measured task duration.
+    fn window(&self) -> usize {
+        let avg = self.inflight.avg_exec_ns.load(Ordering::Relaxed);
+        let ahead = if avg == 0 { 1 } else { WINDOW_TARGET_NS.div_ceil(avg) as usize };
+        (self.threads + ahead).clamp(self.threads + 1, self.max_in_flight.max(self.threads + 1))
+    }
+
+    /// Dispatches tasks until the queue is drained, the worker's budget is spent, or it dies.
+    pub(super) fn serve(
+        &mut self,
+        jobs: &Receiver<Envelope>,
+        carry: &mut VecDeque<Envelope>,
+    ) -> End {
+        let events = self.events.clone();
+        loop {
+            if self.budget == Some(0) {
+                // Recycle: no more tasks for this worker; let it answer what it holds.
+                return match self.drain() {
+                    End::Drained => End::Recycle,
+                    other => other,
+                };
+            }
+            let window = self.window();
+            let in_flight = self.inflight.lock().len();
+            if in_flight >= window {
+                if let Some(end) = self.wait_for_room(window) {
+                    return end;
+                }
+                continue;
+            }
+            let mut room = (window - in_flight).min(self.budget.unwrap_or(u64::MAX) as usize);
+            let initial = room;
+            while room > 0 {
+                let Some(env) = carry.pop_front() else { break };
+                self.send(env);
+                room -= 1;
+            }
+            if room == initial {
+                // Nothing was waiting here: block for a task or for news from the reader.
+                select! {
+                    recv(jobs) -> msg => match msg {
+                        Ok(env) => {
+                            self.send(env);
+                            room -= 1;
+                        }
+                        Err(_) => return self.drain(),
+                    },
+                    recv(events) -> ev => match ev {
+                        Ok(Event::Closed(cause)) => return End::Died(cause),
+                        Ok(_) => continue,
+                        Err(_) => return End::Died(reader_gone()),
+                    },
+                }
+            }
+            while room > 0 {
+                match jobs.try_recv() {
+                    Ok(env) => {
+                        self.send(env);
+                        room -= 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.writer.flush() {
+                return self.await_death(format!("sending tasks failed: {e}"));
+            }
+        }
+    }
+
+    /// Encodes a task into the batch and records it in flight; a task that cannot be encoded
+    /// ends here with a codec error, and a task arriving after an abort is cancelled.
+    fn send(&mut self, mut env: Envelope) {
+        if self.shared.aborting.load(Ordering::Acquire) {
+            env.complete(Err(TaskError::Cancelled), None);
+            return;
+        }
+        let Some(job) = env.job.as_ref() else { return };
+        let kind = job.kind();
+        let pushed = self.writer.push_with(FrameKind::Task, env.id, |out| {
+            protocol::put_task_prefix(out, kind.name());
+            kind.encode_input(job.input(), out)
+        });
+        match pushed {
+            Ok(Ok(())) => {
+                env.attempts += 1;
+                if let Some(b) = &mut self.budget {
+                    *b = b.saturating_sub(1);
+                }
+                self.inflight.lock().push_back(env);
+            }
+            Ok(Err(e)) => env.complete(Err(TaskError::Codec { message: e.to_string() }), None),
+            Err(e) => env.complete(
+                Err(TaskError::Codec {
+                    message: format!("task input does not fit in a frame: {e}"),
+                }),
+                None,
+            ),
+        }
+    }
+
+    /// Sleeps until the reader frees room in the window, or the worker dies.
+    fn wait_for_room(&mut self, window: usize) -> Option<End> {
+        self.inflight.driver_waiting.store(true, Ordering::SeqCst);
+        // Re-check after announcing: an outcome may have arrived in between.
+        if self.inflight.lock().len() < window {
+            self.inflight.driver_waiting.store(false, Ordering::SeqCst);
+            return None;
+        }
+        let event = self.events.recv();
+        self.inflight.driver_waiting.store(false, Ordering::SeqCst);
+        match event {
+            Ok(Event::Closed(cause)) => Some(End::Died(cause)),
+            Ok(_) => None,
+            Err(_) => Some(End::Died(reader_gone())),
+        }
+    }
+
+    /// Nothing more will be sent: waits until every task in flight is answered.
+    fn drain(&mut self) -> End {
+        if let Err(e) = self.writer.flush() {
+            return self.await_death(format!("sending tasks failed: {e}"));
+        }
+        loop {
+            if self.inflight.lock().is_empty() {
+                return End::Drained;
+            }
+            if let Some(end) = self.wait_for_room(1) {
+                return end;
+            }
+        }
+    }
+
+    /// Sending failed, so the worker is dying: waits for the reader to see the end.
+    fn await_death(&mut self, reason: String) -> End {
+        loop {
+            match self.events.recv_timeout(EXIT_GRACE) {
+                Ok(Event::Closed(cause)) => return End::Died(cause),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => return End::Died(reader_gone()),
+                Err(RecvTimeoutError::Timeout) => {
+                    // Alive but not accepting input: kill it; the reader then sees EOF.
+                    self.process.kill();
+                    return End::Died(Cause { reason, protocol: true });
+                }
+            }
+        }
+    }
+
+    /// Reaps a dead worker and settles every task it held: the ones it was running fail or
+    /// are retried; the ones it never started go to `carry`, in order, ahead of new work.
+    pub(super) fn bury(mut self, cause: &Cause, carry: &mut VecDeque<Envelope>) {
+        if cause.protocol {
+            self.process.kill();
+        }
+        let exit = self.finish(Duration::from_millis(500));
+        let running: Vec<u64> = self.watched.page.running().into_iter().map(|(id, _)| id).collect();
+        let expired = *self.watched.expired.lock().unwrap_or_else(|e| e.into_inner());
+        let oom = match exit {
+            Exit::Signal { signal: 6 } => self.watched.page.oom_request(),
+            _ => None,
+        };
+        let aborting = self.shared.aborting.load(Ordering::Acquire);
+        let queue = std::mem::take(&mut *self.inflight.lock());
+        let retries = self.shared.limits.retries;
+        let mut requeue = Vec::new();
+        let mut first_unstarted = true;
+        for mut env in queue {
+            if aborting {
+                env.complete(Err(TaskError::Cancelled), None);
+                continue;
+            }
+            if !running.contains(&env.id) {
+                // Never started. The oldest gets a strike when nothing was running: a task
+                // that kills its worker before it is marked running must not loop forever.
+                if running.is_empty() && first_unstarted {
+                    first_unstarted = false;
+                    env.suspicions += 1;
+                    if env.suspicions >= MAX_SUSPICIONS {
+                        let reason = format!(
+                            "worker {} died {} times ({exit}) with this task next in line",
+                            self.slot, env.suspicions
+                        );
+                        env.complete(Err(TaskError::WorkerLost { reason }), None);
+                        continue;
+                    }
+                }
+                env.attempts -= 1;
+                requeue.push(env);
+                continue;
+            }
+            let error = match expired {
+                Some((id, timeout)) if id == env.id => {
+                    TaskError::TimedOut { timeout_ms: timeout.as_millis() as u64 }
+                }
+                Some((id, _)) => TaskError::WorkerLost {
+                    reason: format!("its worker was killed because task {id} timed out"),
+                },
+                None if cause.protocol => TaskError::WorkerLost {
+                    reason: format!("worker {} broke the protocol: {}", self.slot, cause.reason),
+                },
+                None => match oom {
+                    Some(requested) => {
+                        TaskError::OutOfMemory { requested, limit: self.shared.limits.memory_limit }
+                    }
+                    None => TaskError::from(exit),
+                },
+            };
+            if error.is_retryable() && env.retryable(retries) {
+                requeue.push(env);
+            } else {
+                env.complete(Err(error), None);
+            }
+        }
+        for env in requeue.into_iter().rev() {
+            carry.push_front(env);
+        }
+        if aborting {
+            cancel_all(carry);
+        }
+    }
+
+    /// Asks the worker to exit after its last task, and reaps it.
+    pub(super) fn stop(mut self) {
+        let _ = self.writer.push(FrameKind::Shutdown, 0, &[]);
+        let _ = self.writer.flush();
+        let exit = self.finish(EXIT_GRACE);
+        if exit != (Exit::Code { code: 0 }) {
+            eprintln!("mpmt: worker {} ended with {exit} at shutdown", self.slot);
+        }
+    }
+
+    /// Waits for the process (killing it after `grace`), then for the reader thread.
+    pub(super) fn finish(&mut self, grace: Duration) -> Exit {
+        let exit = self.process.wait_or_kill(grace);
+        if let Some(interrupt) = &self.interrupt {
+            interrupt.interrupt();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        exit
+    }
+}

@@ -1,0 +1,237 @@
+//! The process and hybrid models: P worker processes, each fed by one driver thread of the
+//! pool; each worker runs one task at a time, or T at a time on T threads (hybrid).
+//!
+//! Per worker slot the pool runs two threads:
+//!
+//! * the **driver** owns the worker's lifecycle and the sending half of its channel. It takes
+//!   tasks from the shared queue, encodes them straight into a batch buffer, and sends up to a
+//!   *window* of them ahead (pipelining: a tiny task then costs a fraction of a wake-up, not a
+//!   wake-up). The window adapts to the tasks' measured duration — many in flight for tiny
+//!   tasks, few for long ones, so a slow task never hoards a queue of work behind it;
+//! * the **reader** receives outcomes, matches each to its task in flight, and completes it.
+//!   When the channel ends (EOF, corruption) it tells the driver.
+//!
+//! When a worker dies, the driver reaps it through its pidfd, classifies the wait status, and
+//! reads the worker's status page ([`crate::supervise::status`]): the tasks it shows running
+//! are the ones the death cost — they fail (`Crashed`, `Exited`, `OutOfMemory`, `TimedOut`…)
+//! or, if idempotent and retries remain, run again. Every other task in flight never started
+//! and goes first to the replacement worker.
+//!
+//! Workers are started by one **spawner** thread per pool, which lives as long as the pool:
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked a worker ends, so no driver may be
+//! that thread. After the first death the spawner also keeps one **spare** worker started and
+//! greeted in advance, so a replacement takes a hand-over instead of a fork, an exec and a
+//! handshake (about a millisecond here); a pool that never loses a worker never pays for a
+//! spare. The full state machine is in `README.md` beside this file.
+//!
+//! One file per actor:
+//!
+//! * `spawner.rs`: the spawner thread, and how one worker is started and greeted;
+//! * `driver.rs`: the driver thread of a worker slot, its start / serve / bury loop;
+//! * `handle.rs`: `WorkerHandle`, the pool's side of one live worker (sending,
+//!   the window, stopping, settling the tasks of a dead one);
+//! * `reader.rs`: the reader thread of a live worker, which completes its outcomes.
+//!
+//! This file holds the pool of drivers (`ProcessPool`) and what the actors share.
+
+mod driver;
+mod handle;
+mod reader;
+mod spawner;
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::slot::Envelope;
+use super::{PoolError, Shared, TaskError};
+use crate::supervise::status::StatusError;
+use crate::supervise::{Exit, Watchdog};
+use crate::transport::{Transport, TransportError};
+use driver::Driver;
+use spawner::Spawner;
+
+/// Settings of a process pool.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) program: PathBuf,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_frame: u32,
+    /// Task threads per worker process (1: the process model).
+    pub(crate) threads: usize,
+}
+
+/// Why a worker process could not be started: what the spawner answers a driver instead of
+/// a worker, and the cause of [`PoolError::WorkerStart`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The worker's status page could not be created.
+    #[error(transparent)]
+    StatusPage(StatusError),
+    /// The worker's channel could not be opened.
+    #[error(transparent)]
+    Channel(TransportError),
+    /// The worker program could not be executed.
+    #[error("cannot start worker '{}': {source}", program.display())]
+    Spawn {
+        /// The worker program.
+        program: PathBuf,
+        /// Why `exec` (or `fork`) failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The worker started, but the transport could not connect to it.
+    #[error("worker {worker}: {source}")]
+    Connect {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// Why the transport's handshake failed.
+        #[source]
+        source: TransportError,
+    },
+    /// The thread that reads the worker's outcomes could not be started.
+    #[error("cannot start reader thread: {0}")]
+    ReaderThread(#[source] io::Error),
+    /// The worker's channel ended before its `Hello`: most likely the program does not call
+    /// [`crate::worker::run_if_worker`], so it did something else with the worker's command
+    /// line.
+    #[error(
+        "worker {worker} ended during start-up ({exit}): {reason} — is '{}' a program that \
+         calls mpmt::worker::run_if_worker first thing in main?",
+        program.display()
+    )]
+    NotAWorker {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// How it ended.
+        exit: Exit,
+        /// What the reader saw instead of a `Hello`.
+        reason: String,
+        /// The worker program.
+        program: PathBuf,
+    },
+    /// The worker did not say `Hello` in time; it was killed.
+    #[error("worker {worker} did not say hello within {timeout:?} ({exit})")]
+    NoHello {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// How long it was given.
+        timeout: Duration,
+        /// How it ended once killed.
+        exit: Exit,
+    },
+    /// The spawner thread is gone (it panicked): no worker can be started.
+    #[error("the spawner thread is gone")]
+    SpawnerGone,
+    /// A driver thread ended before its worker was ready (it panicked).
+    #[error("a driver thread ended early")]
+    DriverGone,
+}
+
+/// Running driver threads, the spawner, and the watchdog when tasks have a timeout.
+pub(crate) struct ProcessPool {
+    drivers: Vec<JoinHandle<()>>,
+    spawner: Spawner,
+    _watchdog: Option<Arc<Watchdog>>,
+}
+
+impl ProcessPool {
+    /// Starts `n` slots and waits until each has a worker that said hello.
+    pub(crate) fn start(
+        n: usize,
+        config: Config,
+        capacity: usize,
+        shared: Arc<Shared>,
+    ) -> Result<(ProcessPool, Sender<Envelope>, Receiver<Envelope>), PoolError> {
+        let (tx, jobs) = crossbeam_channel::bounded(capacity);
+        let watchdog = match shared.limits.task_timeout {
+            Some(t) => Some(Arc::new(Watchdog::start(t).map_err(PoolError::Thread)?)),
+            None => None,
+        };
+        let config = Arc::new(config);
+        let spawner = Spawner::start(config.clone(), shared.clone(), watchdog.clone())
+            .map_err(PoolError::Thread)?;
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+        let mut drivers = Vec::with_capacity(n);
+        let mut failure = None;
+        for slot in 0..n {
+            let driver = Driver { slot, shared: shared.clone(), spawner: spawner.handle() };
+            let (jobs, ready) = (jobs.clone(), ready_tx.clone());
+            match std::thread::Builder::new()
+                .name(format!("mpmt-driver-{slot}"))
+                .spawn(move || driver.run(&jobs, ready))
+            {
+                Ok(handle) => drivers.push(handle),
+                Err(e) => {
+                    failure = Some(PoolError::Thread(e));
+                    break;
+                }
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..drivers.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    failure.get_or_insert(PoolError::WorkerStart { source });
+                }
+                Err(_) => {
+                    failure
+                        .get_or_insert(PoolError::WorkerStart { source: StartError::DriverGone });
+                }
+            }
+        }
+        let pool = ProcessPool { drivers, spawner, _watchdog: watchdog };
+        if let Some(e) = failure {
+            drop(tx);
+            pool.join();
+            return Err(e);
+        }
+        Ok((pool, tx, jobs))
+    }
+
+    /// Waits for the drivers; they stop their workers once the queue is closed and drained.
+    /// Then the spawner stops its spare.
+    pub(crate) fn join(self) {
+        for d in self.drivers {
+            let _ = d.join();
+        }
+        self.spawner.join();
+    }
+}
+
+/// Why a worker's service ended.
+enum End {
+    /// The queue is closed and every task is answered.
+    Drained,
+    /// The worker ran its share of tasks (`max_tasks_per_worker`) and every one is answered.
+    Recycle,
+    /// The channel ended: the worker died, or broke the protocol.
+    Died(Cause),
+}
+
+/// What the reader saw when the channel ended.
+#[derive(Debug, Clone)]
+struct Cause {
+    reason: String,
+    /// The worker sent something it must not: it is killed, and the tasks it held are
+    /// reported as lost rather than as crashed.
+    protocol: bool,
+}
+
+fn reader_gone() -> Cause {
+    Cause { reason: "the reader thread ended".into(), protocol: false }
+}
+
+fn cancel_all(carry: &mut VecDeque<Envelope>) {
+    for env in carry.drain(..) {
+        env.complete(Err(TaskError::Cancelled), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! What the pool and its workers share: the settings of every model ([`Limits`]) and the
+//! live counters ([`Shared`]), of which [`PoolStats`] is a snapshot.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Model;
+use crate::supervise::Killer;
+
+/// Settings shared by the models.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) max_tasks_per_worker: Option<u64>,
+    pub(crate) retries: u32,
+}
+
+/// State shared by the pool and its workers: settings and counters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) spawn_failures: AtomicU64,
+    pub(crate) recycled: AtomicU64,
+    pub(crate) leaked_threads: AtomicU64,
+    pub(crate) alive: AtomicUsize,
+    /// Set by [`Pool::abort`](super::Pool::abort): drivers cancel what they hold and stop.
+    pub(crate) aborting: AtomicBool,
+    /// Per worker slot: the live worker's pid and a way to kill it (process models).
+    pub(super) workers: Mutex<Vec<Option<(u32, Killer)>>>,
+    /// Recent recovery times: a worker's death noticed → its replacement ready.
+    pub(super) recoveries: Mutex<VecDeque<Duration>>,
+}
+
+/// Recovery times kept for [`PoolStats::recoveries`].
+const RECOVERIES_KEPT: usize = 4096;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(super) fn new(slots: usize, limits: Limits) -> Shared {
+        Shared {
+            limits,
+            restarts: AtomicU64::new(0),
+            spawn_failures: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            leaked_threads: AtomicU64::new(0),
+            alive: AtomicUsize::new(0),
+            aborting: AtomicBool::new(false),
+            workers: Mutex::new(vec![None; slots]),
+            recoveries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(crate) fn set_worker(&self, slot: usize, worker: Option<(u32, Killer)>) {
+        lock(&self.workers)[slot] = worker;
+    }
+
+    pub(crate) fn record_recovery(&self, d: Duration) {
+        let mut r = lock(&self.recoveries);
+        if r.len() == RECOVERIES_KEPT {
+            r.pop_front();
+        }
+        r.push_back(d);
+    }
+
+    pub(super) fn kill_workers(&self) {
+        for (_, killer) in lock(&self.workers).iter().flatten() {
+            killer.kill();
+        }
+    }
+}
+
+/// A snapshot of a pool's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolStats {
+    /// The model.
+    pub model: Model,
+    /// Worker threads, or worker processes, configured.
+    pub workers: usize,
+    /// Workers currently alive and serving.
+    pub workers_alive: usize,
+    /// Worker processes replaced after they died.
+    pub restarts: u64,
+    /// Worker processes replaced because they reached `max_tasks_per_worker`.
+    pub recycled: u64,
+    /// Threads abandoned to a timed-out task (thread model: a thread cannot be killed).
+    pub leaked_threads: u64,
+    /// Failed attempts to start a worker.
+    pub spawn_failures: u64,
+    /// Tasks submitted so far.
+    pub submitted: u64,
+    /// Pids of the live worker processes.
+    pub worker_pids: Vec<u32>,
+    /// Recent recovery times: from noticing a worker's death to its replacement being ready.
+    pub recoveries: Vec<Duration>,
+    /// Peers refused by the transport (`tcp`: a wrong or missing secret).
+    pub rejected_peers: u64,
+}
