@@ -46,7 +46,7 @@ fn a_worker_program_that_is_not_a_worker_fails_the_build_clearly() {
     let message = err.to_string();
     assert!(message.contains("run_if_worker"), "{message}");
     assert!(
-        matches!(err, PoolError::WorkerStart { source: StartError::NotAWorker { .. } }),
+        matches!(err, PoolError::WorkerStart { cause: StartError::NotAWorker { .. } }),
         "{err:?}"
     );
     let err = mpmt::pool::Pool::builder()
@@ -55,7 +55,7 @@ fn a_worker_program_that_is_not_a_worker_fails_the_build_clearly() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("cannot start worker"), "{err}");
-    assert!(matches!(err, PoolError::WorkerStart { source: StartError::Spawn { .. } }), "{err:?}");
+    assert!(matches!(err, PoolError::WorkerStart { cause: StartError::Spawn { .. } }), "{err:?}");
 }
 
 #[test]

@@ -11,11 +11,13 @@ pub enum PoolError {
     #[error("invalid pool configuration: {0}")]
     Config(String),
     /// A worker process could not be started (process and hybrid models).
-    #[error("cannot start a worker: {source}")]
+    ///
+    /// The cause is part of the message and not also a `source()`, so a caller that prints
+    /// the whole chain (`{:#}`) does not print it twice.
+    #[error("cannot start a worker: {cause}")]
     WorkerStart {
         /// Why.
-        #[source]
-        source: StartError,
+        cause: StartError,
     },
     /// The transport could not be created.
     #[error(transparent)]

@@ -180,11 +180,10 @@ impl ProcessPool {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(source)) => {
-                    failure.get_or_insert(PoolError::WorkerStart { source });
+                    failure.get_or_insert(PoolError::WorkerStart { cause: source });
                 }
                 Err(_) => {
-                    failure
-                        .get_or_insert(PoolError::WorkerStart { source: StartError::DriverGone });
+                    failure.get_or_insert(PoolError::WorkerStart { cause: StartError::DriverGone });
                 }
             }
         }
