@@ -101,6 +101,9 @@ pub(crate) struct LabArgs {
     /// Also write the full report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+    /// Run the chosen claims N times and report how their verdicts agree.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) repeat: u32,
 }
 
 #[derive(Debug, Args)]

@@ -160,7 +160,8 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{}", terminal::banner("lab", cfg.quick, &machine));
     let mut partial: Vec<mpmt_lab::lab::ClaimResult> = Vec::new();
     let mut write_error = None;
-    let report = mpmt_lab::lab::run(&cfg, &mut |claim| {
+    let repeats = args.repeat as usize;
+    let report = mpmt_lab::lab::run_repeated(&cfg, repeats, &mut |claim| {
         eprintln!("{}", terminal::claim_line(claim));
         partial.push(claim.clone());
         // Written after every claim, so a later failure loses nothing.
@@ -170,6 +171,8 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
                 quick: cfg.quick,
                 started_unix_s: 0,
                 duration_s: 0.0,
+                repeats,
+                agreement: mpmt_lab::lab::agreement(&partial),
                 claims: partial.clone(),
             };
             if let Err(e) = write_json(path, &snapshot) {

@@ -31,6 +31,8 @@ fn bad_arguments_exit_2_with_a_message() {
         "would kill mpmt itself",
     );
     assert_usage_error(&["lab", "--only", "telepathy"], "unknown experiment 'telepathy'");
+    assert_usage_error(&["lab", "--repeat", "0"], "--repeat");
+    assert_usage_error(&["lab", "--repeat", "often"], "--repeat");
     assert_usage_error(&["teleport"], "unrecognized subcommand");
     assert_usage_error(&["run"], "--task");
     assert_usage_error(&["run", "--task", "noop", "--timeout", "soon"], "not a duration");
@@ -193,12 +195,30 @@ fn lab_json_has_the_machine_and_computed_claims() {
         claims.iter().map(|c| c["id"].as_str().unwrap()).collect::<Vec<_>>(),
         ["create", "switch"]
     );
+    assert_eq!(v["repeats"], 1);
+    assert_eq!(v["agreement"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["agreement"][0]["agreeing"], 1);
     for c in claims {
-        assert!(
-            ["confirmed", "refuted", "depends"].contains(&c["verdict"].as_str().unwrap()),
-            "{c}"
-        );
-        assert!(c["ratio"].as_f64().is_some_and(|r| r.is_finite() && r > 0.0), "{c}");
+        let strengths: &[&str] = match c["verdict"].as_str().unwrap() {
+            "confirmed" => &["strong", "moderate", "small"],
+            "refuted" => &["negligible", "opposite"],
+            "marginal" | "depends" => &[],
+            other => panic!("unknown verdict {other}"),
+        };
+        match c["strength"].as_str() {
+            Some(s) => assert!(strengths.contains(&s), "{c}"),
+            None => assert!(c["strength"].is_null() && strengths.is_empty(), "{c}"),
+        }
+        let r = c["ratio"].as_f64().unwrap();
+        assert!(r.is_finite() && r > 0.0, "{c}");
+        let [low, high] = [&c["interval"][0], &c["interval"][1]];
+        assert!(low.as_f64().is_some_and(|l| l <= r), "{c}");
+        assert!(high.is_null() || high.as_f64().is_some_and(|h| h >= r), "{c}");
+        assert!(c["rounds"].as_array().is_some_and(|r| r.len() >= 2), "{c}");
+        assert_eq!(c["repeat"], 1);
+        for key in ["busy_pct", "load_avg", "waited_s"] {
+            assert!(c["quiet"].get(key).is_some(), "quiet lacks {key}: {c}");
+        }
         assert!(!c["summary"].as_str().unwrap().is_empty());
         assert!(!c["measurements"].as_array().unwrap().is_empty());
     }

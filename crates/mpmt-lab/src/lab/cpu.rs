@@ -8,9 +8,10 @@
 //! hit all of them alike. A sample of the digests is checked against a recomputation.
 //!
 //! Reported per model: wall time, throughput, speedup over the same model with one worker,
-//! and parallel efficiency (speedup / workers). The verdict applies the cost rule of
-//! [`super::verdict`] to the wall times at N workers: processes are favoured only if the
-//! thread pool is slower beyond noise. When the two are alike, the claim `depends`: the
+//! and parallel efficiency (speedup / workers). The verdict pairs the repetitions (rounds)
+//! at N workers (rule 1 of [`super::verdict`]: per repetition, thread wall time over process
+//! wall time) and grades the effect (rule 2): processes are favoured only if the thread
+//! pool is slower by at least 10 % beyond the interval. When the two are alike, the claim `depends`: the
 //! article's advantage comes from an interpreter lock that native threads do not have — and
 //! that is measured too, where `python3` is installed: the same kind of work in pure Python on
 //! a thread pool and a process pool (`gil.rs`). The claim is then `depends` ("only with
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use super::verdict::{Outcome, cost_claim};
+use super::verdict::{Refutation, cost_claim, grade, paired_rounds};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement, Verdict};
 use crate::measure::units::seconds;
 use crate::measure::{Unit, Warning, cpu};
@@ -136,31 +137,46 @@ impl Experiment for Cpu {
         let last = |m: usize| &measurements[1 + m * widths.len() + widths.len() - 1];
         let (thread_n, process_n) = (last(0).summary, last(1).summary);
         let cmp = cost_claim(&process_n, &thread_n);
+        // Processes favoured = the thread pool's wall time over the process pool's, per round.
+        let paired = |t: &Measurement, p: &Measurement| {
+            paired_rounds(&t.samples, &p.samples)
+                .ok_or_else(|| LabError::NoSamples(format!("{} rounds", p.name)))
+        };
+        let effect = paired(last(0), last(1))?;
         let python = if n >= 2 { super::gil::measure(cfg.quick, n)? } else { None };
         // Python: do its processes beat its threads (the GIL at work)?
-        let gil = python.as_ref().map(|py| {
-            let c = cost_claim(&py.walls[1][1].summary, &py.walls[0][1].summary);
-            (c, py.efficiency(0), py.efficiency(1))
-        });
+        let gil = match python.as_ref() {
+            Some(py) => {
+                let c = cost_claim(&py.walls[1][1].summary, &py.walls[0][1].summary);
+                Some((
+                    c,
+                    paired(&py.walls[0][1], &py.walls[1][1])?,
+                    py.efficiency(0),
+                    py.efficiency(1),
+                ))
+            }
+            None => None,
+        };
         let native = format!(
             "native threads scale as well as processes ({:.0} % vs {:.0} % efficiency at {n} \
              workers)",
             efficiency_at_n[0] * 100.0,
             efficiency_at_n[1] * 100.0
         );
-        let verdict = match (cmp.outcome, &gil) {
-            (Outcome::ThreadCostsMore, _) => Verdict::Confirmed,
-            (Outcome::ProcessCostsMore, _) => Verdict::Refuted,
-            (_, Some((py, te, pe))) if py.outcome == Outcome::ThreadCostsMore => Verdict::Depends {
-                condition: format!(
-                    "only with an interpreter lock: in Python, processes run the work {:.1}× \
+        let verdict = match (grade(&effect), &gil) {
+            (v @ (Verdict::Confirmed(_) | Verdict::Refuted(Refutation::Opposite)), _) => v,
+            (_, Some((_, py, te, pe))) if matches!(grade(py), Verdict::Confirmed(_)) => {
+                Verdict::Depends {
+                    condition: format!(
+                        "only with an interpreter lock: in Python, processes run the work {:.1}× \
                      as fast as threads at {n} workers ({:.0} % vs {:.0} % efficiency); {native}",
-                    1.0 / py.ratio,
-                    pe * 100.0,
-                    te * 100.0
-                ),
-            },
-            (_, Some(_)) => Verdict::Refuted,
+                        py.ratio,
+                        pe * 100.0,
+                        te * 100.0
+                    ),
+                }
+            }
+            (native, Some(_)) => native,
             (_, None) => Verdict::Depends {
                 condition: format!(
                     "only where threads cannot run in parallel (an interpreter lock such as \
@@ -171,10 +187,12 @@ impl Experiment for Cpu {
         let advantage = thread_n.median / process_n.median;
         let mut summary = format!(
             "At {n} workers the process pool runs the batch in {} and the thread pool in {} \
-             (process speed / thread speed = {advantage:.2}; {}); efficiency {:.0} % \
+             (process speed / thread speed = {advantage:.2}; paired over repetitions {}; \
+             within-run {}); efficiency {:.0} % \
              (processes) vs {:.0} % (threads); the serial loop takes {}.",
             Unit::Seconds.format(process_n.median),
             Unit::Seconds.format(thread_n.median),
+            super::verdict::explain(&effect),
             cmp.explain(),
             efficiency_at_n[1] * 100.0,
             efficiency_at_n[0] * 100.0,
@@ -194,7 +212,7 @@ impl Experiment for Cpu {
             }
         }
         match (&python, &gil) {
-            (Some(py), Some((c, te, pe))) => {
+            (Some(py), Some((c, _, te, pe))) => {
                 measurements.extend(py.walls.iter().flatten().cloned());
                 summary.push_str(&format!(
                     " In pure Python (GIL) at {n} workers: threads {}, processes {} \
@@ -216,7 +234,10 @@ impl Experiment for Cpu {
             process: cells[1].join("; "),
             thread: cells[0].join("; "),
             verdict,
-            ratio: advantage,
+            ratio: effect.ratio,
+            interval: effect.interval(),
+            rounds: effect.rounds,
+            context: Default::default(),
             summary,
             measurements,
             warnings,

@@ -11,14 +11,15 @@
 //!   mpmt binary, which exits 0 at once: how a real process pool starts a worker.
 //!
 //! The three series are interleaved in rounds, so slow phases of a shared machine hit all
-//! of them alike, after one unrecorded warm-up round. The verdict applies the cost rule of
-//! [`super::verdict`] to fork vs thread and to spawn vs thread and [`combine`]s them; the
-//! reported ratio is fork / thread, the cheapest way to create a process.
+//! of them alike, after one unrecorded warm-up round. The verdict pairs the rounds (rule 1
+//! of [`super::verdict`]: per round, the median fork over the median thread, and spawn over
+//! thread), grades each (rule 2) and [`combine`]s them; the reported ratio and interval are
+//! fork / thread, the cheapest way to create a process.
 //!
 //! `fork` cost grows with the parent's resident memory (its page tables are copied), so the
 //! parent's RSS at measurement time is recorded in the fork series' conditions.
 
-use super::verdict::{combine, cost_claim};
+use super::verdict::{combine, cost_claim, grade, paired_rounds, round_medians};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::units::{format_bytes, seconds};
 use crate::measure::{Unit, Warning, memory};
@@ -91,8 +92,16 @@ impl Experiment for Create {
 
         let by_fork = cost_claim(&fork.summary, &thread.summary);
         let by_spawn = cost_claim(&spawn.summary, &thread.summary);
-        let verdict =
-            combine(&[("with fork", by_fork.verdict()), ("with spawn/exec", by_spawn.verdict())]);
+        let rounds = |m: &Measurement| round_medians(&m.samples, ROUNDS);
+        let paired = |p: &Measurement| {
+            paired_rounds(&rounds(p), &rounds(&thread))
+                .ok_or_else(|| LabError::NoSamples(format!("{} rounds", p.name)))
+        };
+        let (fork_effect, spawn_effect) = (paired(&fork)?, paired(&spawn)?);
+        let verdict = combine(&[
+            ("with fork", grade(&fork_effect)),
+            ("with spawn/exec", grade(&spawn_effect)),
+        ]);
         let mut warnings = Vec::new();
         for m in [&thread, &fork, &spawn] {
             let spread = m.summary.relative_spread();
@@ -105,17 +114,18 @@ impl Experiment for Create {
             }
         }
         let summary = format!(
-            "Creating and reaping a process with fork takes {:.1}× as long as a thread \
-             spawn+join ({} vs {}; {}), and spawning {} {:.1}× ({}; {}); \
-             rule: confirmed when the ratio of medians exceeds 1.10 and its 95 % interval lies above 1.",
-            by_fork.ratio,
+            "Creating and reaping a process with fork takes {} as long as a thread \
+             spawn+join ({} vs {}; within-run {}), and spawning {} {} ({}; within-run {}); \
+             rule: per round the ratio of medians, their geometric mean and its 95 % interval \
+             over {ROUNDS} rounds; confirmed when the interval lies above 1.10×.",
+            super::verdict::explain(&fork_effect),
             Unit::Seconds.format(fork.summary.median),
             Unit::Seconds.format(thread.summary.median),
             by_fork.explain(),
             cfg.exe
                 .file_name()
                 .map_or(cfg.exe.display().to_string(), |n| n.to_string_lossy().into_owned()),
-            by_spawn.ratio,
+            super::verdict::explain(&spawn_effect),
             Unit::Seconds.format(spawn.summary.median),
             by_spawn.explain(),
         );
@@ -126,7 +136,10 @@ impl Experiment for Create {
             process: format!("{}; {}", fork.cell(), spawn.cell()),
             thread: thread.cell(),
             verdict,
-            ratio: by_fork.ratio,
+            ratio: fork_effect.ratio,
+            interval: fork_effect.interval(),
+            rounds: fork_effect.rounds,
+            context: Default::default(),
             summary,
             measurements: vec![thread, fork, spawn],
             warnings,

@@ -14,9 +14,11 @@
 //!
 //! # Verdict
 //!
-//! The cost rule of [`super::verdict`] (process / thread, ratio of medians beyond its noise
-//! band and by at least 10 %) compares each transport's round-trip series with the thread
-//! channel's at each size; a transport's verdicts over the sizes are [`combine`]d, and so are
+//! The benchmark measures each endpoint in one block, not in interleaved rounds, so rule 1
+//! of [`super::verdict`] has no rounds to pair here: the within-run cost rule (process /
+//! thread, ratio of medians with its notch interval) compares each transport's round-trip
+//! series with the thread channel's at each size and rule 2 grades it; a transport's
+//! verdicts over the sizes are [`combine`]d, and so are
 //! the transports': **confirmed** when every transport costs more than the thread channel at
 //! every size, **refuted** when none does at any size, and **depends** otherwise, with a
 //! condition naming the transports (and sizes) that do not. The reported ratio is the
@@ -166,6 +168,12 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
     };
     let thread_cell = format!("{small} round trip p50: crossbeam channel {}", p50(thread));
     let ratio = decision.cheapest.as_ref().map_or(f64::NAN, |(_, r)| *r);
+    let interval = decision
+        .cheapest
+        .as_ref()
+        .and_then(|(name, _)| decision.transports.iter().find(|(n, _)| n == name))
+        .and_then(|(_, list)| list.first())
+        .map_or([f64::NAN; 2], |(_, c)| [c.low, c.high]);
 
     let mut measurements = Vec::new();
     let placement = report.placement.note.clone();
@@ -284,6 +292,9 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         thread: thread_cell,
         verdict: decision.verdict,
         ratio,
+        interval,
+        rounds: Vec::new(),
+        context: Default::default(),
         summary,
         measurements,
         warnings: report.warnings.clone(),
@@ -329,7 +340,7 @@ mod tests {
             size(64, 10e-6, &[("pipe", 50e-6), ("shm", 20e-6)]),
             size(65536, 30e-6, &[("pipe", 90e-6), ("shm", 40e-6)]),
         ]);
-        assert_eq!(d.verdict, Verdict::Confirmed);
+        assert_eq!(d.verdict, Verdict::Confirmed(super::super::verdict::Size::Moderate));
         let (name, ratio) = d.cheapest.unwrap();
         assert_eq!(name, "shm");
         assert!((ratio - 2.0).abs() < 1e-9);
@@ -359,13 +370,16 @@ mod tests {
     #[test]
     fn no_transport_costlier_is_refuted() {
         let d = decide(&[size(64, 50e-6, &[("pipe", 50e-6), ("shm", 1e-6)])]);
-        assert_eq!(d.verdict, Verdict::Refuted);
+        // pipe as costly as the channel (negligible), shm far cheaper (the opposite).
+        assert_eq!(d.verdict, Verdict::Refuted(super::super::verdict::Refutation::Negligible));
+        let d = decide(&[size(64, 50e-6, &[("pipe", 10e-6), ("shm", 1e-6)])]);
+        assert_eq!(d.verdict, Verdict::Refuted(super::super::verdict::Refutation::Opposite));
     }
 
     #[test]
-    fn nothing_measured_is_refuted() {
+    fn nothing_measured_is_marginal() {
         let d = decide(&[]);
-        assert_eq!(d.verdict, Verdict::Refuted);
+        assert_eq!(d.verdict, Verdict::Marginal);
         assert_eq!(d.cheapest, None);
     }
 
@@ -388,8 +402,9 @@ mod tests {
         };
         let c = claim(&report).unwrap();
         assert_eq!(c.id, "ipc");
-        assert_eq!(c.verdict, Verdict::Confirmed);
+        assert_eq!(c.verdict, Verdict::Confirmed(super::super::verdict::Size::Moderate));
         assert!((c.ratio - 2.0).abs() < 1e-9);
+        assert!(c.interval[0] > 1.0 && c.interval[1] > c.ratio);
         assert!(c.process.contains("best shm 20.0 µs") && c.process.contains("worst pipe 50.0 µs"));
         assert!(c.thread.contains("crossbeam channel 10.0 µs"));
         assert_eq!(c.measurements.len(), 4);

@@ -26,7 +26,10 @@
 //! least one fault in the thread model took the whole pool down; **refuted** when the
 //! process model lost or failed other tasks, or no fault took a thread pool down. The ratio
 //! is the collateral damage — tasks lost or failed besides the faulty one, summed over the
-//! fault kinds — of the thread model over the process model, each plus one.
+//! fault kinds — of the thread model over the process model, each plus one. The counts are
+//! exact (no sampling), so the interval is the ratio itself and the strength of a
+//! confirmation is rule 2 of [`super::verdict`] on it; a refutation is `opposite` when the
+//! process model's collateral exceeds the thread model's by 10 %, `negligible` otherwise.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use super::verdict::{Effect, MIN_EFFECT, Refutation, Size, grade};
 use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement, Verdict};
 use crate::measure::units::seconds;
 use crate::measure::{Unit, Warning};
@@ -360,10 +364,16 @@ impl Experiment for Isolation {
         let (thread_dmg, process_dmg, hybrid_dmg) =
             (collateral("thread"), collateral("process"), collateral("hybrid"));
         let ratio = (thread_dmg as f64 + 1.0) / (process_dmg as f64 + 1.0);
+        let exact = Effect { ratio, low: ratio, high: ratio, rounds: Vec::new() };
         let verdict = if process_clean && !thread_deaths.is_empty() {
-            Verdict::Confirmed
+            match grade(&exact) {
+                v @ Verdict::Confirmed(_) => v,
+                _ => Verdict::Confirmed(Size::Small),
+            }
+        } else if ratio * (1.0 + MIN_EFFECT) <= 1.0 {
+            Verdict::Refuted(Refutation::Opposite)
         } else {
-            Verdict::Refuted
+            Verdict::Refuted(Refutation::Negligible)
         };
         let recoveries: Vec<f64> = cells
             .iter()
@@ -450,6 +460,9 @@ impl Experiment for Isolation {
             thread: cell_text("thread"),
             verdict,
             ratio,
+            interval: exact.interval(),
+            rounds: Vec::new(),
+            context: Default::default(),
             summary,
             measurements: [Some(clean), Some(faulty), Some(per_crash), warm]
                 .into_iter()

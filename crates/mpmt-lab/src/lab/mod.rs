@@ -5,8 +5,8 @@
 //! article's comparison table (section 3), every series with its [`Summary`], and a
 //! [`Verdict`] computed by a rule in [`verdict`], never written down in advance.
 //!
-//! * `verdict.rs`: the decision rules (ratio of medians against a noise band) and
-//!   [`Verdict`].
+//! * `verdict.rs`: the decision rules (the effect from paired rounds with its interval, the
+//!   graded verdict, combining conditions, agreement across repeats) and [`Verdict`].
 //! * `create.rs`: `create`, creation cost of a thread vs `fork` vs spawning a binary.
 //! * `switch.rs`: `switch`, futex ping-pong between two threads vs two processes, on one
 //!   core and across two.
@@ -18,7 +18,10 @@
 //!   child process.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
-//! result to a callback as soon as it is ready so a caller can write results incrementally.
+//! result to a callback as soon as it is ready so a caller can write results incrementally;
+//! [`run_repeated`] does so `N` times and adds each claim's [`Agreement`] across the repeats.
+//! Before each claim it waits, a bounded time, for a quiet machine
+//! ([`crate::measure::quiet`]) and records how quiet it was in the claim's `quiet`.
 //!
 //! # Adding an experiment
 //!
@@ -33,8 +36,9 @@ pub mod isolation;
 pub mod switch;
 pub mod verdict;
 
-pub use verdict::Verdict;
+pub use verdict::{Agreement, Verdict};
 
+use crate::measure::quiet::{Quiet, QuietPolicy, wait_for_quiet};
 use crate::measure::{Machine, MeasureError, Summary, Unit, Warning};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -56,13 +60,27 @@ pub struct ClaimResult {
     pub process: String,
     /// Measured cell for the multi-thread model.
     pub thread: String,
-    /// `"verdict": "confirmed" | "refuted" | "depends"`, and for `depends` a
-    /// `"condition"` string saying when the claim holds.
+    /// `"verdict": "confirmed" | "refuted" | "marginal" | "depends"`, `"strength"`
+    /// (`"strong" | "moderate" | "small"` when confirmed, `"negligible" | "opposite"` when
+    /// refuted, `null` otherwise), and for `depends` a `"condition"` string saying when the
+    /// claim holds (rules in [`verdict`]).
     #[serde(flatten)]
     pub verdict: Verdict,
-    /// The effect size that decided the verdict, defined per claim (for cost claims:
-    /// process median / thread median).
+    /// The effect that decided the verdict, defined per claim: for cost claims the geometric
+    /// mean over rounds of the paired ratio process / thread (rule 1 of [`verdict`]).
     pub ratio: f64,
+    /// `[low, high]`: the 95 % interval of `ratio`, over rounds where the claim measures
+    /// in rounds; `high` is `null` when unbounded (a single round, or a zero denominator).
+    #[serde(with = "unbounded")]
+    pub interval: [f64; 2],
+    /// The paired ratio of every round behind `ratio`, in the order measured; absent when
+    /// the effect is not computed from rounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<f64>,
+    /// Which repeat of `mpmt lab --repeat N` produced this result (from 1), and how quiet
+    /// the machine was before it; filled in by [`run_repeated`].
+    #[serde(flatten)]
+    pub context: RunContext,
     /// One sentence with the numbers and the rule that decided.
     pub summary: String,
     /// Every measured series.
@@ -72,6 +90,32 @@ pub struct ClaimResult {
     /// Detail tables beyond the comparison row (e.g. the isolation matrix).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<DetailTable>,
+}
+
+/// An interval whose ends may be unbounded: an infinite end is `null` in JSON (which has no
+/// infinity) and reads back as `+∞`.
+mod unbounded {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[f64; 2], s: S) -> Result<S::Ok, S::Error> {
+        v.map(|x| x.is_finite().then_some(x)).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; 2], D::Error> {
+        Ok(<[Option<f64>; 2]>::deserialize(d)?.map(|x| x.unwrap_or(f64::INFINITY)))
+    }
+}
+
+/// Where a claim's result was taken. Field docs are part of the JSON schema of a claim.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    /// The repeat, from 1 (0 until [`run_repeated`] sets it).
+    #[serde(default)]
+    pub repeat: usize,
+    /// How busy the machine was before the claim ran (`null` if it could not be read):
+    /// `busy_pct`, `load_avg`, `waited_s`, `quiet`, `threshold_pct`, `cpus`.
+    #[serde(default)]
+    pub quiet: Option<Quiet>,
 }
 
 /// A small table of detail figures for one claim, printed under its summary.
@@ -179,8 +223,18 @@ pub struct LabReport {
     pub started_unix_s: u64,
     /// Wall time of the whole run, seconds.
     pub duration_s: f64,
-    /// One result per claim, in the order run.
+    /// One result per claim and repeat, in the order run (repeat 1's claims first).
     pub claims: Vec<ClaimResult>,
+    /// How many times each claim ran (`--repeat N`).
+    #[serde(default = "one")]
+    pub repeats: usize,
+    /// Per claim, in the order run, how its repeats agree (rule 4 of [`verdict`]).
+    #[serde(default)]
+    pub agreement: Vec<Agreement>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Errors of the lab.
@@ -232,6 +286,9 @@ pub enum LabError {
     /// The IPC benchmark failed.
     #[error(transparent)]
     Ipc(#[from] crate::bench::ipc::IpcError),
+    /// `--repeat 0`.
+    #[error("the number of repeats must be at least 1")]
+    NoRepeats,
     /// A series ended up without (finite) samples.
     #[error("series '{0}' has no samples")]
     NoSamples(String),
@@ -250,12 +307,30 @@ pub fn progress_bar(title: &str) -> ProgressBar {
     bar
 }
 
-/// Runs the experiments selected by `cfg.only` (all by default) in [`experiments`] order,
-/// calling `on_claim` with each result as soon as it is ready, and returns the report.
-///
-/// An unknown id in `only` fails before anything runs. If an experiment fails, the error is
-/// returned and later experiments do not run; results already handed to `on_claim` stand.
+/// Runs the experiments selected by `cfg.only` (all by default) once; [`run_repeated`] with
+/// one repeat.
 pub fn run(cfg: &LabConfig, on_claim: &mut dyn FnMut(&ClaimResult)) -> Result<LabReport, LabError> {
+    run_repeated(cfg, 1, on_claim)
+}
+
+/// Runs the experiments selected by `cfg.only` (all by default) in [`experiments`] order,
+/// `repeats` times over, calling `on_claim` with each result as soon as it is ready, and
+/// returns the report with every result and each claim's agreement across the repeats.
+///
+/// Before each claim it waits up to [`QuietPolicy::lab`] for a quiet machine, records how
+/// quiet it was, and adds [`Warning::BusyMachine`] when it stayed busy.
+///
+/// An unknown id in `only`, or zero repeats, fails before anything runs. If an experiment
+/// fails, the error is returned and later experiments do not run; results already handed to
+/// `on_claim` stand.
+pub fn run_repeated(
+    cfg: &LabConfig,
+    repeats: usize,
+    on_claim: &mut dyn FnMut(&ClaimResult),
+) -> Result<LabReport, LabError> {
+    if repeats == 0 {
+        return Err(LabError::NoRepeats);
+    }
     let all = experiments();
     if let Some(only) = &cfg.only {
         let valid: Vec<String> = all.iter().map(|e| e.id().to_owned()).collect();
@@ -263,28 +338,61 @@ pub fn run(cfg: &LabConfig, on_claim: &mut dyn FnMut(&ClaimResult)) -> Result<La
             return Err(LabError::UnknownExperiment { id: bad.clone(), valid });
         }
     }
-    let selected = all
+    let selected: Vec<_> = all
         .into_iter()
-        .filter(|e| cfg.only.as_ref().is_none_or(|only| only.iter().any(|id| id == e.id())));
+        .filter(|e| cfg.only.as_ref().is_none_or(|only| only.iter().any(|id| id == e.id())))
+        .collect();
     let started_unix_s =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let start = Instant::now();
+    let policy = QuietPolicy::lab(cfg.quick);
     let mut claims = Vec::new();
-    for experiment in selected {
-        let bar = progress_bar(experiment.title());
-        let result = experiment.run(cfg, &bar);
-        bar.finish_and_clear();
-        let claim = result?;
-        on_claim(&claim);
-        claims.push(claim);
+    for repeat in 1..=repeats {
+        for experiment in &selected {
+            let quiet = wait_for_quiet(&policy)?;
+            let bar = progress_bar(experiment.title());
+            let result = experiment.run(cfg, &bar);
+            bar.finish_and_clear();
+            let mut claim = result?;
+            if !quiet.quiet {
+                claim.warnings.push(Warning::BusyMachine {
+                    busy_pct: quiet.busy_pct,
+                    threshold_pct: quiet.threshold_pct,
+                    waited_s: quiet.waited_s,
+                    load_1m: quiet.load_avg[0],
+                });
+            }
+            claim.context = RunContext { repeat, quiet: Some(quiet) };
+            on_claim(&claim);
+            claims.push(claim);
+        }
     }
     Ok(LabReport {
         machine: Machine::detect(),
         quick: cfg.quick,
         started_unix_s,
         duration_s: start.elapsed().as_secs_f64(),
+        agreement: agreement(&claims),
+        repeats,
         claims,
     })
+}
+
+/// Rule 4 of [`verdict`] for every claim id in `claims`, in the order first run.
+pub fn agreement(claims: &[ClaimResult]) -> Vec<Agreement> {
+    let mut ids: Vec<&str> = Vec::new();
+    for c in claims {
+        if !ids.contains(&c.id.as_str()) {
+            ids.push(&c.id);
+        }
+    }
+    ids.into_iter()
+        .filter_map(|id| {
+            let runs: Vec<(&Verdict, f64)> =
+                claims.iter().filter(|c| c.id == id).map(|c| (&c.verdict, c.ratio)).collect();
+            Agreement::of(id, &runs)
+        })
+        .collect()
 }
 
 #[cfg(test)]

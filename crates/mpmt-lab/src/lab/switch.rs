@@ -21,17 +21,22 @@
 //! On one core each hand-off is a real context switch (the sleeper is switched in on the
 //! CPU the waker leaves), so half a round trip is the per-switch figure; across two cores
 //! each side mostly waits for the other core to wake up, which measures wake-up latency
-//! rather than the switch. The two placements run interleaved in two passes.
+//! rather than the switch. The cells run interleaved in [`ROUNDS`] rounds (in each round
+//! every placement, threads then processes, each with a fresh partner).
 //!
-//! The verdict applies the cost rule of [`super::verdict`] per placement and
-//! [`combine`]s them; the reported ratio is the one-core ratio (the context switch proper).
+//! The verdict pairs the rounds per placement (rule 1 of [`super::verdict`]: per round the
+//! process median over the thread median, their geometric mean and its interval over the
+//! rounds), grades each placement (rule 2) and [`combine`]s them; the reported ratio and
+//! interval are the one-core ones (the context switch proper).
 //!
 //! Every wait is bounded ([`WAIT_SLICE`] × [`MAX_SLICES`]), so a lost wake-up or a dead
 //! partner ends in [`LabError::TimedOut`], never a hang; a forked child that loses its
 //! parent exits on its own after the same bound. The caller's CPU affinity is restored when
 //! the experiment ends (an [`AffinityGuard`]).
 
-use super::verdict::{CostComparison, combine, cost_claim};
+use super::verdict::{
+    CostComparison, Effect, combine, cost_claim, grade, paired_rounds, round_medians,
+};
 use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::cpu::{AffinityGuard, allowed_cpus, pin_current_thread, single_cpu};
 use crate::measure::units::{capitalise, format_seconds, seconds};
@@ -48,7 +53,7 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Switch;
 
-/// How many samples of how many round trips each cell gets, per pass.
+/// How many samples of how many round trips each cell gets, per round.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
     samples: usize,
@@ -59,10 +64,11 @@ struct Plan {
 /// up to ≈ 50 µs; a quick run stays well under a second per cell.
 fn plans(quick: bool) -> (Plan, Plan) {
     let k = if quick { 1 } else { 4 };
-    (Plan { samples: 30 * k, batch: 2000 }, Plan { samples: 30 * k, batch: 60 })
+    (Plan { samples: 10 * k, batch: 2000 }, Plan { samples: 10 * k, batch: 60 })
 }
 
-const PASSES: usize = 2;
+/// Interleaved rounds: enough for a t interval over rounds (5 degrees of freedom).
+const ROUNDS: usize = 6;
 
 impl Experiment for Switch {
     fn id(&self) -> &'static str {
@@ -92,14 +98,14 @@ impl Experiment for Switch {
             Some(b) => placements.push((format!("two cores (cpu {a} ↔ cpu {b})"), b, two_plan)),
             None => warnings.push(Warning::CrossCoreSkipped),
         }
-        progress.set_length((placements.len() * 2 * PASSES) as u64);
+        progress.set_length((placements.len() * 2 * ROUNDS) as u64);
 
         let page = shared_word()?;
         let word: &AtomicU32 = page.view(0);
         let _restore: AffinityGuard = pin_current_thread(a)?;
         // samples[placement][0 = thread, 1 = process]
         let mut samples = vec![[Vec::new(), Vec::new()]; placements.len()];
-        for _ in 0..PASSES {
+        for _ in 0..ROUNDS {
             for (i, (_, partner, plan)) in placements.iter().enumerate() {
                 samples[i][0].extend(ping_pong_threads(word, *partner, *plan)?);
                 progress.inc(1);
@@ -110,6 +116,7 @@ impl Experiment for Switch {
 
         let mut measurements = Vec::new();
         let mut comparisons: Vec<(String, CostComparison, [Measurement; 2])> = Vec::new();
+        let mut effects: Vec<Effect> = Vec::new();
         for ((label, _, plan), [t, p]) in placements.iter().zip(samples) {
             let conditions = |model: &str| {
                 vec![
@@ -121,10 +128,18 @@ impl Experiment for Switch {
             let t = Measurement::new("thread round trip", Unit::Seconds, t, conditions("threads"))?;
             let p =
                 Measurement::new("process round trip", Unit::Seconds, p, conditions("processes"))?;
+            let rounds = |m: &Measurement| round_medians(&m.samples, ROUNDS);
+            effects.push(
+                paired_rounds(&rounds(&p), &rounds(&t))
+                    .ok_or_else(|| LabError::NoSamples(format!("{} rounds", p.name)))?,
+            );
             comparisons.push((label.clone(), cost_claim(&p.summary, &t.summary), [t, p]));
         }
-        let parts: Vec<(String, _)> =
-            comparisons.iter().map(|(l, c, _)| (format!("on {l}"), c.verdict())).collect();
+        let parts: Vec<(String, _)> = comparisons
+            .iter()
+            .zip(&effects)
+            .map(|((l, _, _), e)| (format!("on {l}"), grade(e)))
+            .collect();
         let parts: Vec<(&str, _)> = parts.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
         let verdict = combine(&parts);
 
@@ -133,7 +148,7 @@ impl Experiment for Switch {
         let mut process_cells = Vec::new();
         let mut thread_cells = Vec::new();
         let mut sentences = Vec::new();
-        for (i, (label, c, [t, p])) in comparisons.iter().enumerate() {
+        for (i, ((label, c, [t, p]), effect)) in comparisons.iter().zip(&effects).enumerate() {
             let short = if i == 0 { "1 core" } else { "2 cores" };
             let (mut pc, mut tc) = (cell(p, short), cell(t, short));
             if i == 0 {
@@ -143,9 +158,10 @@ impl Experiment for Switch {
             process_cells.push(pc);
             thread_cells.push(tc);
             sentences.push(format!(
-                "on {label} a process round trip takes {} vs {} for threads, {}",
+                "on {label} a process round trip takes {} vs {} for threads, {} (within-run {})",
                 format_seconds(p.summary.median),
                 format_seconds(t.summary.median),
+                super::verdict::explain(effect),
                 c.explain()
             ));
         }
@@ -168,10 +184,11 @@ impl Experiment for Switch {
                 });
             }
         }
-        let ratio = comparisons[0].1.ratio;
+        let one_core = effects.swap_remove(0);
         let summary = format!(
-            "{}. Rule: per placement, confirmed when the ratio of medians exceeds 1.10 and its \
-             95 % interval lies above 1; the one-core ratio (the switch proper) is reported.",
+            "{}. Rule: per placement, per round the ratio of medians, their geometric mean and \
+             its 95 % interval over {ROUNDS} rounds; confirmed when the interval lies above \
+             1.10×; the one-core ratio (the switch proper) is reported.",
             capitalise(&sentences.join("; "))
         );
         for (_, _, ms) in comparisons {
@@ -186,7 +203,10 @@ impl Experiment for Switch {
             process: process_cells.join("; "),
             thread: thread_cells.join("; "),
             verdict,
-            ratio,
+            ratio: one_core.ratio,
+            interval: one_core.interval(),
+            rounds: one_core.rounds,
+            context: Default::default(),
             summary,
             measurements,
             warnings,

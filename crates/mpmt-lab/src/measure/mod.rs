@@ -6,6 +6,8 @@
 //!   every figure.
 //! * `memory.rs`: RSS, peak RSS and PSS of a process from `/proc`.
 //! * `cpu.rs`: CPU time from `getrusage`, pinning a thread to a CPU, CPU count.
+//! * `quiet.rs`: how busy the CPUs are outside this process (`/proc/stat`), and a bounded
+//!   wait for a quiet machine before a claim.
 //! * `warning.rs`: [`Warning`], a measurement-quality problem with its advice.
 //!
 //! Clock: wall time is taken with [`std::time::Instant`] (`CLOCK_MONOTONIC`), converted to
@@ -14,6 +16,7 @@
 pub mod cpu;
 pub mod machine;
 pub mod memory;
+pub mod quiet;
 pub mod stats;
 pub mod units;
 pub mod warning;
@@ -43,6 +46,14 @@ pub enum MeasureError {
         path: PathBuf,
         /// The missing key.
         key: &'static str,
+    },
+    /// A `/proc` file does not have the expected shape.
+    #[error("{} lacks {what}; is /proc mounted (Linux only)?", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was expected.
+        what: &'static str,
     },
     /// Pinning to a CPU failed (the CPU is offline or outside the allowed set).
     #[error("cannot pin to CPU {cpu}: {source}; pick a CPU listed by 'taskset -p $$'")]

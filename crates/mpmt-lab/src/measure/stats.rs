@@ -20,6 +20,14 @@
 //! * **Median notch** (used by [`crate::lab::verdict`]): `median ± 1.58·IQR/√n`, an
 //!   approximate 95 % interval for the median. Reference: R. McGill, J. W. Tukey,
 //!   W. A. Larsen, "Variations of Box Plots", *The American Statistician* 32(1), 1978.
+//! * **Student-t interval of a mean** ([`mean_interval`]): for `k ≥ 2` values with mean `m`
+//!   and sample standard deviation `s` (divisor `k − 1`), `m ± t(0.975, k − 1)·s/√k`, the
+//!   95 % interval of the mean when the values are independent draws of a roughly normal
+//!   quantity. `t(0.975, ν)` is tabulated for `ν ≤ 30` (values of R's `qt(0.975, ν)`) and
+//!   above that taken from the Cornish–Fisher expansion
+//!   `t ≈ z + (z³ + z)/(4ν) + (5z⁵ + 16z³ + 3z)/(96ν²)`, `z = 1.959964` (error < 10⁻³ for
+//!   `ν > 30`). Reference: Student, "The probable error of a mean", *Biometrika* 6(1), 1908;
+//!   M. Abramowitz, I. A. Stegun, *Handbook of Mathematical Functions*, 26.7.5, 1964.
 
 use serde::{Deserialize, Serialize};
 
@@ -100,9 +108,70 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
+/// `t(0.975, ν)` for `ν = 1..=30`, as R's `qt(0.975, 1:30)` prints them.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The 97.5th percentile of Student's t distribution with `df ≥ 1` degrees of freedom (module
+/// docs); infinite for `df = 0`, where no interval exists.
+pub fn t_975(df: usize) -> f64 {
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T975[df - 1],
+        _ => {
+            let (z, v) = (1.959_964_f64, df as f64);
+            z + (z.powi(3) + z) / (4.0 * v)
+                + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * v * v)
+        }
+    }
+}
+
+/// Mean of `values` and the half-width of its 95 % Student-t interval (module docs).
+///
+/// `None` for no values or a value that is not finite; one value has an infinite
+/// half-width (its spread is unknown).
+pub fn mean_interval(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() || values.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let k = values.len();
+    let mean = values.iter().sum::<f64>() / k as f64;
+    if k == 1 {
+        return Some((mean, f64::INFINITY));
+    }
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+    Some((mean, t_975(k - 1) * (var / k as f64).sqrt()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t_quantiles_match_r() {
+        // R: qt(0.975, c(1, 9, 30, 40, 120)) = 12.706 2.262 2.042 2.021 1.980
+        assert_eq!(t_975(1), 12.706);
+        assert_eq!(t_975(9), 2.262);
+        assert!((t_975(40) - 2.021).abs() < 1e-3);
+        assert!((t_975(120) - 1.980).abs() < 1e-3);
+        assert!(t_975(0).is_infinite());
+        // Monotone decreasing towards z across the table's end.
+        assert!(t_975(30) > t_975(31) && t_975(31) > 1.96);
+    }
+
+    #[test]
+    fn mean_interval_of_known_values() {
+        // R: t.test(c(1, 2, 3, 4))$conf.int = 0.4457397 4.5542603
+        let (m, h) = mean_interval(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(m, 2.5);
+        assert!((h - 2.054_260).abs() < 1e-3, "{h}");
+        assert!(mean_interval(&[2.0]).unwrap().1.is_infinite());
+        assert!(mean_interval(&[]).is_none());
+        assert!(mean_interval(&[1.0, f64::NAN]).is_none());
+    }
 
     #[test]
     fn empty_or_nan_gives_none() {

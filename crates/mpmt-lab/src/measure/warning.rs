@@ -75,6 +75,17 @@ pub enum Warning {
     },
     /// `python3` is missing: the cpu claim's GIL half was skipped.
     PythonMissing,
+    /// The machine stayed busy through the quiet wait before a claim (`quiet.rs`).
+    BusyMachine {
+        /// Busy percentage of the allowed CPUs outside the lab, in the last window.
+        busy_pct: f64,
+        /// The threshold that was not reached.
+        threshold_pct: f64,
+        /// Seconds waited for a quiet window.
+        waited_s: f64,
+        /// The 1-minute load average.
+        load_1m: f64,
+    },
     /// A warning read back from a JSON report: its text as written.
     Recorded(String),
 }
@@ -138,6 +149,13 @@ impl fmt::Display for Warning {
             Warning::PythonMissing => f.write_str(
                 "python3 not found: the GIL half of this claim is skipped; install python3 to \
                  run it",
+            ),
+            Warning::BusyMachine { busy_pct, threshold_pct, waited_s, load_1m } => write!(
+                f,
+                "the machine was busy: {busy_pct:.0} % of the allowed CPUs outside the lab \
+                 (threshold {threshold_pct:.0} %, load average {load_1m:.2}) after waiting \
+                 {waited_s:.1} s; this claim's figures may be slowed unevenly: stop other \
+                 work and re-run it"
             ),
             Warning::Recorded(text) => f.write_str(text),
         }

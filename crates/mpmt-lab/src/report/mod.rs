@@ -93,6 +93,8 @@ pub(crate) mod fixture {
             quick: true,
             started_unix_s: 1_700_000_000,
             duration_s: 3.5,
+            repeats: 1,
+            agreement: vec![],
             claims: vec![
                 ClaimResult {
                     id: "create".into(),
@@ -100,8 +102,11 @@ pub(crate) mod fixture {
                     aspect: "Creation cost".into(),
                     process: "fork+wait 90.0 µs [85.0 µs–101 µs]".into(),
                     thread: "spawn+join 20.0 µs [18.0 µs–22.0 µs]".into(),
-                    verdict: Verdict::Confirmed,
+                    verdict: Verdict::Confirmed(crate::lab::verdict::Size::Strong),
                     ratio: 4.5,
+                    interval: [4.1, 5.0],
+                    rounds: vec![4.4, 4.6],
+                    context: Default::default(),
                     summary: "fork takes 4.5× as long as a thread.".into(),
                     measurements: vec![m("spawn+join", &[18e-6, 20e-6, 22e-6])],
                     warnings: vec![],
@@ -117,6 +122,19 @@ pub(crate) mod fixture {
                         condition: "holds on one core; not on two cores".into(),
                     },
                     ratio: 1.24,
+                    interval: [1.1, f64::INFINITY],
+                    rounds: vec![],
+                    context: crate::lab::RunContext {
+                        repeat: 1,
+                        quiet: Some(crate::measure::quiet::Quiet {
+                            busy_pct: 3.5,
+                            load_avg: [0.2, 0.1, 0.05],
+                            waited_s: 0.3,
+                            quiet: true,
+                            threshold_pct: 15.0,
+                            cpus: vec![0, 1],
+                        }),
+                    },
                     summary: "On one core processes take 1.24×.".into(),
                     measurements: vec![],
                     warnings: vec![crate::measure::Warning::Recorded(

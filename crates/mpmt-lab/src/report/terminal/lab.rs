@@ -1,8 +1,10 @@
 //! `mpmt lab`'s text output: the article's comparison table, for a terminal.
 //!
 //! [`render`] is a pure function of the report: a `comfy-table` table with one row per claim
-//! (aspect | multi-process (measured) | multi-thread (measured) | verdict | ratio), then one
-//! line per claim with its verdict condition, summary and warnings, then the machine line.
+//! and repeat (aspect | multi-process (measured) | multi-thread (measured) | verdict with its
+//! strength | ratio with its 95 % interval), then per claim its verdict condition, summary,
+//! how quiet the machine was, warnings and detail tables; after `--repeat N` (N > 1) a table
+//! of each claim's agreement across the repeats; then the machine line.
 //! The table width is fixed at [`super::WIDTH`] columns so the output does not depend on
 //! the terminal it is printed to.
 
@@ -19,13 +21,20 @@ pub fn render(report: &LabReport) -> String {
         "verdict",
         "ratio",
     ]);
+    let repeated = report.repeats > 1;
     for c in &report.claims {
+        let [low, high] = c.interval;
+        let high = if high.is_finite() { format!("{high:.2}") } else { "∞".to_owned() };
         comparison.add_row([
-            c.aspect.clone(),
+            if repeated {
+                format!("{} (run {})", c.aspect, c.context.repeat)
+            } else {
+                c.aspect.clone()
+            },
             c.process.clone(),
             c.thread.clone(),
             c.verdict.to_string(),
-            format!("{:.2}×", c.ratio),
+            format!("{:.2}× [{low:.2}–{high}]", c.ratio),
         ]);
     }
     let mut out = format!("{comparison}\n");
@@ -35,6 +44,19 @@ pub fn render(report: &LabReport) -> String {
             let _ = write!(out, " ({condition})");
         }
         let _ = write!(out, "\n  {}\n", c.summary);
+        if let Some(q) = &c.context.quiet {
+            let cpus: Vec<String> = q.cpus.iter().map(usize::to_string).collect();
+            let _ = writeln!(
+                out,
+                "  machine before the claim: {:.0} % busy outside the lab on CPUs {} (load \
+                 average {:.2}; waited {:.1} s for < {:.0} %)",
+                q.busy_pct,
+                cpus.join(","),
+                q.load_avg[0],
+                q.waited_s,
+                q.threshold_pct
+            );
+        }
         for w in &c.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -45,6 +67,19 @@ pub fn render(report: &LabReport) -> String {
             }
             let _ = writeln!(out, "  {}:\n{detail}", t.title);
         }
+    }
+    if repeated {
+        let mut agreement = table(["claim", "agreement", "verdict per repeat", "ratio per repeat"]);
+        for a in &report.agreement {
+            let ratios: Vec<String> = a.ratios.iter().map(|r| format!("{r:.2}")).collect();
+            agreement.add_row([
+                a.id.clone(),
+                a.to_string(),
+                a.verdicts.join(" · "),
+                ratios.join(", "),
+            ]);
+        }
+        let _ = writeln!(out, "\nAgreement across {} repeats:\n{agreement}", report.repeats);
     }
     let _ = writeln!(
         out,
@@ -72,7 +107,11 @@ mod tests {
             "fork+wait 90.0 µs",
             "spawn+join 20.0 µs",
             "confirmed",
-            "4.50×",
+            "4.50× [4.10–5.00]",
+            "confirmed, strong",
+            "1.24× [1.10–∞]",
+            "machine before the claim: 4 % busy outside the lab on CPUs 0,1 (load average 0.20; \
+             waited 0.3 s for < 15 %)",
             "Context-switch cost",
             "depends",
             "1.24×",
@@ -87,6 +126,29 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH as usize || !l.contains('│')));
+    }
+
+    #[test]
+    fn repeats_get_run_labels_and_an_agreement_table() {
+        let mut report = fixture::report();
+        let mut again = report.claims[0].clone();
+        report.claims[0].context.repeat = 1;
+        again.context.repeat = 2;
+        again.ratio = 4.7;
+        report.claims.push(again);
+        report.repeats = 2;
+        report.agreement = crate::lab::agreement(&report.claims);
+        let text = render(&report);
+        for needle in [
+            "Creation cost (run 1)",
+            "Creation cost (run 2)",
+            "Agreement across 2 repeats:",
+            "2/2 confirmed, strong; ratio 4.50–4.70×",
+            "4.50, 4.70",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!render(&fixture::report()).contains("Agreement"));
     }
 
     #[test]

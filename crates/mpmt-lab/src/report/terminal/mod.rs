@@ -63,6 +63,6 @@ mod tests {
             banner("lab", false, &report.machine),
             "mpmt lab on Test CPU @ 1GHz (2 logical cores, kernel 6.1.0-test)"
         );
-        assert_eq!(claim_line(&report.claims[0]), "  create     confirmed (ratio 4.50)");
+        assert_eq!(claim_line(&report.claims[0]), "  create     confirmed, strong (ratio 4.50)");
     }
 }

@@ -1,0 +1,298 @@
+//! A quiet machine, measured: how busy the CPUs are outside this process, and a bounded wait
+//! for them to calm down before a claim is measured.
+//!
+//! # Method
+//!
+//! * **Busy fraction** over a window (0.3 s by default) of the CPUs this process may run on
+//!   ([`super::cpu::allowed_cpus`]; the others do not slow a claim down): two readings of
+//!   their `cpuN` lines of `/proc/stat` (`cpuN user nice system idle iowait irq softirq
+//!   steal …`, cumulative clock ticks; proc(5)), summed over those CPUs, `total = user + nice + system + idle + iowait +
+//!   irq + softirq + steal` (`guest` and `guest_nice` are already inside `user` and `nice`),
+//!   `idle' = idle + iowait`, and `busy = Δ(total − idle') / Δtotal`. `steal` counts as
+//!   busy: on a VM it is time another guest took from us.
+//! * **Outside the lab**: the lab's own share is subtracted, read from `/proc/self/stat`
+//!   (`utime + stime` of this process, all threads, plus `cutime + cstime` of its waited-for
+//!   children), in the same clock ticks, so no tick-rate conversion is needed:
+//!   `busy_outside = max(0, Δbusy − Δown) / Δtotal`.
+//! * **Load average**: the three figures of `/proc/loadavg` (runnable + uninterruptible
+//!   tasks, exponentially averaged over 1, 5 and 15 minutes).
+//! * **Wait** ([`wait_for_quiet`]): take windows until one is below the threshold (15 % by
+//!   default) or the next window would end after the time limit; never longer than the
+//!   limit plus one window, so a busy machine delays a claim but never hangs the lab. The
+//!   result says whether the machine was quiet, and the lab turns a busy one into
+//!   [`super::Warning::BusyMachine`].
+//!
+//! The CPUs measured are recorded beside the figures ([`Quiet::cpus`]), since a busy
+//! fraction means little without the CPUs it was measured over.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::MeasureError;
+use super::cpu::allowed_cpus;
+
+/// How long, and for how quiet a machine, [`wait_for_quiet`] waits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuietPolicy {
+    /// Length of one sampling window.
+    pub window: Duration,
+    /// A window whose busy percentage (outside this process) is below this is quiet.
+    pub threshold_pct: f64,
+    /// The longest to wait for a quiet window.
+    pub max_wait: Duration,
+}
+
+impl QuietPolicy {
+    /// 0.3 s windows, 15 % busy, waiting up to 5 s (`quick`) or 20 s.
+    pub fn lab(quick: bool) -> QuietPolicy {
+        QuietPolicy {
+            window: Duration::from_millis(300),
+            threshold_pct: 15.0,
+            max_wait: Duration::from_secs(if quick { 5 } else { 20 }),
+        }
+    }
+}
+
+/// How quiet the machine was before a claim. Field docs are the JSON schema of a claim's
+/// `quiet` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quiet {
+    /// Busy percentage of the CPUs in `cpus` outside this process (and its waited-for children) in the
+    /// last window sampled, 0–100.
+    pub busy_pct: f64,
+    /// `/proc/loadavg`: load averages over 1, 5 and 15 minutes.
+    pub load_avg: [f64; 3],
+    /// Seconds spent waiting for a quiet window (sampling included).
+    pub waited_s: f64,
+    /// Whether the last window was below the threshold.
+    pub quiet: bool,
+    /// The threshold, in percent busy.
+    pub threshold_pct: f64,
+    /// The CPUs measured: those this process was allowed to run on.
+    pub cpus: Vec<usize>,
+}
+
+/// Cumulative tick counters from `/proc/stat` and `/proc/self/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ticks {
+    /// All CPU time of the CPUs read.
+    pub total: u64,
+    /// Idle and iowait time of the CPUs read.
+    pub idle: u64,
+    /// CPU time of this process and its waited-for children.
+    pub own: u64,
+}
+
+impl Ticks {
+    /// Reads both files now, summing the CPUs `cpus` (all CPUs when empty).
+    pub fn read(cpus: &[usize]) -> Result<Ticks, MeasureError> {
+        let stat = read("/proc/stat")?;
+        let own = read("/proc/self/stat")?;
+        let (total, idle) = parse_proc_stat(&stat, cpus).ok_or_else(|| MeasureError::Parse {
+            path: "/proc/stat".into(),
+            what: "a 'cpuN' line with at least 8 counters for every allowed CPU",
+        })?;
+        let own = parse_self_stat(&own).ok_or_else(|| MeasureError::Parse {
+            path: "/proc/self/stat".into(),
+            what: "fields 14–17 (utime, stime, cutime, cstime)",
+        })?;
+        Ok(Ticks { total, idle, own })
+    }
+
+    /// Busy percentage outside this process between `earlier` and `self` (module docs);
+    /// `None` when no tick elapsed.
+    pub fn busy_pct_since(&self, earlier: &Ticks) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|&t| t > 0)?;
+        let idle = self.idle.saturating_sub(earlier.idle);
+        let busy = total.saturating_sub(idle);
+        let own = self.own.saturating_sub(earlier.own);
+        Some(busy.saturating_sub(own) as f64 / total as f64 * 100.0)
+    }
+}
+
+fn read(path: &str) -> Result<String, MeasureError> {
+    std::fs::read_to_string(path)
+        .map_err(|source| MeasureError::Read { path: Path::new(path).to_path_buf(), source })
+}
+
+/// `(total, idle + iowait)` summed over the `cpuN` lines of `/proc/stat` for `N` in `cpus`,
+/// or from the aggregate `cpu` line when `cpus` is empty (module docs); `None` when a line
+/// is missing or short.
+pub fn parse_proc_stat(text: &str, cpus: &[usize]) -> Option<(u64, u64)> {
+    let counters = |line: &str| -> Option<(u64, u64)> {
+        let v: Vec<u64> = line.split_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
+        let c = v.get(..8)?;
+        Some((c.iter().sum(), c[3] + c[4]))
+    };
+    if cpus.is_empty() {
+        return counters(text.lines().find(|l| l.starts_with("cpu "))?);
+    }
+    let mut sum = (0, 0);
+    for cpu in cpus {
+        let name = format!("cpu{cpu}");
+        let line = text.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+        let (total, idle) = counters(line)?;
+        sum = (sum.0 + total, sum.1 + idle);
+    }
+    Some(sum)
+}
+
+/// `utime + stime + cutime + cstime` from `/proc/self/stat`, read after the command name's
+/// closing parenthesis (a name may contain spaces and parentheses).
+pub fn parse_self_stat(text: &str) -> Option<u64> {
+    let (_, rest) = text.rsplit_once(')')?;
+    // `rest` starts at field 3 (state); fields 14–17 are indices 11–14.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let sum = fields.get(11..15)?.iter().map(|f| f.parse::<i64>().ok()).sum::<Option<i64>>()?;
+    Some(sum.max(0) as u64)
+}
+
+/// The three load averages of `/proc/loadavg`.
+pub fn load_avg() -> Result<[f64; 3], MeasureError> {
+    let text = read("/proc/loadavg")?;
+    parse_loadavg(&text).ok_or_else(|| MeasureError::Parse {
+        path: "/proc/loadavg".into(),
+        what: "three load averages",
+    })
+}
+
+fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+    let mut f = text.split_whitespace().map(|x| x.parse::<f64>().ok());
+    Some([f.next()??, f.next()??, f.next()??])
+}
+
+/// Busy percentage of `cpus` outside this process over one window of `window` (module docs).
+pub fn sample_busy(cpus: &[usize], window: Duration) -> Result<f64, MeasureError> {
+    let before = Ticks::read(cpus)?;
+    std::thread::sleep(window);
+    let after = Ticks::read(cpus)?;
+    // A window shorter than a tick saw nothing: count it as fully idle rather than fail.
+    Ok(after.busy_pct_since(&before).unwrap_or(0.0))
+}
+
+/// Waits, within `policy`, for a quiet window on the real machine (module docs).
+pub fn wait_for_quiet(policy: &QuietPolicy) -> Result<Quiet, MeasureError> {
+    let cpus = allowed_cpus()?;
+    let (busy_pct, waited, quiet) = wait_with(policy, &mut || sample_busy(&cpus, policy.window))?;
+    Ok(Quiet {
+        busy_pct,
+        load_avg: load_avg()?,
+        waited_s: waited.as_secs_f64(),
+        quiet,
+        threshold_pct: policy.threshold_pct,
+        cpus,
+    })
+}
+
+/// The waiting loop of [`wait_for_quiet`] over any sampler that takes one window and returns
+/// its busy percentage: `(last busy %, time waited, quiet?)`. It samples at least once and
+/// stops before a window would end after `policy.max_wait`.
+pub fn wait_with(
+    policy: &QuietPolicy,
+    sample: &mut dyn FnMut() -> Result<f64, MeasureError>,
+) -> Result<(f64, Duration, bool), MeasureError> {
+    let start = Instant::now();
+    loop {
+        let busy = sample()?;
+        let waited = start.elapsed();
+        if busy < policy.threshold_pct {
+            return Ok((busy, waited, true));
+        }
+        if waited + policy.window > policy.max_wait {
+            return Ok((busy, waited, false));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    const STAT: &str = "cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 50 2 25 400 10 1 1 5 3 0\n";
+
+    #[test]
+    fn parses_proc_stat_and_self_stat() {
+        assert_eq!(parse_proc_stat(STAT, &[]), Some((990, 820)));
+        assert_eq!(parse_proc_stat(STAT, &[0]), Some((494, 410)));
+        assert_eq!(parse_proc_stat(STAT, &[1]), None);
+        assert_eq!(parse_proc_stat("cpu0 1 2 3\n", &[0]), None);
+        assert_eq!(parse_proc_stat("cpu  1 2 3\n", &[]), None);
+        let me = "42 (a (weird) name) S 1 42 42 0 -1 4194560 100 0 0 0 17 4 2 1 20 0 1 0";
+        assert_eq!(parse_self_stat(me), Some(24));
+        assert_eq!(parse_self_stat("42 (x) S 1"), None);
+        assert_eq!(parse_loadavg("0.52 0.40 0.33 1/123 4567\n"), Some([0.52, 0.40, 0.33]));
+        assert_eq!(parse_loadavg("0.52\n"), None);
+    }
+
+    #[test]
+    fn busy_share_excludes_our_own_ticks() {
+        let a = Ticks { total: 1000, idle: 800, own: 10 };
+        // 100 ticks elapsed: 40 busy, of which 30 were ours.
+        let b = Ticks { total: 1100, idle: 860, own: 40 };
+        assert!((b.busy_pct_since(&a).unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(a.busy_pct_since(&a), None);
+        assert!(Ticks::read(&[]).is_ok());
+        assert!(Ticks::read(&allowed_cpus().unwrap()).is_ok());
+    }
+
+    fn policy(max_wait_ms: u64) -> QuietPolicy {
+        QuietPolicy {
+            window: Duration::from_millis(50),
+            threshold_pct: 15.0,
+            max_wait: Duration::from_millis(max_wait_ms),
+        }
+    }
+
+    #[test]
+    fn a_busy_sampler_times_out_and_a_calming_one_stops_waiting() {
+        let mut calls = 0;
+        let mut always_busy = || {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(90.0)
+        };
+        let (busy, waited, quiet) = wait_with(&policy(300), &mut always_busy).unwrap();
+        assert_eq!((busy, quiet), (90.0, false));
+        assert!(waited >= Duration::from_millis(250));
+        assert!(calls >= 2);
+        let mut readings = [90.0, 40.0, 5.0, 90.0].into_iter();
+        let mut calming = || Ok(readings.next().unwrap_or(100.0));
+        let (busy, _, quiet) = wait_with(&policy(60_000), &mut calming).unwrap();
+        assert_eq!((busy, quiet), (5.0, true));
+        // A failing sampler is an error, not a retry loop.
+        let mut failing =
+            || Err(MeasureError::Parse { path: "/proc/stat".into(), what: "a 'cpu' line" });
+        assert!(wait_with(&policy(60_000), &mut failing).is_err());
+    }
+
+    /// Busy-loop processes, one per allowed CPU, killed and reaped when dropped.
+    struct Spinners(Vec<Child>);
+
+    impl Drop for Spinners {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    #[test]
+    fn a_synthetic_busy_loop_is_reported_busy_and_the_wait_gives_up() {
+        let n = allowed_cpus().unwrap().len().clamp(1, 64);
+        let spin = || Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
+        let _spinners = Spinners((0..n).map(|_| spin()).collect());
+        let mut policy = policy(400);
+        policy.window = Duration::from_millis(100);
+        let q = wait_for_quiet(&policy).unwrap();
+        // Every allowed CPU spins in another process: far above 15 % of those CPUs (the
+        // spinners count, this process's own time does not).
+        assert!(q.busy_pct > 15.0, "{q:?}");
+        assert!(!q.quiet);
+        assert!(q.waited_s >= 0.3, "{q:?}");
+        assert_eq!(q.cpus.len(), n);
+    }
+}
