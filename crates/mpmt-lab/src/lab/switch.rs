@@ -21,7 +21,7 @@
 //! On one core each hand-off is a real context switch (the sleeper is switched in on the
 //! CPU the waker leaves), so half a round trip is the per-switch figure; across two cores
 //! each side mostly waits for the other core to wake up, which measures wake-up latency
-//! rather than the switch. The cells run interleaved in [`ROUNDS`] rounds (in each round
+//! rather than the switch. The cells run interleaved in six rounds (in each round
 //! every placement, threads then processes, each with a fresh partner).
 //!
 //! The verdict pairs the rounds per placement (rule 1 of [`super::verdict`]: per round the

@@ -7,14 +7,23 @@
 //!
 //! ```text
 //! { "machine": { "cpu_model", "logical_cores", "kernel", "os", "memory_bytes", "mpmt_version" },
-//!   "quick": bool, "started_unix_s": int, "duration_s": float,
+//!   "quick": bool, "started_unix_s": int, "duration_s": float, "repeats": int,
 //!   "claims": [ { "id", "claim", "aspect", "process", "thread",
-//!                 "verdict": "confirmed" | "refuted" | "depends", "condition"?: string,
-//!                 "ratio", "summary", "warnings": [string],
+//!                 "verdict": "confirmed" | "refuted" | "marginal" | "depends",
+//!                 "strength": "strong" | "moderate" | "small" | "negligible" | "opposite" | null,
+//!                 "condition"?: string,
+//!                 "ratio", "interval": [low, high | null], "rounds"?: [float],
+//!                 "repeat": int,
+//!                 "quiet": { "busy_pct", "load_avg": [1m, 5m, 15m], "waited_s", "quiet",
+//!                            "threshold_pct", "cpus": [int] } | null,
+//!                 "summary", "warnings": [string],
 //!                 "measurements": [ { "name", "unit": "seconds" | "bytes" | "count",
 //!                                     "summary": { "n", "min", "max", "mean", "median",
 //!                                                  "p25", "p75", "p99", "mad" },
-//!                                     "conditions": [string], "samples": [float] } ] } ] }
+//!                                     "conditions": [string], "samples": [float] } ],
+//!                 "tables"?: [ { "title", "header", "rows" } ] } ],
+//!   "agreement": [ { "id", "repeats", "verdict", "agreeing", "verdicts": [string],
+//!                    "ratios": [float], "ratio_spread": [min, median, max] } ] }
 //! ```
 //!
 //! Times are in seconds and sizes in bytes (SI base units), never pre-formatted.
@@ -63,6 +72,14 @@ mod tests {
         assert!(claims[0]["summary"].is_string());
         assert_eq!(claims[0]["measurements"][0]["unit"], "seconds");
         assert_eq!(claims[0]["measurements"][0]["summary"]["median"], 20e-6);
+        assert_eq!(claims[0]["strength"], "strong");
+        assert_eq!(claims[0]["interval"], serde_json::json!([4.1, 5.0]));
+        assert_eq!(claims[1]["interval"], serde_json::json!([1.1, null]));
+        assert_eq!(claims[1]["strength"], serde_json::Value::Null);
+        assert_eq!(claims[1]["quiet"]["busy_pct"], 3.5);
+        assert_eq!(claims[1]["quiet"]["load_avg"], serde_json::json!([0.2, 0.1, 0.05]));
+        assert_eq!(claims[1]["repeat"], 1);
+        assert_eq!(v["repeats"], 1);
         assert_eq!(claims[1]["verdict"], "depends");
         assert_eq!(claims[1]["condition"], "holds on one core; not on two cores");
     }
