@@ -114,19 +114,22 @@ impl Experiment for Create {
             }
         }
         let summary = format!(
-            "Creating and reaping a process with fork takes {} as long as a thread \
-             spawn+join ({} vs {}; within-run {}), and spawning {} {} ({}; within-run {}); \
-             rule: per round the ratio of medians, their geometric mean and its 95 % interval \
-             over {ROUNDS} rounds; confirmed when the interval lies above 1.10×.",
-            super::verdict::explain(&fork_effect),
+            "Creating and reaping a process with fork takes {:.1}× as long as a thread \
+             spawn+join ({} vs {}; {}; within-run {}), and spawning {} {:.1}× ({}; {}; \
+             within-run {}); rule: per round the ratio of medians, their geometric mean and \
+             its 95 % interval over {ROUNDS} rounds; confirmed when the interval lies above \
+             1.10×.",
+            fork_effect.ratio,
             Unit::Seconds.format(fork.summary.median),
             Unit::Seconds.format(thread.summary.median),
+            super::verdict::explain(&fork_effect),
             by_fork.explain(),
             cfg.exe
                 .file_name()
                 .map_or(cfg.exe.display().to_string(), |n| n.to_string_lossy().into_owned()),
-            super::verdict::explain(&spawn_effect),
+            spawn_effect.ratio,
             Unit::Seconds.format(spawn.summary.median),
+            super::verdict::explain(&spawn_effect),
             by_spawn.explain(),
         );
         Ok(ClaimResult {
