@@ -457,6 +457,7 @@ impl Experiment for Isolation {
                 .collect(),
             warnings,
             tables: vec![table],
+            conditions: Vec::new(),
         })
     }
 }
