@@ -32,13 +32,13 @@
 //! # Safety
 //!
 //! The unsafe operations are the `mmap`/`munmap` pair, `alloc`/`dealloc` through the global
-//! allocator, and the word reads and writes into the block; all live in [`Block`]:
+//! allocator, and the word reads and writes into the block; all live in `Block`:
 //!
 //! 1. A `Block` owns its memory from the moment it exists: it is built only from a
 //!    successful `mmap` of a fresh private anonymous mapping (no existing memory is
 //!    affected) or a non-null `alloc` of a non-zero-sized layout, and its `Drop` releases it
 //!    with the matching call and the same length or layout, exactly once.
-//! 2. [`Block::write`] and [`Block::read`] check, in the same function, that the word lies
+//! 2. `Block::write` and `Block::read` check, in the same function, that the word lies
 //!    inside the block and is 8-byte aligned (both `mmap` and the allocator with an 8-byte
 //!    layout alignment return 8-aligned addresses), and hand out no reference: nothing into
 //!    the block outlives it.
