@@ -58,22 +58,24 @@ pub(crate) struct RunArgs {
     /// Replace each worker process after this many tasks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_tasks_per_worker: Option<u64>,
-    /// Run an idempotent task (noop, sha256, primes, sleep) up to K more times when its
+    /// Run an idempotent task (every kind but the faults) up to K more times when its
     /// worker dies under it.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub(crate) retries: u32,
     /// IPC transport of the process model.
     #[arg(long, default_value = "pipe", value_parser = parse_transport)]
     pub(crate) transport: mpmt::transport::TransportKind,
-    /// Task kind: noop, sha256, primes, sleep.
+    /// Task kind: noop, sha256, primes, sleep, mmchurn (map a block, touch 16 pages, unmap
+    /// it), mallocchurn (the same through malloc/free).
     #[arg(long, value_parser = parse_workload)]
     pub(crate) task: mpmt_lab::bench::workload::Workload,
     /// Number of tasks.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) count: u64,
     /// Size parameter: bytes hashed (sha256, default 65536), range width (primes, default
-    /// 10000), microseconds (sleep, default 1000); ignored by noop.
-    #[arg(long)]
+    /// 10000), microseconds (sleep, default 1000), block bytes (mmchurn, mallocchurn,
+    /// default 128MiB); ignored by noop. Units KiB, MiB, GiB (1024) or KB, MB, GB (1000).
+    #[arg(long, value_parser = parse_task_size)]
     pub(crate) size: Option<u64>,
     /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05
     /// (panic, abort, segfault, exit, oom [needs --memory-limit], hang [needs --timeout]).
@@ -82,7 +84,7 @@ pub(crate) struct RunArgs {
     /// Seed of the fault choice.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// Recompute every sha256/primes result after the timed part.
+    /// Recompute every sha256, primes, mmchurn and mallocchurn result after the timed part.
     #[arg(long)]
     pub(crate) verify: bool,
     /// Print one JSON object instead of the text report.
@@ -155,6 +157,14 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     mpmt_lab::measure::units::parse_bytes(s)
+}
+
+/// A plain count (0 included: `sleep 0`), or bytes with a unit (`128MiB`).
+fn parse_task_size(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) => mpmt_lab::measure::units::parse_bytes(s),
+    }
 }
 
 fn parse_fault(s: &str) -> Result<mpmt::task::fault::FaultPlan, String> {

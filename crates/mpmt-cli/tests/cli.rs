@@ -221,5 +221,34 @@ fn lab_json_has_the_machine_and_computed_claims() {
         }
         assert!(!c["summary"].as_str().unwrap().is_empty());
         assert!(!c["measurements"].as_array().unwrap().is_empty());
+        check_conditions(c);
+    }
+}
+
+/// A claim's `conditions`: the `cpu` claim carries compute, python (where python3 is
+/// installed) and address_space, each with a measured ratio, its interval and a computed
+/// verdict; the other claims have none (the key is left out).
+fn check_conditions(claim: &Value) {
+    if claim["id"] != "cpu" {
+        assert!(claim.get("conditions").is_none(), "{claim}");
+        return;
+    }
+    let conditions = claim["conditions"].as_array().expect("the cpu claim has conditions");
+    let names: Vec<&str> = conditions.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(
+        names == ["compute", "python", "address_space"] || names == ["compute", "address_space"]
+    );
+    for c in conditions {
+        let ratio = c["ratio"].as_f64().unwrap();
+        assert!(ratio.is_finite() && ratio > 0.0, "{c}");
+        let interval = c["interval"].as_array().unwrap();
+        assert_eq!(interval.len(), 2, "{c}");
+        assert!(interval[0].as_f64().is_some_and(|low| low <= ratio), "{c}");
+        assert!(interval[1].is_null() || interval[1].as_f64().is_some_and(|h| h >= ratio), "{c}");
+        assert!(
+            ["confirmed", "refuted", "marginal"].contains(&c["verdict"].as_str().unwrap()),
+            "{c}"
+        );
+        assert!(c.get("strength").is_some(), "{c}");
     }
 }

@@ -6,6 +6,7 @@
 //!   serving and restores its workers.
 //! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
 //! * `cleanup`: no worker process outlives its pool.
+//! * `churn`: the address-space churn kinds verify their work on every model.
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
@@ -14,6 +15,7 @@
 //!
 //! The soak test runs in its own binary (`tests/soak.rs`): it compares the process's open
 //! descriptors before and after, which concurrent tests in one process would disturb.
+mod churn;
 mod cleanup;
 mod cli;
 mod common;

@@ -4,8 +4,8 @@
 //! fraction of them with a fault), collects every outcome in order, and reports throughput,
 //! turnaround latency, execution time, CPU time (user + system, waited-for children included),
 //! peak memory and the count of each outcome. Every output is checked: `noop` must echo its
-//! input, and with `verify` the `sha256` digests and `primes` counts are recomputed after the
-//! timed part.
+//! input, and with `verify` the `sha256` digests, `primes` counts and the churn kinds'
+//! checksums are recomputed after the timed part.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,8 +19,9 @@ use serde::Serialize;
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
 use mpmt::pool::{Model, Pool, PoolError};
-use mpmt::task::builtin::{self, PrimesInput, Sha256Input};
+use mpmt::task::builtin::{self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input};
 use mpmt::task::fault::{FaultKind, FaultPlan};
+use mpmt::task::mmchurn;
 use mpmt::task::{AnyValue, Job};
 use mpmt::transport::TransportKind;
 
@@ -36,12 +37,22 @@ pub enum Workload {
     Primes,
     /// `sleep` for `size` microseconds.
     Sleep,
+    /// `mmchurn`: map a block of `size` bytes, touch 16 pages, unmap it (one round per task).
+    Mmchurn,
+    /// `mallocchurn`: the same through `malloc`/`free` (glibc's mmap path above 32 MiB).
+    MallocChurn,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: &'static [Workload] =
-        &[Workload::Noop, Workload::Sha256, Workload::Primes, Workload::Sleep];
+    pub const ALL: &'static [Workload] = &[
+        Workload::Noop,
+        Workload::Sha256,
+        Workload::Primes,
+        Workload::Sleep,
+        Workload::Mmchurn,
+        Workload::MallocChurn,
+    ];
 
     /// Its task kind's name.
     pub fn name(self) -> &'static str {
@@ -50,6 +61,8 @@ impl Workload {
             Workload::Sha256 => "sha256",
             Workload::Primes => "primes",
             Workload::Sleep => "sleep",
+            Workload::Mmchurn => "mmchurn",
+            Workload::MallocChurn => "mallocchurn",
         }
     }
 
@@ -60,6 +73,7 @@ impl Workload {
             Workload::Sha256 => 64 * 1024,
             Workload::Primes => 10_000,
             Workload::Sleep => 1_000,
+            Workload::Mmchurn | Workload::MallocChurn => 128 << 20,
         }
     }
 
@@ -69,8 +83,15 @@ impl Workload {
             Workload::Sha256 => Job::new::<builtin::Sha256>(Sha256Input { index, size }),
             Workload::Primes => Job::new::<builtin::Primes>(primes_range(index, size)),
             Workload::Sleep => Job::new::<builtin::Sleep>(size),
+            Workload::Mmchurn => Job::new::<builtin::Mmchurn>(churn_input(index, size)),
+            Workload::MallocChurn => Job::new::<builtin::MallocChurn>(churn_input(index, size)),
         }
     }
+}
+
+/// One map–touch–unmap round per task of `mpmt run`, so `tasks/s` is rounds per second.
+fn churn_input(index: u64, size: u64) -> ChurnInput {
+    ChurnInput { index, size, pages: ChurnInput::DEFAULT_PAGES, rounds: 1 }
 }
 
 fn primes_range(index: u64, size: u64) -> PrimesInput {
@@ -108,7 +129,7 @@ pub struct RunSpec {
     pub size: u64,
     /// Faults to inject.
     pub inject: Option<FaultPlan>,
-    /// Recompute `sha256` and `primes` results after the timed part.
+    /// Recompute `sha256`, `primes` and churn results after the timed part.
     pub verify: bool,
     /// The worker program (default: this program).
     pub program: Option<PathBuf>,
@@ -225,6 +246,11 @@ pub struct RunReport {
 
 /// Checks that the spec can run without harming the machine or hanging.
 fn validate(spec: &RunSpec) -> Result<(), RunError> {
+    if matches!(spec.workload, Workload::Mmchurn | Workload::MallocChurn)
+        && let Some(why) = mmchurn::invalid(&churn_input(0, spec.size))
+    {
+        return Err(RunError::Spec(format!("--size {} for {}: {why}", spec.size, spec.workload)));
+    }
     let Some(plan) = spec.inject.filter(|p| p.rate > 0.0) else { return Ok(()) };
     let spec_error = |m: String| Err(RunError::Spec(m));
     match (spec.model, plan.kind) {
@@ -316,6 +342,10 @@ pub fn run(
                     == Some((r.lo..r.hi).filter(|&n| is_prime(n)).count() as u64)
             }
             Workload::Sleep => value.downcast_ref::<u64>() == Some(&spec.size),
+            Workload::Mmchurn | Workload::MallocChurn => {
+                value.downcast_ref::<ChurnOutput>()
+                    == Some(&mmchurn::expected(churn_input(*index, spec.size)))
+            }
             Workload::Noop => true,
         };
         verified += 1;

@@ -1,5 +1,15 @@
 //! Claim `cpu` (article 1.4 and 4.1): CPU-bound work favours processes.
 //!
+//! Three kinds of work, each a [`Condition`] with its own ratio and verdict:
+//!
+//! | condition | work | why processes might win |
+//! |---|---|---|
+//! | `compute` | SHA-256 of generated data, native | they should not: nothing is shared |
+//! | `python` | trial division in pure Python (`gil.rs`) | the interpreter lock serialises threads |
+//! | `address_space` | map 128 MiB, touch 16 pages, unmap (`churn.rs`) | threads share one address space: its lock, TLB shootdowns on unmap |
+//!
+//! The claim's verdict combines the three with [`combine`], naming each condition.
+//!
 //! The same CPU-bound workload — SHA-256 over 1 MiB of generated data per task, nothing big
 //! crossing a process boundary — runs on a thread pool and on a process pool with 1 to N
 //! workers (N = the CPUs available), and serially on the calling thread as the baseline with
@@ -8,24 +18,26 @@
 //! hit all of them alike. A sample of the digests is checked against a recomputation.
 //!
 //! Reported per model: wall time, throughput, speedup over the same model with one worker,
-//! and parallel efficiency (speedup / workers). The verdict pairs the repetitions (rounds)
+//! and parallel efficiency (speedup / workers). Each condition pairs the repetitions (rounds)
 //! at N workers (rule 1 of [`super::verdict`]: per repetition, thread wall time over process
-//! wall time) and grades the effect (rule 2): processes are favoured only if the thread
-//! pool is slower by at least 10 % beyond the interval. When the two are alike, the claim `depends`: the
-//! article's advantage comes from an interpreter lock that native threads do not have — and
-//! that is measured too, where `python3` is installed: the same kind of work in pure Python on
-//! a thread pool and a process pool (`gil.rs`). The claim is then `depends` ("only with
-//! a GIL") when Python's processes beat its threads beyond noise while native threads keep up
-//! with native processes.
+//! wall time, so the effect is the process pool's throughput over the thread pool's) and
+//! grades the effect (rule 2, [`Condition::from_effect`]): processes are favoured only if the
+//! thread pool is slower by at least 10 % beyond the interval. The claim combines the
+//! conditions (rule 3): `confirmed` when every measured condition favours processes,
+//! `refuted` when none does, and `depends` otherwise, naming which conditions hold ("holds in
+//! Python (GIL) (processes 1.70× threads); not for native compute (…); holds for
+//! address-space churn (…)"). Python is measured where `python3` is installed; without it the
+//! claim is decided on the other two, with a warning.
 
 use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use super::verdict::{Refutation, cost_claim, grade, paired_rounds};
-use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement, Verdict};
+use super::condition::{Condition, ConditionName};
+use super::verdict::{combine, cost_claim, paired_rounds};
+use super::{ClaimResult, Experiment, LabConfig, LabError, Measurement, churn};
 use crate::measure::units::seconds;
-use crate::measure::{Unit, Warning, cpu};
+use crate::measure::{Machine, Unit, Warning, cpu};
 use mpmt::pool::{Model, Pool};
 use mpmt::task::builtin::{Sha256, Sha256Input, sha256_digest};
 
@@ -65,14 +77,16 @@ impl Experiment for Cpu {
     }
 
     fn title(&self) -> &'static str {
-        "cpu: sha256 scaling, threads vs processes"
+        "cpu: sha256, Python and address-space churn, threads vs processes"
     }
 
     fn run(&self, cfg: &LabConfig, progress: &ProgressBar) -> Result<ClaimResult, LabError> {
         let (tasks, reps) = plan(cfg.quick);
         let widths = widths(cpu::cpu_count());
         let models = [("thread", true), ("process", false)];
-        progress.set_length((reps * (1 + 2 * widths.len())) as u64);
+        progress.set_length(
+            (reps * (1 + 2 * widths.len())) as u64 + churn::steps(cfg.quick, widths.len()),
+        );
         let mut serial = Vec::with_capacity(reps);
         // [model][width index] → wall seconds per repetition.
         let mut walls = vec![vec![Vec::with_capacity(reps); widths.len()]; 2];
@@ -92,6 +106,9 @@ impl Experiment for Cpu {
                 }
             }
         }
+
+        let churn = churn::measure(cfg, &widths, progress)?;
+        let kernel = Machine::detect().kernel;
 
         let serial = Measurement::new(
             "serial loop (no pool)",
@@ -145,59 +162,31 @@ impl Experiment for Cpu {
         let effect = paired(last(0), last(1))?;
         let python = if n >= 2 { super::gil::measure(cfg.quick, n)? } else { None };
         // Python: do its processes beat its threads (the GIL at work)?
-        let gil = match python.as_ref() {
-            Some(py) => {
-                let c = cost_claim(&py.walls[1][1].summary, &py.walls[0][1].summary);
-                Some((
-                    c,
-                    paired(&py.walls[0][1], &py.walls[1][1])?,
-                    py.efficiency(0),
-                    py.efficiency(1),
-                ))
-            }
-            None => None,
-        };
-        let native = format!(
-            "native threads scale as well as processes ({:.0} % vs {:.0} % efficiency at {n} \
-             workers)",
-            efficiency_at_n[0] * 100.0,
-            efficiency_at_n[1] * 100.0
-        );
-        let verdict = match (grade(&effect), &gil) {
-            (v @ (Verdict::Confirmed(_) | Verdict::Refuted(Refutation::Opposite)), _) => v,
-            (_, Some((_, py, te, pe))) if matches!(grade(py), Verdict::Confirmed(_)) => {
-                Verdict::Depends {
-                    condition: format!(
-                        "only with an interpreter lock: in Python, processes run the work {:.1}× \
-                     as fast as threads at {n} workers ({:.0} % vs {:.0} % efficiency); {native}",
-                        py.ratio,
-                        pe * 100.0,
-                        te * 100.0
-                    ),
-                }
-            }
-            (native, Some(_)) => native,
-            (_, None) => Verdict::Depends {
-                condition: format!(
-                    "only where threads cannot run in parallel (an interpreter lock such as \
-                     Python's GIL, not measured: python3 is missing); {native}"
-                ),
-            },
-        };
+        let gil = python.as_ref().map(|py| {
+            let c = cost_claim(&py.walls[1][1].summary, &py.walls[0][1].summary);
+            (c, py.efficiency(0), py.efficiency(1))
+        });
+        let mut conditions = vec![Condition::from_effect(ConditionName::Compute, &effect)];
+        if let Some(py) = &python {
+            let python_effect = paired(&py.walls[0][1], &py.walls[1][1])?;
+            conditions.push(Condition::from_effect(ConditionName::Python, &python_effect));
+        }
+        let churn_effect = paired(churn.at_n(0), churn.at_n(1))?;
+        conditions.push(Condition::from_effect(ConditionName::AddressSpace, &churn_effect));
+        let verdict = verdict_of(&conditions);
         let advantage = thread_n.median / process_n.median;
         let mut summary = format!(
             "At {n} workers the process pool runs the batch in {} and the thread pool in {} \
-             (process speed / thread speed = {advantage:.2}; paired over repetitions {}; \
-             within-run {}); efficiency {:.0} % \
+             (process speed / thread speed = {advantage:.2}; {}); efficiency {:.0} % \
              (processes) vs {:.0} % (threads); the serial loop takes {}.",
             Unit::Seconds.format(process_n.median),
             Unit::Seconds.format(thread_n.median),
-            super::verdict::explain(&effect),
             cmp.explain(),
             efficiency_at_n[1] * 100.0,
             efficiency_at_n[0] * 100.0,
             Unit::Seconds.format(serial.summary.median),
         );
+        measurements.extend(churn.series().cloned());
         let mut warnings = Vec::new();
         if n < 2 {
             warnings.push(Warning::ScalingNeedsTwoCpus);
@@ -212,7 +201,7 @@ impl Experiment for Cpu {
             }
         }
         match (&python, &gil) {
-            (Some(py), Some((c, _, te, pe))) => {
+            (Some(py), Some((c, te, pe))) => {
                 measurements.extend(py.walls.iter().flatten().cloned());
                 summary.push_str(&format!(
                     " In pure Python (GIL) at {n} workers: threads {}, processes {} \
@@ -227,12 +216,13 @@ impl Experiment for Cpu {
             _ if n >= 2 => warnings.push(Warning::PythonMissing),
             _ => {}
         }
+        summary.push_str(&churn_sentence(&churn, &conditions, n, &kernel));
         Ok(ClaimResult {
             id: self.id().to_owned(),
             claim: "CPU-bound work favours processes (the GIL is avoided) (1.4, 4.1).".to_owned(),
             aspect: "Performance: CPU-bound".to_owned(),
-            process: cells[1].join("; "),
-            thread: cells[0].join("; "),
+            process: format!("{}; {}", cells[1].join("; "), churn.cell(1)),
+            thread: format!("{}; {}", cells[0].join("; "), churn.cell(0)),
             verdict,
             ratio: effect.ratio,
             interval: effect.interval(),
@@ -241,9 +231,61 @@ impl Experiment for Cpu {
             summary,
             measurements,
             warnings,
-            tables: Vec::new(),
+            tables: vec![churn.table(&kernel)],
+            conditions,
         })
     }
+}
+
+/// The claim's verdict: [`combine`] over the conditions, each named with its ratio.
+fn verdict_of(conditions: &[Condition]) -> super::Verdict {
+    let labels: Vec<String> = conditions.iter().map(Condition::label).collect();
+    let parts: Vec<(&str, super::Verdict)> = labels
+        .iter()
+        .map(String::as_str)
+        .zip(conditions.iter().map(|c| c.verdict.clone()))
+        .collect();
+    combine(&parts)
+}
+
+/// The summary's address-space sentence: the figures at N workers, the rule's result, the
+/// mechanism, and the kernel that decides it.
+fn churn_sentence(
+    churn: &churn::ChurnRuns,
+    conditions: &[Condition],
+    n: usize,
+    kernel: &str,
+) -> String {
+    let rate = |s: &Measurement| format!("{:.0}", churn.rate(s));
+    let mut text = format!(
+        " Address-space churn (map 128 MiB, touch 16 pages, unmap; kernel {kernel}) at {n} \
+         workers, rounds/s: processes {}, threads {}, hybrid {}; malloc/free of the same \
+         blocks: processes {}, threads {}.",
+        rate(churn.at_n(1)),
+        rate(churn.at_n(0)),
+        rate(churn.at_n(2)),
+        rate(&churn.malloc[1]),
+        rate(&churn.malloc[0]),
+    );
+    if let Some(c) = conditions.iter().find(|c| c.name == ConditionName::AddressSpace) {
+        text.push_str(&format!(
+            " Processes/threads {:.2}× (95 % interval {:.2}–{}): {}.",
+            c.ratio,
+            c.interval[0],
+            if c.interval[1].is_finite() {
+                format!("{:.2}×", c.interval[1])
+            } else {
+                "∞".into()
+            },
+            c.verdict
+        ));
+    }
+    text.push_str(
+        " Threads share one address space, so every map and unmap takes its lock and every \
+         unmap interrupts the other CPUs running its threads to flush their TLBs (a TLB \
+         shootdown); each process has its own.",
+    );
+    text
 }
 
 /// Builds a pool, warms it up, and times one batch; checks a sample of the digests.
@@ -277,7 +319,58 @@ fn pool_failed(cfg: &LabConfig, e: &dyn std::fmt::Display) -> LabError {
 
 #[cfg(test)]
 mod tests {
-    use super::widths;
+    use super::*;
+    use crate::lab::Verdict;
+    use crate::lab::condition::tests::condition;
+    use crate::lab::verdict::{Refutation, Size};
+
+    /// Conditions from synthetic rounds at N workers: `(process, thread)` wall times.
+    fn conditions(walls: &[(ConditionName, f64, f64)]) -> Vec<Condition> {
+        walls.iter().map(|&(name, p, t)| condition(name, p, t, 8)).collect()
+    }
+
+    #[test]
+    fn the_verdict_names_each_condition() {
+        let c = conditions(&[
+            (ConditionName::Compute, 1.0, 1.0),
+            (ConditionName::Python, 1.0, 1.7),
+            (ConditionName::AddressSpace, 1.0, 5.8),
+        ]);
+        assert_eq!(
+            c.iter().map(|c| c.verdict.clone()).collect::<Vec<_>>(),
+            [
+                Verdict::Refuted(Refutation::Negligible),
+                Verdict::Confirmed(Size::Moderate),
+                Verdict::Confirmed(Size::Strong)
+            ]
+        );
+        let Verdict::Depends { condition } = verdict_of(&c) else {
+            panic!("mixed conditions must depend: {:?}", verdict_of(&c));
+        };
+        assert_eq!(
+            condition,
+            "not for native compute (processes 1.00× threads) (negligible); holds in Python \
+             (GIL) (processes 1.70× threads) (moderate); holds for address-space churn \
+             (processes 5.80× threads) (strong)"
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        let names: Vec<_> = json.as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
+        assert_eq!(names, ["compute", "python", "address_space"]);
+    }
+
+    #[test]
+    fn agreeing_conditions_give_a_plain_verdict() {
+        let all = conditions(&[
+            (ConditionName::Compute, 1.0, 2.0),
+            (ConditionName::AddressSpace, 1.0, 3.0),
+        ]);
+        assert_eq!(verdict_of(&all), Verdict::Confirmed(Size::Moderate));
+        let none = conditions(&[
+            (ConditionName::Compute, 1.0, 1.0),
+            (ConditionName::AddressSpace, 2.0, 1.0),
+        ]);
+        assert_eq!(verdict_of(&none), Verdict::Refuted(Refutation::Negligible));
+    }
 
     #[test]
     fn widths_cover_small_and_large_machines() {

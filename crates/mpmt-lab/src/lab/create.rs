@@ -147,6 +147,7 @@ impl Experiment for Create {
             measurements: vec![thread, fork, spawn],
             warnings,
             tables: Vec::new(),
+            conditions: Vec::new(),
         })
     }
 }

@@ -299,6 +299,7 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         measurements,
         warnings: report.warnings.clone(),
         tables: vec![table],
+        conditions: Vec::new(),
     })
 }
 

@@ -470,6 +470,7 @@ impl Experiment for Isolation {
                 .collect(),
             warnings,
             tables: vec![table],
+            conditions: Vec::new(),
         })
     }
 }

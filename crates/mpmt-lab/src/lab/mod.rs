@@ -13,7 +13,9 @@
 //! * `ipc.rs`: `ipc`, every IPC transport between two processes vs a thread channel
 //!   (through [`crate::bench::ipc`]).
 //! * `cpu.rs`: `cpu`, scaling of a CPU-bound workload on each model; `gil.rs` its pure-Python
-//!   half (thread pool vs process pool under the GIL), when `python3` is installed.
+//!   half (thread pool vs process pool under the GIL), when `python3` is installed;
+//!   `churn.rs` its address-space half (map, touch, unmap); `condition.rs` the verdict per
+//!   kind of work.
 //! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
 //!   child process.
 //!
@@ -28,6 +30,8 @@
 //! Write `src/lab/<id>.rs` with a unit struct implementing [`Experiment`], declare the
 //! module below, and add one line `Box::new(<id>::<Struct>),` to [`experiments`].
 
+mod churn;
+pub mod condition;
 pub mod cpu;
 pub mod create;
 mod gil;
@@ -90,6 +94,10 @@ pub struct ClaimResult {
     /// Detail tables beyond the comparison row (e.g. the isolation matrix).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<DetailTable>,
+    /// The verdict per kind of work, for claims whose answer depends on it (`cpu`): each
+    /// `{name, ratio, interval, verdict}` (see [`condition::Condition`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<condition::Condition>,
 }
 
 /// An interval whose ends may be unbounded: an infinite end is `null` in JSON (which has no

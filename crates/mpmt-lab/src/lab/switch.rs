@@ -211,6 +211,7 @@ impl Experiment for Switch {
             measurements,
             warnings,
             tables: Vec::new(),
+            conditions: Vec::new(),
         })
     }
 }

@@ -111,6 +111,7 @@ pub(crate) mod fixture {
                     measurements: vec![m("spawn+join", &[18e-6, 20e-6, 22e-6])],
                     warnings: vec![],
                     tables: vec![],
+                    conditions: Vec::new(),
                 },
                 ClaimResult {
                     id: "switch".into(),
@@ -145,6 +146,7 @@ pub(crate) mod fixture {
                         header: vec!["fault".into(), "thread".into()],
                         rows: vec![vec!["abort".into(), "process died".into()]],
                     }],
+                    conditions: vec![],
                 },
             ],
         }

@@ -6,6 +6,8 @@
 //! | `sha256` | [`Sha256Input`] | `[u8; 32]` | hashes `size` bytes of data derived from `index` |
 //! | `primes` | [`PrimesInput`] | `u64` | counts primes in `[lo, hi)` by trial division |
 //! | `sleep` | `u64` µs | `u64` | blocks the thread (a stand-in for blocking I/O) |
+//! | `mmchurn` | [`ChurnInput`] | [`ChurnOutput`] | maps a block, touches pages, unmaps it ([`super::mmchurn`]) |
+//! | `mallocchurn` | [`ChurnInput`] | [`ChurnOutput`] | the same through `malloc`/`free` |
 //! | `panic` | `String` | `()` | panics with the message |
 //! | `abort` | `()` | `()` | `std::process::abort` (SIGABRT) |
 //! | `segfault` | `()` | `()` | writes to an inaccessible page (a real SIGSEGV) |
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256 as Sha256Hasher};
 
 use super::fault;
+pub use super::mmchurn::{ChurnInput, ChurnOutput, MallocChurn, Mmchurn};
 use super::{DuplicateKind, Registry, Task};
 
 /// Registers every built-in kind.
@@ -30,6 +33,8 @@ pub fn register_all(registry: &mut Registry) -> Result<(), DuplicateKind> {
         .register::<Sha256>()?
         .register::<Primes>()?
         .register::<Sleep>()?
+        .register::<Mmchurn>()?
+        .register::<MallocChurn>()?
         .register::<Panic>()?
         .register::<Abort>()?
         .register::<Segfault>()?
@@ -81,7 +86,7 @@ impl Task for Sha256 {
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a fast, well-mixed 64-bit sequence.
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

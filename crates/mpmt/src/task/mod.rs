@@ -18,6 +18,7 @@
 
 pub mod builtin;
 pub mod fault;
+pub mod mmchurn;
 pub mod unwind;
 
 use std::any::Any;
