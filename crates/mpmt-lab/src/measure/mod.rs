@@ -6,6 +6,8 @@
 //!   every figure.
 //! * `memory.rs`: RSS, peak RSS and PSS of a process from `/proc`.
 //! * `cpu.rs`: CPU time from `getrusage`, pinning a thread to a CPU, CPU count.
+//! * `modes.rs`: [`modes::detect`], whether a latency series falls in two clusters (a
+//!   partner that spins or parks), and both modes with their shares.
 //! * `warning.rs`: [`Warning`], a measurement-quality problem with its advice.
 //!
 //! Clock: wall time is taken with [`std::time::Instant`] (`CLOCK_MONOTONIC`), converted to
@@ -14,6 +16,7 @@
 pub mod cpu;
 pub mod machine;
 pub mod memory;
+pub mod modes;
 pub mod stats;
 pub mod units;
 pub mod warning;
