@@ -6,9 +6,10 @@
 //! The library benchmark [`crate::bench::ipc`] (the same code as `mpmt ipc`) measures, between two
 //! processes started and connected as the process pool does it, the round-trip latency and
 //! one-way throughput of every transport (pipe, uds, tcp, mq, shm), and in the same run the
-//! same protocol between two threads over a crossbeam channel of owned buffers (the thread
-//! model's way of talking), plus the physical limits (memcpy bandwidth, a spin-only
-//! ping-pong). Quick mode measures 64 B and 64 KiB messages; a full run 64 B, 4 KiB, 64 KiB
+//! same protocol between two threads: over the engine's ring with each wake policy (the
+//! like-for-like baselines `thread-blocking` and `thread-spinning`) and over a crossbeam
+//! channel of owned buffers (what a Rust program would use), plus the physical limits
+//! (memcpy bandwidth, a spin-only ping-pong). Every endpoint is warmed up at every size. Quick mode measures 64 B and 64 KiB messages; a full run 64 B, 4 KiB, 64 KiB
 //! and 1 MiB. When two CPUs are available, the measuring thread and every partner are pinned
 //! to two different CPUs, so all endpoints pay the same placement (a cross-core hand-off).
 //!
@@ -63,7 +64,7 @@ impl Experiment for Ipc {
     }
 
     fn title(&self) -> &'static str {
-        "ipc: transports between processes vs a thread channel"
+        "ipc: transports between processes vs thread hand-offs that wait alike"
     }
 
     fn run(&self, cfg: &LabConfig, progress: &ProgressBar) -> Result<ClaimResult, LabError> {
