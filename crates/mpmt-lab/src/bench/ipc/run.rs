@@ -20,7 +20,7 @@ use super::{
     EXIT_GRACE, EndpointReport, GRACE, IpcConfig, IpcError, IpcReport, Latency, MAX_SIZE, Role,
     START_TIMEOUT, SizeReport, THREAD_CHANNEL, Throughput, Wake, format_size, step_error,
 };
-use crate::measure::modes;
+use crate::measure::modes::{self, Which};
 use crate::measure::{Machine, Warning};
 use mpmt::supervise::{Exit, Watchdog};
 use mpmt::transport::TransportKind;
@@ -237,7 +237,6 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
     for size in sizes {
         for e in &size.endpoints {
             if let Some(m) = &e.modes {
-                let used = m.get(e.wake.matching_mode());
                 notes.push(Warning::Bimodal {
                     endpoint: e.name.clone(),
                     size: format_size(size.size_bytes),
@@ -245,9 +244,11 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
                     slow: (m.slow.median, m.slow.share),
                     wake: e.wake.to_string(),
                     used: (e.role != Role::ThreadChannel).then(|| {
-                        let which =
-                            if used == &m.fast { "fast (spinning)" } else { "slow (parked)" };
-                        which.to_owned()
+                        match e.wake.matching_mode() {
+                            Which::Fast => "fast (spinning)",
+                            Which::Slow => "slow (parked)",
+                        }
+                        .to_owned()
                     }),
                 });
                 continue;
@@ -275,6 +276,7 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::ipc::Bandwidth;
     use std::path::PathBuf;
 
     fn cfg(sizes: Vec<usize>) -> IpcConfig {
@@ -293,6 +295,57 @@ mod tests {
         assert!(matches!(run(&cfg(vec![]), &bar), Err(IpcError::Empty(_))));
         assert!(matches!(run(&cfg(vec![0]), &bar), Err(IpcError::BadSize { .. })));
         assert!(matches!(run(&cfg(vec![MAX_SIZE + 1]), &bar), Err(IpcError::BadSize { .. })));
+    }
+
+    /// A series in two modes is named bimodal, with the mode its comparisons use, and not
+    /// called noisy; a noisy series with one mode still is.
+    #[test]
+    fn a_bimodal_series_is_named_not_blamed_on_the_machine() {
+        let series = |samples: Vec<f64>| {
+            let latency = Latency::new(samples, 1).unwrap();
+            let throughput = Throughput::new(vec![], 64);
+            (latency, throughput)
+        };
+        let mut two = vec![1e-6; 60];
+        two.extend([40e-6; 40]);
+        // Spread evenly (in log) over 1–4 µs: IQR/median 0.71, one mode.
+        let noisy: Vec<f64> = (0..101).map(|i| 1e-6 * 4f64.powf(f64::from(i) / 100.0)).collect();
+        let mut endpoints = vec![
+            record(
+                THREAD_CHANNEL,
+                Role::ThreadChannel,
+                Wake::SpinThenPark,
+                None,
+                series(two.clone()),
+            ),
+            record(
+                "thread-spinning",
+                Role::Baseline,
+                Wake::SpinThenPark,
+                None,
+                series(two.clone()),
+            ),
+            record("thread-blocking", Role::Baseline, Wake::Park, None, series(two)),
+            record("pipe", Role::Transport, Wake::Park, Some("thread-blocking"), series(noisy)),
+        ];
+        compare(&mut endpoints);
+        assert_eq!(endpoints[3].vs_baseline, Some(2e-6 / 40e-6), "the parked mode is compared");
+        let spin = Latency::new(vec![1e-7], 100).unwrap();
+        let sizes = [SizeReport { size_bytes: 64, memcpy: Bandwidth::new(vec![1e9]), endpoints }];
+        let notes: Vec<String> =
+            quality_warnings(&spin, &sizes, true).iter().map(ToString::to_string).collect();
+        let bimodal: Vec<&String> = notes.iter().filter(|n| n.contains("bimodal")).collect();
+        assert_eq!(bimodal.len(), 3, "{notes:#?}");
+        assert!(
+            bimodal[0]
+                .starts_with("thread-channel at 64 B: bimodal: spins or parks: 1.00 µs in 60 %")
+        );
+        assert!(!bimodal[0].contains("comparisons use"), "crossbeam's channel is only shown");
+        assert!(bimodal[1].ends_with("comparisons use the fast (spinning) mode"), "{}", bimodal[1]);
+        assert!(bimodal[2].ends_with("comparisons use the slow (parked) mode"), "{}", bimodal[2]);
+        let noisy: Vec<&String> = notes.iter().filter(|n| n.contains("noisy")).collect();
+        assert_eq!(noisy.len(), 1, "{notes:#?}");
+        assert!(noisy[0].starts_with("pipe at 64 B"));
     }
 
     #[test]
