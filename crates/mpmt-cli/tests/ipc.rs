@@ -34,10 +34,32 @@ fn quick_json_run_has_the_documented_shape() {
     positive(&size["memcpy"]["summary"]["median"], "memcpy");
     let endpoints = size["endpoints"].as_array().expect("endpoints");
     let names: Vec<&str> = endpoints.iter().filter_map(|e| e["name"].as_str()).collect();
-    assert_eq!(names, ["thread-channel", "pipe", "shm"]);
+    assert_eq!(names, ["thread-channel", "thread-blocking", "thread-spinning", "pipe", "shm"]);
     for e in endpoints {
         let name = e["name"].as_str().unwrap_or("?");
-        assert_eq!(e["between_processes"], name != "thread-channel", "{name}");
+        let in_process = name.starts_with("thread-");
+        assert_eq!(e["between_processes"], !in_process, "{name}");
+        // How each endpoint waits, and which baseline a transport is compared with.
+        let (role, wake, baseline) = match name {
+            "thread-channel" => ("thread_channel", "spin_then_park", Value::Null),
+            "thread-blocking" => ("baseline", "park", Value::Null),
+            "thread-spinning" => ("baseline", "spin_then_park", Value::Null),
+            "pipe" => ("transport", "park", "thread-blocking".into()),
+            _ => ("transport", "spin_then_park", "thread-spinning".into()),
+        };
+        assert_eq!((&e["role"], &e["wake"]), (&role.into(), &wake.into()), "{name}");
+        assert_eq!(e["baseline"], baseline, "{name}");
+        if in_process {
+            assert!(e["vs_baseline"].is_null(), "{name}");
+        } else {
+            positive(&e["vs_baseline"], &format!("{name} vs_baseline"));
+        }
+        // Two modes or none: `null`, or both with shares that add up to 1.
+        let modes = &e["modes"];
+        if !modes.is_null() {
+            let share = |m: &str| modes[m]["share"].as_f64().unwrap_or(f64::NAN);
+            assert!((share("fast") + share("slow") - 1.0).abs() < 1e-9, "{name}: {modes}");
+        }
         let rt = &e["round_trip"];
         positive(&rt["summary"]["median"], &format!("{name} p50"));
         positive(&rt["summary"]["p99"], &format!("{name} p99"));

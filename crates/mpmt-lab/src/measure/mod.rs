@@ -8,6 +8,8 @@
 //! * `cpu.rs`: CPU time from `getrusage`, pinning a thread to a CPU, CPU count.
 //! * `quiet.rs`: how busy the CPUs are outside this process (`/proc/stat`), and a bounded
 //!   wait for a quiet machine before a claim.
+//! * `modes.rs`: [`modes::detect`], whether a latency series falls in two clusters (a
+//!   partner that spins or parks), and both modes with their shares.
 //! * `warning.rs`: [`Warning`], a measurement-quality problem with its advice.
 //!
 //! Clock: wall time is taken with [`std::time::Instant`] (`CLOCK_MONOTONIC`), converted to
@@ -16,6 +18,7 @@
 pub mod cpu;
 pub mod machine;
 pub mod memory;
+pub mod modes;
 pub mod quiet;
 pub mod stats;
 pub mod units;

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::units::format_seconds;
 use mpmt::supervise::Exit;
 
 /// One measurement-quality problem, with its advice.
@@ -36,6 +37,23 @@ pub enum Warning {
         spread: f64,
         /// Whether the endpoints were pinned (the advice differs).
         pinned: bool,
+    },
+    /// A round-trip series falls in two clusters (see [`super::modes`]): the partner was met
+    /// while it spun, or had to be woken. Not noise, so not blamed on the machine.
+    Bimodal {
+        /// The endpoint.
+        endpoint: String,
+        /// The message size, as printed (`64 B`).
+        size: String,
+        /// The fast mode's median, seconds, and its share of the samples (0..1).
+        fast: (f64, f64),
+        /// The slow mode's median, seconds, and its share of the samples (0..1).
+        slow: (f64, f64),
+        /// The endpoint's wake policy, in words (`spins, then parks`).
+        wake: String,
+        /// Which mode the comparisons use, in words (`fast (spinning)`), or `None` when the
+        /// endpoint is only shown (no verdict rests on it).
+        used: Option<String>,
     },
     /// The thread channel's round trip is many times the spin-only ping-pong: sleeping and
     /// waking the partner dominates.
@@ -112,6 +130,22 @@ impl fmt::Display for Warning {
                     "{endpoint} at {size}: the round trip is noisy (IQR/median = {spread:.2}); \
                      {advice}"
                 )
+            }
+            Warning::Bimodal { endpoint, size, fast, slow, wake, used } => {
+                write!(
+                    f,
+                    "{endpoint} at {size}: bimodal: spins or parks: {} in {:.0} % of round trips, \
+                     {} in {:.0} % (its wake policy: {wake}); the median flips between the two \
+                     from run to run, which is the mechanism, not noise",
+                    format_seconds(fast.0),
+                    fast.1 * 100.0,
+                    format_seconds(slow.0),
+                    slow.1 * 100.0
+                )?;
+                match used {
+                    Some(mode) => write!(f, "; comparisons use the {mode} mode"),
+                    None => Ok(()),
+                }
             }
             Warning::WakeUpBound { size, factor } => write!(
                 f,
@@ -222,6 +256,21 @@ mod tests {
             suggest_full_run: false,
         };
         assert!(idle.to_string().ends_with("; re-run on an idle machine"));
+        let bimodal = Warning::Bimodal {
+            endpoint: "thread-channel".into(),
+            size: "64 B".into(),
+            fast: (1.3e-6, 0.7),
+            slow: (52e-6, 0.3),
+            wake: "spins, then parks".into(),
+            used: Some("fast (spinning)".into()),
+        };
+        assert_eq!(
+            bimodal.to_string(),
+            "thread-channel at 64 B: bimodal: spins or parks: 1.30 µs in 70 % of round trips, \
+             52.0 µs in 30 % (its wake policy: spins, then parks); the median flips between the \
+             two from run to run, which is the mechanism, not noise; comparisons use the fast \
+             (spinning) mode"
+        );
         let cost = Warning::CrashCost { lost_pct: 17.6, task_kib: 256 };
         assert!(cost.to_string().starts_with("1 % crashes cost 18 % of the throughput"));
     }

@@ -5,7 +5,10 @@
 //! streamed messages, acknowledge the end of a stream. [`measure`] drives one endpoint at one
 //! message size through the two measurements of the benchmark:
 //!
-//! * **round trip**: after a warm-up, each sample is one message to the partner and its echo
+//! * **round trip**: after a warm-up of its own at every size (at least [`Plan::warmup`]
+//!   round trips *and* [`Plan::warmup_time`], as Criterion.rs warms each benchmark up for a
+//!   set time before sampling: caches, the branch predictor, the partner's CPU leaving its
+//!   idle state, a just-started thread or ring), each sample is one message to the partner and its echo
 //!   back, timed individually (`Instant` costs about 25 ns, small against the cheapest
 //!   endpoint's microseconds), until the latency budget is spent and at least
 //!   [`Plan::min_samples`] were taken, or [`Plan::max_samples`] were. The echoed payload is
@@ -42,8 +45,11 @@ const CLOCK_EVERY: u64 = 32;
 pub(crate) struct Plan {
     /// Time spent on round-trip samples per endpoint and size.
     pub(crate) latency: Duration,
-    /// Untimed round trips before the samples (cut short after a quarter of `latency`).
+    /// Fewest untimed round trips before the samples, per endpoint and size.
     pub(crate) warmup: usize,
+    /// Shortest warm-up before the samples, per endpoint and size (whichever of `warmup` and
+    /// this takes longer; cut short after `latency`, for a slow endpoint).
+    pub(crate) warmup_time: Duration,
     /// Fewest round-trip samples, whatever the budget.
     pub(crate) min_samples: usize,
     /// Most round-trip samples (bounds the memory and the JSON).
@@ -61,13 +67,14 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// The plan of a quick or a full run. Quick: about 0.25 s per endpoint and size, so all
-    /// five transports and the thread channel at four sizes take under ten seconds.
+    /// The plan of a quick or a full run. Quick: about 0.3 s per endpoint and size, so all
+    /// five transports and the three thread baselines at four sizes take about ten seconds.
     pub(crate) fn new(quick: bool) -> Plan {
         if quick {
             Plan {
                 latency: Duration::from_millis(120),
                 warmup: 20,
+                warmup_time: Duration::from_millis(30),
                 min_samples: 5,
                 max_samples: 5_000,
                 stream_runs: 3,
@@ -80,6 +87,7 @@ impl Plan {
             Plan {
                 latency: Duration::from_secs(1),
                 warmup: 100,
+                warmup_time: Duration::from_millis(200),
                 min_samples: 10,
                 max_samples: 20_000,
                 stream_runs: 5,
@@ -159,10 +167,12 @@ pub(crate) fn measure(
 ) -> Result<(Latency, Throughput), StepError> {
     let payload = pattern(size);
     arm(plan.latency * 2 + super::GRACE);
-    let warm_until = Instant::now() + plan.latency / 4;
-    for _ in 0..plan.warmup {
+    let warm_start = Instant::now();
+    let mut warmed = 0;
+    while warmed < plan.warmup || warm_start.elapsed() < plan.warmup_time {
         endpoint.round_trip(&payload)?;
-        if Instant::now() > warm_until {
+        warmed += 1;
+        if warm_start.elapsed() > plan.latency {
             break;
         }
     }
@@ -307,6 +317,7 @@ mod tests {
         Plan {
             latency: Duration::from_millis(5),
             warmup: 2,
+            warmup_time: Duration::from_millis(1),
             min_samples: 3,
             max_samples: 50,
             stream_runs: 2,

@@ -11,18 +11,27 @@
 //!
 //! Measured in the same run, as the references every transport is read against:
 //!
+//! * the **like-for-like baselines** (`handoff.rs`): the same protocol, frames and checks
+//!   between two threads of this process over the engine's shm ring, once with a receiver
+//!   that sleeps on a futex at once (`thread-blocking`, beside pipe, uds, tcp and mq, whose
+//!   readers sleep in the kernel) and once with the shm ring's own spin-then-futex policy
+//!   (`thread-spinning`, the shm transport's `pair` in one process, beside shm). A
+//!   transport's `vs_baseline` is its round trip over its baseline's; when a series falls in
+//!   two modes (spins or parks, `measure::modes`), the mode that matches the wake policy is
+//!   compared;
 //! * the **thread channel** (`baseline.rs`): the same protocol between two threads of this
-//!   process over a crossbeam channel of owned buffers, which is how threads "talk through
-//!   shared memory directly" in Rust; each endpoint's `vs_thread` is its round-trip median
-//!   over the channel's;
+//!   process over a crossbeam channel of owned buffers, which is what a Rust program would
+//!   use; each endpoint's `vs_thread` is its round-trip median over the channel's;
 //! * **memcpy** bandwidth at each size (`baseline.rs`): the most a copying transport could
 //!   move;
 //! * the **spin-only ping-pong** (`spin.rs`): two processes handing a counter back and forth
 //!   on one atomic word in a shared page, no system call: the least a round trip can cost.
 //!
-//! Sizes are interleaved: the peers of all transports are started first, then every size is
-//! measured on the thread channel and each transport in turn, so a slow phase of a shared
-//! machine hits all endpoints of a size alike.
+//! Sizes are interleaved: the peers of all transports and the partners of the baselines are
+//! started first, then every size is measured on the thread channel, each baseline and each
+//! transport in turn, so a slow phase of a shared machine hits all endpoints of a size alike.
+//! Every endpoint is warmed up at every size before it is timed (`endpoint.rs`), so the first
+//! size measured is not special.
 //!
 //! # Files
 //!
@@ -32,6 +41,7 @@
 //! * `placement.rs`: where the endpoints run (below);
 //! * `endpoint.rs`: the measurement method shared by every endpoint;
 //! * `baseline.rs`: the thread channel and memcpy references;
+//! * `handoff.rs`: the like-for-like thread hand-offs, blocking and spinning;
 //! * `spin.rs`: the spin-only ping-pong page;
 //! * `peer_process.rs`: the parent's side of a peer process; [`peer`]: the child's;
 //! * the phase deadline is the engine's one [`mpmt::supervise::Watchdog`] (below).
@@ -58,6 +68,7 @@
 
 mod baseline;
 mod endpoint;
+mod handoff;
 pub mod peer;
 mod peer_process;
 mod placement;
@@ -69,7 +80,8 @@ mod spin;
 pub use peer::PEER_COMMAND;
 pub use run::run;
 pub use schema::{
-    Bandwidth, EndpointReport, IpcReport, Latency, Placement, SizeReport, StreamRun, Throughput,
+    Bandwidth, EndpointReport, IpcReport, Latency, Placement, Role, SizeReport, StreamRun,
+    Throughput, Wake,
 };
 pub use size::{SizeList, format_size, parse_size};
 
@@ -89,6 +101,10 @@ pub const MAX_SIZE: usize = 16 << 20;
 pub const DEFAULT_SIZES: &[usize] = &[64, 4096, 65536, 1 << 20];
 /// The name of the thread-channel baseline in reports.
 pub const THREAD_CHANNEL: &str = "thread-channel";
+/// The name of the blocking thread hand-off (the kernel transports' baseline) in reports.
+pub const THREAD_BLOCKING: &str = "thread-blocking";
+/// The name of the spinning thread hand-off (shm's baseline) in reports.
+pub const THREAD_SPINNING: &str = "thread-spinning";
 /// Added to every phase's budget before the watchdog gives up on a peer.
 pub const GRACE: Duration = Duration::from_secs(10);
 /// How long a peer may take to start, connect and say hello.

@@ -1,6 +1,8 @@
 //! The measurement loop of [`run`] (module docs of [`super`]): the spin-only ping-pong first,
-//! then every peer started, then each size measured on the thread channel and on every
-//! transport in turn; the quality notes are computed from the figures at the end.
+//! then every peer and baseline partner started, then each size measured on the thread
+//! channel, the baselines and every transport in turn; each series is checked for two modes
+//! as it is recorded, and the ratios and quality notes are computed from the figures at the
+//! end.
 
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -9,14 +11,16 @@ use indicatif::ProgressBar;
 
 use super::baseline::{ThreadChannel, memcpy_bandwidth};
 use super::endpoint::{Plan, StepError, measure};
+use super::handoff::{Handoff, HandoffEndpoint, transport_wake};
 use super::peer::{self, Mode, PeerArgs};
 use super::peer_process::{PeerProcess, spawn_peer};
 use super::placement::place;
 use super::spin::{self, SpinPage};
 use super::{
-    EXIT_GRACE, EndpointReport, GRACE, IpcConfig, IpcError, IpcReport, Latency, MAX_SIZE,
-    START_TIMEOUT, SizeReport, THREAD_CHANNEL, format_size, step_error,
+    EXIT_GRACE, EndpointReport, GRACE, IpcConfig, IpcError, IpcReport, Latency, MAX_SIZE, Role,
+    START_TIMEOUT, SizeReport, THREAD_CHANNEL, Throughput, Wake, format_size, step_error,
 };
+use crate::measure::modes::{self, Which};
 use crate::measure::{Machine, Warning};
 use mpmt::supervise::{Exit, Watchdog};
 use mpmt::transport::TransportKind;
@@ -49,7 +53,8 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     let machine = Machine::detect();
     let mut warnings = Vec::new();
     let (placement, _pinned) = place(cfg.pin, &mut warnings)?;
-    progress.set_length((1 + sizes.len() * (transports.len() + 1)) as u64);
+    let endpoints_per_size = 1 + Handoff::ALL.len() + transports.len();
+    progress.set_length((1 + sizes.len() * endpoints_per_size) as u64);
 
     let watchdog = Watchdog::phases()
         .map_err(|source| IpcError::Os { op: "spawning the watchdog thread", source })?;
@@ -59,10 +64,19 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     for &kind in &transports {
         peers.push(PeerProcess::start(kind, cfg, placement.peer_cpu, &watchdog)?);
     }
+    let mut handoffs = Vec::with_capacity(Handoff::ALL.len());
+    for kind in Handoff::ALL {
+        let started = HandoffEndpoint::start(kind, placement.peer_cpu)
+            .map_err(|e| step_error(kind.name(), e))?;
+        if let Some(interrupt) = started.interrupt() {
+            watchdog.on_expiry(move || interrupt.interrupt());
+        }
+        handoffs.push(started);
+    }
     let mut reports = Vec::with_capacity(sizes.len());
     for &size in &sizes {
         let memcpy = memcpy_bandwidth(size, plan.memcpy, plan.min_samples);
-        let mut endpoints = Vec::with_capacity(transports.len() + 1);
+        let mut endpoints = Vec::with_capacity(endpoints_per_size);
         let limit = plan.latency.max(plan.stream) * 2 + GRACE;
         let thread_failed = |e: StepError| step_error(THREAD_CHANNEL, e);
         let mut channel =
@@ -71,31 +85,44 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
             measure(&mut channel, size, &plan, &mut |_| {}).map_err(thread_failed)?;
         drop(channel);
         progress.inc(1);
-        endpoints.push(EndpointReport {
-            name: THREAD_CHANNEL.to_owned(),
-            between_processes: false,
-            round_trip,
-            throughput,
-            vs_thread: 1.0,
-        });
+        endpoints.push(record(
+            THREAD_CHANNEL,
+            Role::ThreadChannel,
+            Wake::SpinThenPark,
+            None,
+            (round_trip, throughput),
+        ));
+        for handoff in &mut handoffs {
+            let measured = measure(handoff, size, &plan, &mut |d| watchdog.arm(d));
+            watchdog.disarm();
+            let name = handoff.kind.name();
+            let measured = measured.map_err(|e| match watchdog.fired() {
+                Some(after) => IpcError::TimedOut { endpoint: name.to_owned(), after },
+                None => step_error(name, handoff.partner_error().unwrap_or(e)),
+            })?;
+            progress.inc(1);
+            endpoints.push(record(name, Role::Baseline, handoff.kind.wake(), None, measured));
+        }
         for peer in &mut peers {
             let measured = measure(&mut peer.framed, size, &plan, &mut |d| watchdog.arm(d));
             watchdog.disarm();
-            let (round_trip, throughput) = measured.map_err(|e| peer.failure(e, &watchdog))?;
+            let measured = measured.map_err(|e| peer.failure(e, &watchdog))?;
             progress.inc(1);
-            endpoints.push(EndpointReport {
-                name: peer.kind.name().to_owned(),
-                between_processes: true,
-                round_trip,
-                throughput,
-                vs_thread: 0.0,
-            });
+            let baseline = Handoff::for_transport(peer.kind).name();
+            endpoints.push(record(
+                peer.kind.name(),
+                Role::Transport,
+                transport_wake(peer.kind),
+                Some(baseline),
+                measured,
+            ));
         }
-        let thread_median = endpoints[0].round_trip.summary.median;
-        for e in &mut endpoints {
-            e.vs_thread = e.round_trip.summary.median / thread_median;
-        }
+        compare(&mut endpoints);
         reports.push(SizeReport { size_bytes: size, memcpy, endpoints });
+    }
+    for handoff in handoffs {
+        let name = handoff.kind.name();
+        handoff.finish().map_err(|e| step_error(name, e))?;
     }
     for peer in peers {
         if let Some(note) = peer.stop() {
@@ -113,6 +140,47 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
         sizes: reports,
         warnings,
     })
+}
+
+/// One endpoint's entry, its ratios still to be filled in by [`compare`].
+fn record(
+    name: &str,
+    role: Role,
+    wake: Wake,
+    baseline: Option<&str>,
+    (round_trip, throughput): (Latency, Throughput),
+) -> EndpointReport {
+    EndpointReport {
+        name: name.to_owned(),
+        between_processes: role == Role::Transport,
+        modes: modes::detect(&round_trip.samples),
+        round_trip,
+        throughput,
+        vs_thread: 0.0,
+        role,
+        wake,
+        baseline: baseline.map(str::to_owned),
+        vs_baseline: None,
+    }
+}
+
+/// Fills in every endpoint's ratios: `vs_thread` (median over the thread channel's median),
+/// and for a transport `vs_baseline` (compared round trip over its baseline's).
+fn compare(endpoints: &mut [EndpointReport]) {
+    let thread = endpoints
+        .iter()
+        .find(|e| e.role == Role::ThreadChannel)
+        .map(|e| e.round_trip.summary.median);
+    let compared: Vec<(String, f64)> =
+        endpoints.iter().map(|e| (e.name.clone(), e.compared_round_trip().median)).collect();
+    for e in endpoints {
+        if let Some(thread) = thread {
+            e.vs_thread = e.round_trip.summary.median / thread;
+        }
+        let own = compared.iter().find(|(n, _)| *n == e.name).map(|(_, m)| *m);
+        let base = e.baseline.as_ref().and_then(|b| compared.iter().find(|(n, _)| n == b));
+        e.vs_baseline = own.zip(base).map(|(own, (_, base))| own / base);
+    }
 }
 
 /// The spin-only ping-pong with a peer process (module docs of `spin.rs`).
@@ -168,6 +236,23 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
     let mut notes = Vec::new();
     for size in sizes {
         for e in &size.endpoints {
+            if let Some(m) = &e.modes {
+                notes.push(Warning::Bimodal {
+                    endpoint: e.name.clone(),
+                    size: format_size(size.size_bytes),
+                    fast: (m.fast.median, m.fast.share),
+                    slow: (m.slow.median, m.slow.share),
+                    wake: e.wake.to_string(),
+                    used: (e.role != Role::ThreadChannel).then(|| {
+                        match e.wake.matching_mode() {
+                            Which::Fast => "fast (spinning)",
+                            Which::Slow => "slow (parked)",
+                        }
+                        .to_owned()
+                    }),
+                });
+                continue;
+            }
             let spread = e.round_trip.summary.relative_spread();
             if spread > 0.5 {
                 notes.push(Warning::NoisyRoundTrip {
@@ -191,6 +276,7 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::ipc::Bandwidth;
     use std::path::PathBuf;
 
     fn cfg(sizes: Vec<usize>) -> IpcConfig {
@@ -209,6 +295,57 @@ mod tests {
         assert!(matches!(run(&cfg(vec![]), &bar), Err(IpcError::Empty(_))));
         assert!(matches!(run(&cfg(vec![0]), &bar), Err(IpcError::BadSize { .. })));
         assert!(matches!(run(&cfg(vec![MAX_SIZE + 1]), &bar), Err(IpcError::BadSize { .. })));
+    }
+
+    /// A series in two modes is named bimodal, with the mode its comparisons use, and not
+    /// called noisy; a noisy series with one mode still is.
+    #[test]
+    fn a_bimodal_series_is_named_not_blamed_on_the_machine() {
+        let series = |samples: Vec<f64>| {
+            let latency = Latency::new(samples, 1).unwrap();
+            let throughput = Throughput::new(vec![], 64);
+            (latency, throughput)
+        };
+        let mut two = vec![1e-6; 60];
+        two.extend([40e-6; 40]);
+        // Spread evenly (in log) over 1–4 µs: IQR/median 0.71, one mode.
+        let noisy: Vec<f64> = (0..101).map(|i| 1e-6 * 4f64.powf(f64::from(i) / 100.0)).collect();
+        let mut endpoints = vec![
+            record(
+                THREAD_CHANNEL,
+                Role::ThreadChannel,
+                Wake::SpinThenPark,
+                None,
+                series(two.clone()),
+            ),
+            record(
+                "thread-spinning",
+                Role::Baseline,
+                Wake::SpinThenPark,
+                None,
+                series(two.clone()),
+            ),
+            record("thread-blocking", Role::Baseline, Wake::Park, None, series(two)),
+            record("pipe", Role::Transport, Wake::Park, Some("thread-blocking"), series(noisy)),
+        ];
+        compare(&mut endpoints);
+        assert_eq!(endpoints[3].vs_baseline, Some(2e-6 / 40e-6), "the parked mode is compared");
+        let spin = Latency::new(vec![1e-7], 100).unwrap();
+        let sizes = [SizeReport { size_bytes: 64, memcpy: Bandwidth::new(vec![1e9]), endpoints }];
+        let notes: Vec<String> =
+            quality_warnings(&spin, &sizes, true).iter().map(ToString::to_string).collect();
+        let bimodal: Vec<&String> = notes.iter().filter(|n| n.contains("bimodal")).collect();
+        assert_eq!(bimodal.len(), 3, "{notes:#?}");
+        assert!(
+            bimodal[0]
+                .starts_with("thread-channel at 64 B: bimodal: spins or parks: 1.00 µs in 60 %")
+        );
+        assert!(!bimodal[0].contains("comparisons use"), "crossbeam's channel is only shown");
+        assert!(bimodal[1].ends_with("comparisons use the fast (spinning) mode"), "{}", bimodal[1]);
+        assert!(bimodal[2].ends_with("comparisons use the slow (parked) mode"), "{}", bimodal[2]);
+        let noisy: Vec<&String> = notes.iter().filter(|n| n.contains("noisy")).collect();
+        assert_eq!(noisy.len(), 1, "{notes:#?}");
+        assert!(noisy[0].starts_with("pipe at 64 B"));
     }
 
     #[test]

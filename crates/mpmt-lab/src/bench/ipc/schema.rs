@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::fmt;
+
+use crate::measure::modes::{Modes, Which};
 use crate::measure::{Machine, Summary, Warning};
 
 /// A whole `mpmt ipc` run. Field docs are the JSON schema of `mpmt ipc --json`.
@@ -50,14 +53,83 @@ pub struct SizeReport {
     pub size_bytes: usize,
     /// Physical limit of bandwidth: memcpy of a buffer of this size, bytes per second.
     pub memcpy: Bandwidth,
-    /// The thread channel first, then each transport in the order asked for.
+    /// The thread channel first, then the like-for-like baselines (`thread-blocking`,
+    /// `thread-spinning`), then each transport in the order asked for.
     pub endpoints: Vec<EndpointReport>,
 }
 
 impl SizeReport {
     /// The thread channel's entry.
     pub fn thread_channel(&self) -> Option<&EndpointReport> {
-        self.endpoints.iter().find(|e| !e.between_processes)
+        self.endpoint(super::THREAD_CHANNEL)
+    }
+
+    /// The entry named `name`.
+    pub fn endpoint(&self, name: &str) -> Option<&EndpointReport> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// The like-for-like baseline of `endpoint` (see [`EndpointReport::baseline`]).
+    pub fn baseline_of(&self, endpoint: &EndpointReport) -> Option<&EndpointReport> {
+        endpoint.baseline.as_deref().and_then(|name| self.endpoint(name))
+    }
+}
+
+/// How an endpoint's receiving side waits for a message: the mechanism that decides what a
+/// hand-off costs when the partner is not already waiting for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wake {
+    /// Sleeps at once until woken: in the kernel (`pipe`, `uds`, `tcp`, `mq`) or on a futex
+    /// (`thread-blocking`).
+    Park,
+    /// Spins for a bounded time, then sleeps: the shm ring's futex (`shm`,
+    /// `thread-spinning`), crossbeam's backoff and then thread park (`thread-channel`).
+    SpinThenPark,
+}
+
+impl Wake {
+    /// Of a bimodal series, the mode this policy is about: a parking endpoint is measured by
+    /// its wake-ups (the slow mode), a spinning one by the hand-offs its spin catches (the
+    /// fast mode).
+    pub fn matching_mode(self) -> Which {
+        match self {
+            Wake::Park => Which::Slow,
+            Wake::SpinThenPark => Which::Fast,
+        }
+    }
+}
+
+impl fmt::Display for Wake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Wake::Park => "parks",
+            Wake::SpinThenPark => "spins, then parks",
+        })
+    }
+}
+
+/// What an endpoint is in the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A transport between two processes: what is judged.
+    Transport,
+    /// A like-for-like baseline: the same protocol between two threads over the engine's
+    /// ring, waiting as the transports it stands beside do.
+    Baseline,
+    /// crossbeam's channel between two threads: what a Rust program would use; shown, not
+    /// judged against.
+    ThreadChannel,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Transport => "between two processes",
+            Role::Baseline => "like-for-like thread hand-off",
+            Role::ThreadChannel => "what a Rust program would use",
+        })
     }
 }
 
@@ -74,6 +146,34 @@ pub struct EndpointReport {
     pub throughput: Throughput,
     /// Round-trip median over the thread channel's at this size (1.0 for the channel).
     pub vs_thread: f64,
+    /// What the endpoint is in the comparison.
+    pub role: Role,
+    /// How its receiving side waits.
+    pub wake: Wake,
+    /// The two modes of `round_trip`'s samples, when they fall in two clusters
+    /// ([`crate::measure::modes::detect`]); `null` for one mode.
+    pub modes: Option<Modes>,
+    /// For a transport, the name of its like-for-like baseline: the thread hand-off that waits
+    /// as it does (`thread-blocking` for pipe, uds, tcp, mq; `thread-spinning` for shm).
+    pub baseline: Option<String>,
+    /// For a transport, its compared round trip over its baseline's, both medians of the mode
+    /// that matches the wake policy when a series is bimodal (see
+    /// [`EndpointReport::compared_round_trip`]).
+    pub vs_baseline: Option<f64>,
+}
+
+impl EndpointReport {
+    /// The round trip that comparisons use: the whole series, or, when it is bimodal, the
+    /// samples of the mode that matches the endpoint's wake policy ([`Wake::matching_mode`]).
+    pub fn compared_round_trip(&self) -> Summary {
+        self.modes
+            .and_then(|m| {
+                Summary::from_samples(
+                    &m.members(&self.round_trip.samples, self.wake.matching_mode()),
+                )
+            })
+            .unwrap_or(self.round_trip.summary)
+    }
 }
 
 /// A latency series.

@@ -1,8 +1,12 @@
 //! `mpmt ipc`'s text output: a pure function of an [`IpcReport`].
 //!
-//! One `comfy-table` table per message size (endpoint | round trip p50 | p99 | msg/s | MB/s |
-//! vs thread channel), headed by that size's physical limits (memcpy bandwidth and the
-//! spin-only ping-pong), then the placement, the warnings and the machine. MB are 10⁶ bytes,
+//! One `comfy-table` table per message size (endpoint | wake | round trip p50 | p99 | msg/s |
+//! MB/s | vs baseline | vs thread channel), headed by that size's physical limits (memcpy
+//! bandwidth and the spin-only ping-pong), then what the baselines are, the placement, the
+//! warnings (a bimodal series among them, with both modes) and the machine. The wake column
+//! says how each endpoint's receiver waits; a p50 marked "bimodal" is the median of a series
+//! that falls in two modes; "vs baseline" is a transport's round trip over the thread
+//! hand-off that waits as it does (the mode matching the wake, of a bimodal series). MB are 10⁶ bytes,
 //! GB 10⁹ (bandwidth convention); message sizes use binary prefixes.
 
 use std::fmt::Write as _;
@@ -10,7 +14,7 @@ use std::fmt::Write as _;
 use comfy_table::CellAlignment;
 
 use super::table;
-use crate::bench::ipc::{IpcReport, format_size};
+use crate::bench::ipc::{IpcReport, Role, Wake, format_size};
 use crate::measure::units::format_seconds;
 
 /// Renders `report` as text (ends with a newline).
@@ -25,26 +29,57 @@ pub fn render(report: &IpcReport) -> String {
             size.memcpy.summary.median / 1e9,
             format_seconds(spin.median)
         );
-        let mut table =
-            table(["endpoint", "round trip p50", "p99", "msg/s", "MB/s", "vs thread channel"]);
+        let mut table = table([
+            "endpoint",
+            "wake",
+            "round trip p50",
+            "p99",
+            "msg/s",
+            "MB/s",
+            "vs baseline",
+            "vs thread channel",
+        ]);
         for e in &size.endpoints {
             let s = &e.round_trip.summary;
+            let wake = match e.wake {
+                Wake::Park => "parks",
+                Wake::SpinThenPark => "spins, parks",
+            };
+            let median = if e.modes.is_some() {
+                format!("{} (bimodal)", format_seconds(s.median))
+            } else {
+                format_seconds(s.median)
+            };
             table.add_row([
                 e.name.clone(),
-                format_seconds(s.median),
+                wake.to_owned(),
+                median,
                 format_seconds(s.p99),
                 format!("{:.0}", e.throughput.messages_per_s),
                 format!("{:.1}", e.throughput.bytes_per_s / 1e6),
-                if e.between_processes { format!("{:.2}×", e.vs_thread) } else { "1×".into() },
+                e.vs_baseline.map_or_else(|| "–".into(), |r| format!("{r:.2}×")),
+                if e.role == Role::ThreadChannel {
+                    "1×".into()
+                } else {
+                    format!("{:.2}×", e.vs_thread)
+                },
             ]);
         }
-        for column in 1..6 {
+        for column in 2..8 {
             if let Some(c) = table.column_mut(column) {
                 c.set_cell_alignment(CellAlignment::Right);
             }
         }
         let _ = writeln!(out, "{table}\n");
     }
+    let _ = writeln!(
+        out,
+        "baselines: thread-blocking (for pipe, uds, tcp, mq) and thread-spinning (for shm), the \
+         same protocol between two threads over the engine's ring, the receiver parking on a \
+         futex at once, as a kernel transport's reader sleeps, or spinning first, as shm's \
+         does; of a bimodal series the mode matching the wake is compared. thread-channel: \
+         crossbeam's channel, what a Rust program would use"
+    );
     let _ = writeln!(out, "placement: {}", report.placement.note);
     let _ = writeln!(
         out,
@@ -69,20 +104,31 @@ mod tests {
     use super::*;
     use crate::bench::ipc::{
         Bandwidth, EndpointReport, Latency, Placement, SizeReport, StreamRun, THREAD_CHANNEL,
-        Throughput,
+        THREAD_SPINNING, Throughput,
     };
     use crate::measure::Machine;
+    use crate::measure::modes::{Mode, Modes};
 
     fn endpoint(name: &str, round_trip: f64, rate: f64, vs_thread: f64) -> EndpointReport {
+        let role = match name {
+            THREAD_CHANNEL => Role::ThreadChannel,
+            THREAD_SPINNING => Role::Baseline,
+            _ => Role::Transport,
+        };
         EndpointReport {
             name: name.into(),
-            between_processes: name != THREAD_CHANNEL,
+            between_processes: role == Role::Transport,
             round_trip: Latency::new(vec![round_trip, round_trip * 2.0], 1).unwrap(),
             throughput: Throughput::new(
                 vec![StreamRun { messages: rate as u64, seconds: 1.0 }],
                 64,
             ),
             vs_thread,
+            role,
+            wake: Wake::SpinThenPark,
+            modes: None,
+            baseline: (role == Role::Transport).then(|| THREAD_SPINNING.to_owned()),
+            vs_baseline: (role == Role::Transport).then_some(1.25),
         }
     }
 
@@ -111,7 +157,16 @@ mod tests {
                 size_bytes: 64,
                 memcpy: Bandwidth::new(vec![20e9]),
                 endpoints: vec![
-                    endpoint(THREAD_CHANNEL, 40e-6, 1_000_000.0, 1.0),
+                    EndpointReport {
+                        modes: Some(Modes {
+                            fast: Mode { median: 1e-6, share: 0.6, n: 60 },
+                            slow: Mode { median: 50e-6, share: 0.4, n: 40 },
+                            threshold: 1e-6,
+                            separation: 12.0,
+                        }),
+                        ..endpoint(THREAD_CHANNEL, 40e-6, 1_000_000.0, 1.0)
+                    },
+                    endpoint(THREAD_SPINNING, 0.8e-6, 3_000_000.0, 0.02),
                     endpoint("shm", 1e-6, 2_000_000.0, 0.025),
                 ],
             }],
@@ -124,6 +179,11 @@ mod tests {
             "shm",
             "1.50 µs",
             "0.03×",
+            "1.25×",
+            "60.0 µs (bimodal)",
+            "spins, parks",
+            "thread-spinning (for shm)",
+            "what a Rust program would use",
             "2000000",
             "128.0",
             "placement: left to the scheduler",
