@@ -7,6 +7,7 @@
 //! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
 //! * `cleanup`: no worker process outlives its pool.
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
+//! * `hardening`: the regressions of issue 14 (start failures, stalled frames, limits).
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
 //! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
@@ -18,6 +19,7 @@ mod cleanup;
 mod cli;
 mod common;
 mod faults;
+mod hardening;
 mod ipc;
 mod isolation;
 mod protocol;

@@ -13,6 +13,11 @@ use super::shared::{Limits, Shared};
 use super::{Engine, Model, Pool, PoolError, process, thread};
 use crate::transport::TransportKind;
 
+/// Consecutive failed worker starts after which a slot gives up: with the backoff of
+/// `process/driver.rs` (10 ms doubling to 1 s) about 24 s of trying, long enough to ride out
+/// a passing shortage (descriptors, processes, memory) and short enough to be told.
+pub const DEFAULT_START_ATTEMPTS: u32 = 30;
+
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
@@ -39,6 +44,7 @@ impl Default for PoolBuilder {
                 memory_limit: None,
                 max_tasks_per_worker: None,
                 retries: 0,
+                start_attempts: DEFAULT_START_ATTEMPTS,
             },
         }
     }
@@ -113,6 +119,17 @@ impl PoolBuilder {
         self
     }
 
+    /// Consecutive failed attempts to start a replacement worker after which a worker slot
+    /// gives up (process and hybrid models; default [`DEFAULT_START_ATTEMPTS`]). Between
+    /// attempts the slot waits 10 ms, doubling up to 1 s. A slot that gives up fails the tasks
+    /// it held with [`super::TaskError::WorkerStart`]; when the last slot gives up, every task
+    /// queued then or later fails the same way, so no task waits for a worker that never
+    /// comes. (The pool's first workers are not retried: [`PoolBuilder::build`] fails.)
+    pub fn worker_start_attempts(mut self, n: u32) -> Self {
+        self.limits.start_attempts = n;
+        self
+    }
+
     /// Starts the pool: threads, or worker processes (each ready before this returns).
     pub fn build(self) -> Result<Pool, PoolError> {
         let threads = match self.model {
@@ -135,9 +152,11 @@ impl PoolBuilder {
         }
         if self.limits.task_timeout.is_some_and(|t| t.is_zero())
             || self.limits.max_tasks_per_worker == Some(0)
+            || self.limits.start_attempts == 0
         {
             return Err(PoolError::Config(
-                "task timeout and max tasks per worker must be positive".into(),
+                "task timeout, max tasks per worker and worker start attempts must be positive"
+                    .into(),
             ));
         }
         let slots = self.model.processes().max(self.model.parallelism());

@@ -66,6 +66,14 @@ pub enum TaskError {
         /// The worker's memory limit, if the pool set one.
         limit: Option<u64>,
     },
+    /// No worker process could be started to run the task: the pool retried with a capped
+    /// backoff ([`crate::pool::PoolBuilder::worker_start_attempts`]) and gave up. The
+    /// reason names the last start failure.
+    #[error("no worker could be started: {reason}")]
+    WorkerStart {
+        /// Why the last start failed, and how often it was tried.
+        reason: String,
+    },
     /// The task was cancelled before it could finish ([`crate::Pool::cancel`],
     /// [`crate::Pool::abort`], or submitted to a closed pool).
     #[error("task cancelled")]
@@ -84,6 +92,7 @@ impl TaskError {
             TaskError::Codec { .. } => "codec",
             TaskError::TimedOut { .. } => "timed_out",
             TaskError::OutOfMemory { .. } => "out_of_memory",
+            TaskError::WorkerStart { .. } => "worker_start",
             TaskError::Cancelled => "cancelled",
         }
     }

@@ -158,6 +158,7 @@ impl ProcessPool {
         let config = Arc::new(config);
         let spawner = Spawner::start(config.clone(), shared.clone(), watchdog.clone())
             .map_err(PoolError::Thread)?;
+        shared.serving_slots.store(n, std::sync::atomic::Ordering::Release);
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
         let mut drivers = Vec::with_capacity(n);
         let mut failure = None;

@@ -1,0 +1,100 @@
+//! Regression tests of issue 14 (hardening), one per failure, each reproducing it through the
+//! pool's own seams: a worker program that disappears (so replacements fail to start), a
+//! frame that stops mid-way, bad limits. None depends on a timing threshold: waits are
+//! bounded by `eventually` and by the pool's own deadlines.
+
+use std::path::{Path, PathBuf};
+
+use mpmt::pool::{Model, TaskError};
+use mpmt::task::builtin::Noop;
+use mpmt::task::fault::FaultKind;
+
+use crate::common::{bin, builder, eventually};
+
+/// A private link to the binary under test, which a test may delete and restore: while it is
+/// gone, every worker start fails (`exec` finds no program), as under a descriptor or process
+/// shortage.
+struct Program {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Program {
+    fn new(name: &str) -> Program {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("hardening-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = Program { path: dir.join("mpmt-worker"), dir };
+        program.restore();
+        program
+    }
+
+    fn remove(&self) {
+        std::fs::remove_file(&self.path).unwrap();
+    }
+
+    fn restore(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        if std::fs::hard_link(bin(), &self.path).is_err() {
+            std::fs::copy(bin(), &self.path).unwrap();
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Issue 14.1: a pool whose workers cannot be restarted used to hang forever, silently: the
+/// slot gave up, failed only the tasks it held, and left the queue without a consumer. Now
+/// every task, queued before or submitted after the slot gave up (even by a `submit` blocked
+/// on the full queue), ends with `WorkerStart`, and the pool shuts down.
+#[test]
+fn a_pool_that_cannot_restart_its_workers_fails_every_queued_task_and_never_hangs() {
+    let program = Program::new("give-up");
+    let pool = builder(Model::Processes(1))
+        .worker_program(&program.path)
+        .worker_start_attempts(3)
+        .queue_capacity(4)
+        .build()
+        .unwrap();
+    program.remove();
+    let crash = pool.submit_job(FaultKind::Segfault.job(0)).unwrap();
+    // More than the queue holds: some of these submits block until the last slot fails them.
+    let queued: Vec<_> = (0..40).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
+    assert_eq!(crash.wait().unwrap_err(), TaskError::Crashed { signal: 11 });
+    for h in queued {
+        match h.wait() {
+            Err(TaskError::WorkerStart { reason }) => {
+                assert!(reason.contains("3 failed starts"), "{reason}");
+                assert!(reason.contains("mpmt-worker"), "names the program: {reason}");
+            }
+            other => panic!("expected WorkerStart, got {other:?}"),
+        }
+    }
+    let late = pool.submit::<Noop>(99).unwrap();
+    assert!(matches!(late.wait(), Err(TaskError::WorkerStart { .. })));
+    let stats = pool.shutdown();
+    assert_eq!(stats.spawn_failures, 3);
+    assert_eq!(stats.workers_alive, 0);
+}
+
+/// Issue 14.1, the other half: a shortage that passes is ridden out by retrying with a capped
+/// backoff, and the tasks queued meanwhile run once a worker starts again.
+#[test]
+fn a_pool_keeps_retrying_worker_starts_until_one_succeeds() {
+    let program = Program::new("retry");
+    let pool = builder(Model::Processes(1)).worker_program(&program.path).build().unwrap();
+    program.remove();
+    let crash = pool.submit_job(FaultKind::Segfault.job(0)).unwrap();
+    let queued: Vec<_> = (0..20).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
+    assert_eq!(crash.wait().unwrap_err(), TaskError::Crashed { signal: 11 });
+    assert!(eventually(|| pool.stats().spawn_failures >= 2), "starts fail while it is gone");
+    program.restore();
+    for (i, h) in queued.into_iter().enumerate() {
+        assert_eq!(h.wait(), Ok(i as u64));
+    }
+    assert_eq!(pool.shutdown().workers_alive, 0);
+}
