@@ -98,3 +98,51 @@ fn a_pool_keeps_retrying_worker_starts_until_one_succeeds() {
     }
     assert_eq!(pool.shutdown().workers_alive, 0);
 }
+
+/// The write end of a pipe-transport worker's outcome channel, from its command line
+/// (`--link pipe:READ,WRITE`), opened through /proc as a local attacker could.
+fn outcome_pipe_of(pid: u32) -> std::fs::File {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> =
+        cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let link = args.iter().position(|a| a == "--link").map(|i| &args[i + 1]).unwrap();
+    let write_fd = link.strip_prefix("pipe:").and_then(|l| l.split(',').nth(1)).unwrap();
+    std::fs::OpenOptions::new().write(true).open(format!("/proc/{pid}/fd/{write_fd}")).unwrap()
+}
+
+/// Issue 14.3: a frame header announcing a payload that never comes used to hang the pool
+/// (the reader waited for it, the window stayed full, the idle worker never timed out). Now
+/// the worker is treated as failed once the frame's timeout passes: it is replaced, the task
+/// it held is settled, and the pool keeps serving.
+#[test]
+fn a_frame_that_stops_mid_way_fails_its_worker_and_the_pool_keeps_serving() {
+    use std::io::Write;
+
+    use mpmt::task::builtin::Sleep;
+    use mpmt::transport::frame::{FrameKind, encode_header};
+
+    let pool = builder(Model::Processes(1))
+        .frame_timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit::<Noop>(1).unwrap().wait(), Ok(1));
+    let pid = pool.stats().worker_pids[0];
+    let held = pool.submit::<Sleep>(300_000).unwrap();
+    let head = encode_header(FrameKind::Outcome, 1, &vec![0u8; 1 << 20]).unwrap();
+    let mut pipe = outcome_pipe_of(pid);
+    pipe.write_all(&head).unwrap();
+    pipe.write_all(b"a few bytes").unwrap();
+    match held.wait() {
+        // Running when the worker was failed: lost with it.
+        Err(TaskError::WorkerLost { reason }) => {
+            assert!(reason.contains("middle of a frame"), "{reason}");
+        }
+        // Not started yet: run again on the replacement.
+        Ok(slept) => assert_eq!(slept, 300_000),
+        other => panic!("expected the task to be settled, got {other:?}"),
+    }
+    assert!(eventually(|| pool.stats().restarts == 1));
+    assert_ne!(pool.stats().worker_pids, vec![pid]);
+    let after: Vec<_> = pool.map::<Noop, _>(0..50).collect();
+    assert!(after.iter().enumerate().all(|(i, r)| *r == Ok(i as u64)));
+}

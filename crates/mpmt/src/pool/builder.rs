@@ -18,6 +18,9 @@ use crate::transport::TransportKind;
 /// a passing shortage (descriptors, processes, memory) and short enough to be told.
 pub const DEFAULT_START_ATTEMPTS: u32 = 30;
 
+/// How long a frame that has begun may take to arrive (see [`PoolBuilder::frame_timeout`]).
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
@@ -27,6 +30,7 @@ pub struct PoolBuilder {
     max_in_flight: usize,
     program: Option<PathBuf>,
     max_frame: u32,
+    frame_timeout: Duration,
     limits: Limits,
 }
 
@@ -39,6 +43,7 @@ impl Default for PoolBuilder {
             max_in_flight: 256,
             program: None,
             max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -91,6 +96,16 @@ impl PoolBuilder {
     /// Largest frame payload, both directions (default 64 MiB).
     pub fn max_frame(mut self, bytes: u32) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// How long a frame may take to arrive once its first bytes did (default
+    /// [`DEFAULT_FRAME_TIMEOUT`]), pool and worker side alike: a peer that stops in the middle
+    /// of a frame (a corrupted or hostile stream announcing a payload that never comes) is
+    /// treated as failed: the worker is killed and replaced, the task it ran ends
+    /// `WorkerLost`. A whole 64 MiB frame crosses any transport here in well under a second.
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
         self
     }
 
@@ -153,9 +168,11 @@ impl PoolBuilder {
         if self.limits.task_timeout.is_some_and(|t| t.is_zero())
             || self.limits.max_tasks_per_worker == Some(0)
             || self.limits.start_attempts == 0
+            || self.frame_timeout.is_zero()
         {
             return Err(PoolError::Config(
-                "task timeout, max tasks per worker and worker start attempts must be positive"
+                "task timeout, frame timeout, max tasks per worker and worker start attempts must \
+                 be positive"
                     .into(),
             ));
         }
@@ -181,6 +198,7 @@ impl PoolBuilder {
                     max_in_flight: self.max_in_flight.max(threads),
                     max_frame: self.max_frame,
                     threads,
+                    frame_timeout: self.frame_timeout,
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone())?;

@@ -52,7 +52,7 @@ mod shared;
 mod slot;
 pub mod thread;
 
-pub use builder::{DEFAULT_START_ATTEMPTS, PoolBuilder, available_cpus};
+pub use builder::{DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, available_cpus};
 pub use error::{PoolError, SubmitError};
 pub use map::Map;
 pub use model::Model;

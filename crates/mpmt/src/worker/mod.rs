@@ -93,6 +93,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) status_fd: Option<i32>,
     /// `RLIMIT_AS` in bytes.
     pub(crate) memory_limit: Option<u64>,
+    /// How long a task frame that has begun may take to arrive.
+    pub(crate) frame_timeout: Option<std::time::Duration>,
 }
 
 impl WorkerArgs {
@@ -114,13 +116,24 @@ impl WorkerArgs {
         if let Some(limit) = self.memory_limit {
             args.extend(["--memory-limit".into(), limit.to_string()]);
         }
+        if let Some(t) = self.frame_timeout {
+            args.extend(["--frame-timeout-ms".into(), t.as_millis().max(1).to_string()]);
+        }
         args
     }
 
     fn parse(args: impl Iterator<Item = OsString>) -> Result<WorkerArgs, String> {
         let flags = Flags::parse(
             args,
-            &["--link", "--parent", "--max-frame", "--threads", "--status", "--memory-limit"],
+            &[
+                "--link",
+                "--parent",
+                "--max-frame",
+                "--threads",
+                "--status",
+                "--memory-limit",
+                "--frame-timeout-ms",
+            ],
         )?;
         Ok(WorkerArgs {
             link: flags.require("--link")?.to_owned(),
@@ -129,6 +142,9 @@ impl WorkerArgs {
             threads: usize::max(flags.num("--threads")?.unwrap_or(1), 1),
             status_fd: flags.num("--status")?,
             memory_limit: flags.num("--memory-limit")?,
+            frame_timeout: flags
+                .num::<u64>("--frame-timeout-ms")?
+                .map(std::time::Duration::from_millis),
         })
     }
 }
@@ -169,6 +185,10 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
     }
     let mut writer = FrameWriter::new(link.tx, args.max_frame);
     let mut reader = FrameReader::new(link.rx, args.max_frame);
+    if let Some(timeout) = args.frame_timeout {
+        // A task frame that stops mid-way makes this worker exit: the pool sees the death.
+        reader = reader.with_frame_timeout(timeout);
+    }
     let hello = Hello { pid: std::process::id() };
     let sent = writer
         .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Append(out)).map(drop))

@@ -65,6 +65,8 @@ pub(crate) struct Config {
     pub(crate) max_frame: u32,
     /// Task threads per worker process (1: the process model).
     pub(crate) threads: usize,
+    /// How long a frame that has begun may take to arrive, both directions.
+    pub(crate) frame_timeout: Duration,
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of

@@ -110,6 +110,7 @@ pub(super) fn start(
         threads: config.threads,
         status_fd: Some(page_fd.as_raw_fd()),
         memory_limit: limits.memory_limit,
+        frame_timeout: Some(config.frame_timeout),
     };
     let mut argv = vec![WORKER_COMMAND.to_owned()];
     argv.extend(args.to_args());
@@ -138,7 +139,8 @@ pub(super) fn start(
         driver_waiting: AtomicBool::new(false),
     });
     let (events_tx, events) = crossbeam_channel::unbounded();
-    let reader = FrameReader::new(link.rx, config.max_frame);
+    let reader =
+        FrameReader::new(link.rx, config.max_frame).with_frame_timeout(config.frame_timeout);
     let reader = {
         let inflight = inflight.clone();
         std::thread::Builder::new()
