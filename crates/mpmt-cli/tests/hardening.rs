@@ -146,3 +146,33 @@ fn a_frame_that_stops_mid_way_fails_its_worker_and_the_pool_keeps_serving() {
     let after: Vec<_> = pool.map::<Noop, _>(0..50).collect();
     assert!(after.iter().enumerate().all(|(i, r)| *r == Ok(i as u64)));
 }
+
+/// Issue 14.4: a thread that could not be started (the process limit reached) panicked
+/// `mpmt run` with exit 101. The address-space limit makes thread starts fail for root too
+/// (each needs its stack mapped): swept over limits from "cannot load" to "runs", every start
+/// of the run (pool threads, readers, the spawner, the Ctrl-C watcher) fails cleanly with
+/// exit 1 and an `Error:` line, or the run succeeds; none panics.
+#[test]
+fn a_thread_that_cannot_start_is_a_reported_error_never_a_panic() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for mib in 4..=48u64 {
+        let script = format!(
+            "ulimit -v {} && exec \"$0\" run --task noop --count 20 --workers 2 --json",
+            mib * 1024
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, bin()])
+            .output()
+            .expect("sh runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{mib} MiB: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{mib} MiB: {stderr}");
+        if out.status.code() == Some(1) {
+            assert!(stderr.starts_with("Error: "), "{mib} MiB: {stderr}");
+        }
+        outcomes.insert(out.status.code());
+    }
+    // The sweep covers both sides: some limits are too small to run, some are enough.
+    assert!(outcomes.contains(&Some(0)), "{outcomes:?}");
+    assert!(outcomes.len() > 1, "{outcomes:?}");
+}

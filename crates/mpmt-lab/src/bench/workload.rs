@@ -131,6 +131,9 @@ pub enum RunError {
     /// The spec is contradictory.
     #[error("{0}")]
     Spec(String),
+    /// A thread of the run itself could not be started (the process or thread limit).
+    #[error("cannot start the run's Ctrl-C watcher thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Percentiles of a duration series, in microseconds.
@@ -277,20 +280,24 @@ pub fn run(
     let cpu_before = cpu_with_children();
     let done = AtomicBool::new(false);
     let collected = std::thread::scope(|scope| {
-        // Watches for Ctrl-C while the main thread waits on outcomes.
-        scope.spawn(|| {
-            while !done.load(Ordering::Acquire) {
-                if stop.load(Ordering::Acquire) {
-                    pool.abort();
-                    return;
+        // Watches for Ctrl-C while the main thread waits on outcomes. Starting it can fail
+        // (`ulimit -u` reached, say): that is a reported error, not a panic.
+        std::thread::Builder::new()
+            .name("mpmt-run-ctrlc".into())
+            .spawn_scoped(scope, || {
+                while !done.load(Ordering::Acquire) {
+                    if stop.load(Ordering::Acquire) {
+                        pool.abort();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
+            })
+            .map_err(RunError::Thread)?;
         let collected = collect(spec, &pool, &mut on_outcome);
         done.store(true, Ordering::Release);
-        collected
-    });
+        Ok::<_, RunError>(collected)
+    })?;
     let stats = pool.stats();
     let worker_hwm: Vec<u64> = stats
         .worker_pids
