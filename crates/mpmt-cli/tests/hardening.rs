@@ -176,3 +176,67 @@ fn a_thread_that_cannot_start_is_a_reported_error_never_a_panic() {
     assert!(outcomes.contains(&Some(0)), "{outcomes:?}");
     assert!(outcomes.len() > 1, "{outcomes:?}");
 }
+
+/// Issue 14.7: a memory limit too small to start a worker failed the build blaming
+/// `run_if_worker` ("is it a program that calls …?"). Now the error names the limit.
+#[test]
+fn a_memory_limit_too_small_to_start_a_worker_is_named_in_the_error() {
+    use mpmt::pool::{PoolError, StartError};
+
+    let err = builder(Model::Processes(1)).memory_limit(4 << 20).build().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, PoolError::WorkerStart { cause: StartError::OutOfMemory { limit, .. } }
+            if *limit == 4 << 20),
+        "{text}"
+    );
+    assert!(text.contains("memory limit of 4 MiB"), "{text}");
+    assert!(!text.contains("run_if_worker"), "{text}");
+    let out = crate::common::mpmt(&["run", "--task", "noop", "--memory-limit", "4MiB"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("memory limit of 4 MiB"), "{stderr}");
+    assert!(!stderr.contains("run_if_worker"), "{stderr}");
+}
+
+/// Issue 14.5: a hybrid worker said `Hello` before starting its task threads, so threads that
+/// could not start (254 stacks under a 64 MiB limit) counted as a death, and the pool
+/// restarted it 305 times, every task `worker_lost`. Now that worker never becomes ready:
+/// the pool reports a start failure and `mpmt run` exits 1 saying so.
+#[test]
+fn a_hybrid_worker_whose_threads_cannot_start_is_a_start_failure_not_a_restart_loop() {
+    use mpmt::pool::{PoolError, StartError};
+
+    let model = Model::Hybrid { processes: 1, threads: 254 };
+    let err = builder(model).memory_limit(64 << 20).build().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PoolError::WorkerStart {
+                cause: StartError::Setup { .. } | StartError::OutOfMemory { .. }
+            }
+        ),
+        "{err}"
+    );
+    let out = crate::common::mpmt(&[
+        "run",
+        "--task",
+        "noop",
+        "--count",
+        "100",
+        "--model",
+        "hybrid",
+        "--processes",
+        "1",
+        "--threads",
+        "254",
+        "--memory-limit",
+        "64MiB",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot start a worker"), "{stderr}");
+    assert!(!stderr.contains("run_if_worker"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no report of 100 lost tasks");
+}

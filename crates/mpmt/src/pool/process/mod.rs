@@ -119,6 +119,40 @@ pub enum StartError {
         /// The worker program.
         program: PathBuf,
     },
+    /// The worker ran out of memory before it was ready: its memory limit is too small for
+    /// the program, its channel and its task threads' stacks.
+    #[error(
+        "worker {worker} ran out of memory while starting{}: the memory limit of {} is too \
+         small for its program, its channel{}; raise it",
+        requested.map(|r| format!(" (an allocation of {r} bytes failed)")).unwrap_or_default(),
+        mib(*limit),
+        if *threads > 1 { format!(" and {threads} task threads' stacks") } else { String::new() }
+    )]
+    OutOfMemory {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// The allocation that failed, when the worker program noted it.
+        requested: Option<u64>,
+        /// The memory limit, bytes.
+        limit: u64,
+        /// Task threads per worker.
+        threads: usize,
+    },
+    /// The worker program ran but could not set itself up (its channel, its limits, its
+    /// task threads); it said why on stderr.
+    #[error(
+        "worker {worker} could not set itself up ({exit}); its message above on stderr says \
+         why{}",
+        if *threads > 1 { format!(" (can it start {threads} task threads?)") } else { String::new() }
+    )]
+    Setup {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// How it ended.
+        exit: Exit,
+        /// Task threads per worker.
+        threads: usize,
+    },
     /// The worker did not say `Hello` in time; it was killed.
     #[error("worker {worker} did not say hello within {timeout:?} ({exit})")]
     NoHello {
@@ -135,6 +169,15 @@ pub enum StartError {
     /// A driver thread ended before its worker was ready (it panicked).
     #[error("a driver thread ended early")]
     DriverGone,
+}
+
+/// `bytes` for a message, in MiB when whole.
+fn mib(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Running driver threads, the spawner, and the watchdog when tasks have a timeout.

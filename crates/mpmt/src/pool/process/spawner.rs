@@ -21,7 +21,7 @@ use super::reader::{Event, Inflight, read_loop};
 use super::{Config, StartError};
 use crate::pool::Shared;
 use crate::supervise::status::StatusPage;
-use crate::supervise::{self, Overdue, Watchdog};
+use crate::supervise::{self, ChildCode, Exit, Overdue, Watchdog};
 use crate::transport::frame::{FrameReader, FrameWriter};
 use crate::worker::{WORKER_COMMAND, WorkerArgs};
 
@@ -175,11 +175,25 @@ pub(super) fn start(
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
             let exit = worker.finish(Duration::from_millis(500));
-            Err(StartError::NotAWorker {
-                worker: slot,
-                exit,
-                reason: cause.reason,
-                program: config.program.clone(),
+            let noted = worker.watched.page.oom_request();
+            Err(match (exit, limits.memory_limit) {
+                // Out of memory: noted by the allocator, or an abort under a memory limit (a
+                // program without `OomAwareAlloc`).
+                (Exit::Signal { signal: 6 }, Some(limit)) => StartError::OutOfMemory {
+                    worker: slot,
+                    requested: noted,
+                    limit,
+                    threads: config.threads,
+                },
+                (Exit::Code { code }, _) if code == ChildCode::Setup.code() => {
+                    StartError::Setup { worker: slot, exit, threads: config.threads }
+                }
+                _ => StartError::NotAWorker {
+                    worker: slot,
+                    exit,
+                    reason: cause.reason,
+                    program: config.program.clone(),
+                },
             })
         }
         Ok(Event::Space) | Err(_) => {
