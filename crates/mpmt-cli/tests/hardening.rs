@@ -240,3 +240,42 @@ fn a_hybrid_worker_whose_threads_cannot_start_is_a_start_failure_not_a_restart_l
     assert!(!stderr.contains("run_if_worker"), "{stderr}");
     assert!(out.stdout.is_empty(), "no report of 100 lost tasks");
 }
+
+/// Issue 14.6: a timeout past u64 nanoseconds wrapped (`as_nanos() as u64`) to about a
+/// millisecond, so every task of the process model timed out. Now such a timeout saturates
+/// (never expires), on every model and for every timeout the pool takes.
+#[test]
+fn huge_timeouts_saturate_instead_of_wrapping() {
+    use std::time::Duration;
+
+    use mpmt::task::builtin::Sleep;
+
+    let huge = Duration::new(18_446_744_073, 710_551_616);
+    for model in
+        [Model::Processes(1), Model::Threads(1), Model::Hybrid { processes: 1, threads: 2 }]
+    {
+        let pool = builder(model).task_timeout(huge).frame_timeout(Duration::MAX).build().unwrap();
+        let results: Vec<_> = pool.map::<Sleep, _>([2_000; 4]).collect();
+        assert_eq!(results, vec![Ok(2_000); 4], "{model}");
+        let waited = pool.submit::<Noop>(5).unwrap().wait_timeout(Duration::MAX);
+        assert_eq!(waited.map(|c| c.result).ok(), Some(Ok(5)), "{model}");
+    }
+    let out = crate::common::mpmt(&[
+        "run",
+        "--task",
+        "sleep",
+        "--size",
+        "2000",
+        "--count",
+        "4",
+        "--workers",
+        "1",
+        "--timeout",
+        "18446744073s 710551616ns",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], 4, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+}

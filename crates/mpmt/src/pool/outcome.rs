@@ -81,6 +81,11 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// `TimedOut` after `timeout`, its milliseconds saturated at `u64::MAX`.
+    pub(crate) fn timed_out(timeout: Duration) -> TaskError {
+        TaskError::TimedOut { timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) }
+    }
+
     /// A short, stable name of the variant, used as a key in counts and JSON.
     pub fn name(&self) -> &'static str {
         match self {

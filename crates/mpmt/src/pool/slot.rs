@@ -213,7 +213,8 @@ impl<O: Any> Handle<O> {
 
     /// Waits at most `timeout`; gives the handle back if the task has not ended.
     pub fn wait_timeout(self, timeout: Duration) -> Result<Completion<O>, Handle<O>> {
-        match self.slot.take(Some(Instant::now() + timeout)) {
+        // A timeout too large to add to now is no deadline at all (not a panic).
+        match self.slot.take(Instant::now().checked_add(timeout)) {
             Some(c) => Ok(c.map(downcast::<O>)),
             None => Err(self),
         }

@@ -437,16 +437,17 @@ impl<R: ByteRx> FrameReader<R> {
             self.frame_began = None;
         }
         let deadline = match self.frame_timeout {
-            // Part of a frame is here: the rest must follow in time.
-            Some(timeout) if self.start < self.end => {
-                Some((*self.frame_began.get_or_insert_with(Instant::now), timeout))
-            }
+            // Part of a frame is here: the rest must follow in time (a timeout too large to
+            // add to now is no limit).
+            Some(timeout) if self.start < self.end => self
+                .frame_began
+                .get_or_insert_with(Instant::now)
+                .checked_add(timeout)
+                .map(|at| (at, timeout)),
             _ => None,
         };
         let read = match deadline {
-            Some((began, timeout)) => {
-                self.rx.read_until(&mut self.buf[self.end..], began + timeout)
-            }
+            Some((at, _)) => self.rx.read_until(&mut self.buf[self.end..], at),
             None => self.rx.read(&mut self.buf[self.end..]),
         };
         let n = match read {

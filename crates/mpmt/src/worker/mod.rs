@@ -120,7 +120,8 @@ impl WorkerArgs {
             args.extend(["--memory-limit".into(), limit.to_string()]);
         }
         if let Some(t) = self.frame_timeout {
-            args.extend(["--frame-timeout-ms".into(), t.as_millis().max(1).to_string()]);
+            let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
+            args.extend(["--frame-timeout-ms".into(), ms.to_string()]);
         }
         args
     }

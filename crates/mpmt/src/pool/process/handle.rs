@@ -43,7 +43,9 @@ pub(super) struct Watched {
 impl Overdue for Watched {
     fn check(&self, timeout: Duration) {
         let now = monotonic_ns();
-        let limit = timeout.as_nanos() as u64;
+        // Saturating: a timeout past u64 nanoseconds (585 years) never expires; a plain cast
+        // would wrap it to almost nothing.
+        let limit = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         for (id, started) in self.page.running() {
             if now.saturating_sub(started) > limit {
                 let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
@@ -266,9 +268,7 @@ impl WorkerHandle {
                 continue;
             }
             let error = match expired {
-                Some((id, timeout)) if id == env.id => {
-                    TaskError::TimedOut { timeout_ms: timeout.as_millis() as u64 }
-                }
+                Some((id, timeout)) if id == env.id => TaskError::timed_out(timeout),
                 Some((id, _)) => TaskError::WorkerLost {
                     reason: format!("its worker was killed because task {id} timed out"),
                 },
