@@ -279,3 +279,27 @@ fn huge_timeouts_saturate_instead_of_wrapping() {
     assert_eq!(report["ok"], 4, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
 }
+
+/// Issue 14.8: workers inherited every descriptor their invoker had without `FD_CLOEXEC` (a
+/// shell's, a library's). Now a worker holds only its channel and status page, whatever
+/// this process leaks.
+#[test]
+fn workers_do_not_inherit_descriptors_leaked_without_cloexec() {
+    use std::os::fd::AsFd;
+
+    let marker = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hardening-leaked-fd-{}", std::process::id()));
+    let leaked = std::fs::File::create(&marker).unwrap();
+    rustix::io::fcntl_setfd(leaked.as_fd(), rustix::io::FdFlags::empty()).unwrap();
+    let pool = builder(Model::Processes(1)).build().unwrap();
+    let pid = pool.stats().worker_pids[0];
+    let held: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect();
+    drop(leaked);
+    let _ = std::fs::remove_file(&marker);
+    assert!(!held.contains(&marker), "the worker inherited {}: {held:?}", marker.display());
+    assert_eq!(pool.submit::<Noop>(3).unwrap().wait(), Ok(3));
+}
