@@ -72,8 +72,9 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) count: u64,
     /// Size parameter: bytes hashed (sha256, default 65536), range width (primes, default
-    /// 10000), microseconds (sleep, default 1000); ignored by noop.
-    #[arg(long)]
+    /// 10000), microseconds (sleep, default 1000); ignored by noop. Takes the units of
+    /// --memory-limit (e.g. 4KiB, 1MB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_param)]
     pub(crate) size: Option<u64>,
     /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05
     /// (panic, abort, segfault, exit, oom [needs --memory-limit], hang [needs --timeout]).
@@ -152,6 +153,11 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     mpmt_lab::measure::units::parse_bytes(s)
+}
+
+/// `--size`: a number with the units of `--memory-limit`, or 0.
+fn parse_size_param(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" { Ok(0) } else { parse_size(s) }
 }
 
 fn parse_fault(s: &str) -> Result<mpmt::task::fault::FaultPlan, String> {

@@ -303,3 +303,61 @@ fn workers_do_not_inherit_descriptors_leaked_without_cloexec() {
     assert!(!held.contains(&marker), "the worker inherited {}: {held:?}", marker.display());
     assert_eq!(pool.submit::<Noop>(3).unwrap().wait(), Ok(3));
 }
+
+/// Issue 14.8: the minor ones through the command line: `--size` takes units, `run --json`
+/// reports `rejected_peers`, `lab --json` refuses an unwritable path before any claim runs,
+/// and the hidden worker command refuses `--threads 100000` instead of panicking.
+#[test]
+fn the_command_line_takes_size_units_reports_rejected_peers_and_checks_paths_first() {
+    let out = crate::common::mpmt(&[
+        "run",
+        "--task",
+        "sha256",
+        "--size",
+        "4KiB",
+        "--count",
+        "5",
+        "--workers",
+        "1",
+        "--transport",
+        "tcp",
+        "--verify",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["size"], 4096);
+    assert_eq!(v["verified"], 5);
+    assert_eq!(v["rejected_peers"], 0, "{v}");
+    let zero = crate::common::mpmt(&["run", "--task", "noop", "--size", "0", "--count", "1"]);
+    assert!(zero.status.success(), "{}", String::from_utf8_lossy(&zero.stderr));
+
+    let unwritable = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such-dir").join("lab.json");
+    let out = crate::common::mpmt(&[
+        "lab",
+        "--only",
+        "isolation",
+        "--json",
+        unwritable.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("Error: cannot write the JSON report to"),
+        "checked first: {stderr}"
+    );
+
+    let out = crate::common::mpmt(&[
+        "__worker",
+        "--link",
+        "pipe:3,4",
+        "--parent",
+        "1",
+        "--threads",
+        "100000",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(stderr.contains("--threads 100000: a worker runs at most"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -222,6 +222,9 @@ pub struct RunReport {
     pub leaked_threads: u64,
     /// From noticing a worker's death to its replacement being ready, microseconds.
     pub recovery_us: Option<Percentiles>,
+    /// Peers the transport refused (`tcp`: a connection without the pool's secret, or with
+    /// no complete handshake in time); 0 for the other transports and the thread model.
+    pub rejected_peers: u64,
     /// The run was stopped early (Ctrl-C): unfinished tasks are counted as `cancelled`.
     pub interrupted: bool,
 }
@@ -360,6 +363,7 @@ pub fn run(
         recycled: stats.recycled,
         leaked_threads: stats.leaked_threads,
         recovery_us: Percentiles::of(&recoveries),
+        rejected_peers: stats.rejected_peers,
         interrupted: stop.load(Ordering::Acquire),
     })
 }

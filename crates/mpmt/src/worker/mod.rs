@@ -143,7 +143,17 @@ impl WorkerArgs {
             link: flags.require("--link")?.to_owned(),
             parent: flags.num("--parent")?.ok_or("--parent is required")?,
             max_frame: flags.num("--max-frame")?.unwrap_or(transport::frame::DEFAULT_MAX_PAYLOAD),
-            threads: usize::max(flags.num("--threads")?.unwrap_or(1), 1),
+            threads: match flags.num::<usize>("--threads")?.unwrap_or(1) {
+                0 => 1,
+                n if n > crate::supervise::status::MAX_SLOTS => {
+                    return Err(format!(
+                        "--threads {n}: a worker runs at most {} task threads (its status page \
+                         has a slot for each)",
+                        crate::supervise::status::MAX_SLOTS
+                    ));
+                }
+                n => n,
+            },
             status_fd: flags.num("--status")?,
             memory_limit: flags.num("--memory-limit")?,
             frame_timeout: flags
