@@ -7,7 +7,7 @@
 //! input, and with `verify` the `sha256` digests and `primes` counts are recomputed after the
 //! timed part.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
-use mpmt::pool::{Model, Pool, PoolError};
+use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, TaskError};
 use mpmt::task::builtin::{self, PrimesInput, Sha256Input};
 use mpmt::task::fault::{FaultKind, FaultPlan};
 use mpmt::task::{AnyValue, Job};
@@ -131,9 +131,6 @@ pub enum RunError {
     /// The spec is contradictory.
     #[error("{0}")]
     Spec(String),
-    /// A thread of the run itself could not be started (the process or thread limit).
-    #[error("cannot start the run's Ctrl-C watcher thread: {0}")]
-    Thread(std::io::Error),
 }
 
 /// Percentiles of a duration series, in microseconds.
@@ -281,26 +278,9 @@ pub fn run(
     }
     let pool = builder.build()?;
     let cpu_before = cpu_with_children();
-    let done = AtomicBool::new(false);
-    let collected = std::thread::scope(|scope| {
-        // Watches for Ctrl-C while the main thread waits on outcomes. Starting it can fail
-        // (`ulimit -u` reached, say): that is a reported error, not a panic.
-        std::thread::Builder::new()
-            .name("mpmt-run-ctrlc".into())
-            .spawn_scoped(scope, || {
-                while !done.load(Ordering::Acquire) {
-                    if stop.load(Ordering::Acquire) {
-                        pool.abort();
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-            .map_err(RunError::Thread)?;
-        let collected = collect(spec, &pool, &mut on_outcome);
-        done.store(true, Ordering::Release);
-        Ok::<_, RunError>(collected)
-    })?;
+    // Ctrl-C is watched by the thread that collects outcomes, between waits: no thread of
+    // its own, so none that could fail to start (issue 14.4: `ulimit -u` reached).
+    let collected = collect(spec, &pool, stop, &mut on_outcome);
     let stats = pool.stats();
     let worker_hwm: Vec<u64> = stats
         .worker_pids
@@ -384,9 +364,21 @@ struct Collected {
     wall: Duration,
 }
 
-/// The timed part: submits every task and collects every outcome, in order.
-fn collect(spec: &RunSpec, pool: &Pool, on_outcome: &mut impl FnMut(u64)) -> Collected {
-    let jobs = (0..spec.count).map(|i| match &spec.inject {
+/// Tasks submitted ahead of the one waited for (the pool's default queue capacity): enough
+/// to keep every worker busy, bounded so a long run does not hold every handle at once.
+const LOOK_AHEAD: usize = 1024;
+/// How often the wait for an outcome looks at the Ctrl-C flag.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// The timed part: submits every task and collects every outcome, in order. When `stop`
+/// becomes true, the pool is aborted: what is queued or running ends `cancelled`.
+fn collect(
+    spec: &RunSpec,
+    pool: &Pool,
+    stop: &AtomicBool,
+    on_outcome: &mut impl FnMut(u64),
+) -> Collected {
+    let mut jobs = (0..spec.count).map(|i| match &spec.inject {
         Some(plan) if plan.is_faulty(i) => plan.kind.job(i),
         _ => spec.workload.job(i, spec.size),
     });
@@ -400,8 +392,34 @@ fn collect(spec: &RunSpec, pool: &Pool, on_outcome: &mut impl FnMut(u64)) -> Col
         wall: Duration::ZERO,
     };
     let start = Instant::now();
-    let mut map = pool.map_jobs(jobs);
-    while let Some(done) = map.next_completion() {
+    let mut pending: VecDeque<Result<Handle<AnyValue>, Instant>> = VecDeque::new();
+    let mut aborted = false;
+    loop {
+        while pending.len() < LOOK_AHEAD {
+            let Some(job) = jobs.next() else { break };
+            // A closed (aborted) pool refuses the job: it ends `cancelled` like the others.
+            pending.push_back(pool.submit_job(job).map_err(|_| Instant::now()));
+        }
+        let Some(next) = pending.pop_front() else { break };
+        let done = match next {
+            Ok(mut handle) => loop {
+                if !aborted && stop.load(Ordering::Acquire) {
+                    pool.abort();
+                    aborted = true;
+                }
+                match handle.wait_timeout(STOP_POLL) {
+                    Ok(done) => break done,
+                    Err(back) => handle = back,
+                }
+            },
+            Err(at) => Completion {
+                result: Err(TaskError::Cancelled),
+                attempts: 0,
+                submitted: at,
+                finished: at,
+                exec: None,
+            },
+        };
         let index = c.outcomes;
         c.outcomes += 1;
         c.latency.push(us(done.turnaround()));
