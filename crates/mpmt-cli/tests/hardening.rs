@@ -363,3 +363,57 @@ fn the_command_line_takes_size_units_reports_rejected_peers_and_checks_paths_fir
     assert!(stderr.contains("--threads 100000: a worker runs at most"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A kind that neither the test's registry nor the `mpmt` binary's contains.
+struct Unregistered;
+
+impl mpmt::task::Task for Unregistered {
+    const NAME: &'static str = "unregistered";
+    type Input = u32;
+    type Output = u32;
+    fn run(x: u32) -> u32 {
+        x
+    }
+}
+
+/// Issue 14.9: an unregistered kind returned `Ok` on the thread model and `UnknownKind` on
+/// the process model, at run time. Given the registry, every model refuses it the same way
+/// at submit time (and `map` yields `UnknownKind` in input order); a memory limit on the
+/// thread model, which has no worker process to cap, is refused instead of ignored.
+#[test]
+fn every_model_refuses_an_unregistered_kind_the_same_way_at_submit() {
+    use mpmt::pool::{PoolError, SubmitError};
+    use mpmt::task::Registry;
+
+    for model in
+        [Model::Threads(1), Model::Processes(1), Model::Hybrid { processes: 1, threads: 2 }]
+    {
+        let pool = builder(model).registry(Registry::builtin()).build().unwrap();
+        let refused = pool.submit::<Unregistered>(1).unwrap_err();
+        assert_eq!(refused, SubmitError::UnknownKind { kind: "unregistered".into() }, "{model}");
+        let jobs = [
+            mpmt::task::Job::new::<Noop>(1),
+            mpmt::task::Job::new::<Unregistered>(2),
+            mpmt::task::Job::new::<Noop>(3),
+        ];
+        let results: Vec<_> =
+            pool.map_jobs(jobs).map(|r| r.map(|v| *v.downcast::<u64>().unwrap())).collect();
+        assert_eq!(
+            results,
+            vec![Ok(1), Err(TaskError::UnknownKind { kind: "unregistered".into() }), Ok(3)],
+            "{model}"
+        );
+    }
+    let err = builder(Model::Threads(1)).memory_limit(64 << 20).build().unwrap_err();
+    assert!(matches!(err, PoolError::Config(_)), "{err}");
+    let out = crate::common::mpmt(&[
+        "run",
+        "--model",
+        "thread",
+        "--task",
+        "noop",
+        "--memory-limit",
+        "64MiB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -228,6 +228,13 @@ pub struct RunReport {
 
 /// Checks that the spec can run without harming the machine or hanging.
 fn validate(spec: &RunSpec) -> Result<(), RunError> {
+    if matches!(spec.model, Model::Threads(_)) && spec.memory_limit.is_some() {
+        return Err(RunError::Spec(
+            "--memory-limit caps worker processes; the thread model has none (use --model \
+             process or hybrid)"
+                .into(),
+        ));
+    }
     let Some(plan) = spec.inject.filter(|p| p.rate > 0.0) else { return Ok(()) };
     let spec_error = |m: String| Err(RunError::Spec(m));
     match (spec.model, plan.kind) {

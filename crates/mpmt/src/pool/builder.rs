@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::shared::{Limits, Shared};
 use super::{Engine, Model, Pool, PoolError, process, thread};
+use crate::task::Registry;
 use crate::transport::TransportKind;
 
 /// Consecutive failed worker starts after which a slot gives up: with the backoff of
@@ -32,6 +33,7 @@ pub struct PoolBuilder {
     max_frame: u32,
     frame_timeout: Duration,
     limits: Limits,
+    registry: Option<Arc<Registry>>,
 }
 
 impl Default for PoolBuilder {
@@ -44,6 +46,7 @@ impl Default for PoolBuilder {
             program: None,
             max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
+            registry: None,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -117,6 +120,8 @@ impl PoolBuilder {
 
     /// Address-space limit of each worker process, in bytes (process and hybrid models).
     /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
+    /// The thread model has no worker process to cap: [`PoolBuilder::build`] refuses the
+    /// setting there ([`PoolError::Config`]) rather than ignore it silently.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.limits.memory_limit = Some(bytes);
         self
@@ -131,6 +136,16 @@ impl PoolBuilder {
     /// Run an idempotent task up to `k` more times if its worker dies under it.
     pub fn retries(mut self, k: u32) -> Self {
         self.limits.retries = k;
+        self
+    }
+
+    /// The task kinds the pool may run: the registry its worker program hands to
+    /// [`crate::worker::run_if_worker`]. With it, [`Pool::submit`] refuses a kind that is not
+    /// registered with [`super::SubmitError::UnknownKind`] on **every** model, so switching
+    /// the model cannot change what a program accepts (without it, the thread model runs any
+    /// kind and a worker process answers an unknown one with `TaskError::UnknownKind`).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(Arc::new(registry));
         self
     }
 
@@ -176,6 +191,13 @@ impl PoolBuilder {
                     .into(),
             ));
         }
+        if matches!(self.model, Model::Threads(_)) && self.limits.memory_limit.is_some() {
+            return Err(PoolError::Config(
+                "a memory limit caps worker processes; the thread model has none (use the \
+                 process or hybrid model, or limit the whole process)"
+                    .into(),
+            ));
+        }
         let slots = self.model.processes().max(self.model.parallelism());
         let shared = Arc::new(Shared::new(slots, self.limits.clone()));
         let capacity = self.queue_capacity;
@@ -214,6 +236,7 @@ impl PoolBuilder {
             engine: Some(engine),
             shared,
             channel,
+            registry: self.registry,
             next_id: AtomicU64::new(1),
         })
     }
