@@ -36,6 +36,7 @@
 //! which decides what happens to them, and not the workers directly.
 
 mod alloc;
+pub mod harness;
 
 pub use alloc::OomAwareAlloc;
 
