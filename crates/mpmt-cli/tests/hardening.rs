@@ -417,3 +417,42 @@ fn every_model_refuses_an_unregistered_kind_the_same_way_at_submit() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Issue 14.11: a worker's stderr went straight to the parent's, with no way to capture or
+/// silence it. With `Capture`, a task's completion carries what its worker wrote for it,
+/// the allocator's last words of an out-of-memory death included; with `Discard` the worker
+/// writes to /dev/null; `Inherit` (the default) shares this process's stderr.
+#[test]
+fn worker_stderr_is_inherited_discarded_or_captured_per_task() {
+    use mpmt::pool::WorkerStderr;
+    use mpmt::task::builtin::Oom;
+
+    let pool = builder(Model::Processes(1))
+        .worker_stderr(WorkerStderr::Capture)
+        .memory_limit(128 << 20)
+        .build()
+        .unwrap();
+    let quiet = pool.submit::<Noop>(1).unwrap().wait_completion();
+    assert_eq!((quiet.result, quiet.stderr), (Ok(1), Some(String::new())));
+    let oom = pool.submit::<Oom>(()).unwrap().wait_completion();
+    assert!(matches!(oom.result, Err(TaskError::OutOfMemory { .. })), "{:?}", oom.result);
+    let said = oom.stderr.unwrap();
+    assert!(said.contains("memory allocation of"), "captured: {said:?}");
+    let after = pool.submit::<Noop>(2).unwrap().wait_completion();
+    assert_eq!((after.result, after.stderr), (Ok(2), Some(String::new())), "per task");
+    drop(pool);
+
+    let stderr_of = |policy: Option<WorkerStderr>| {
+        let mut b = builder(Model::Processes(1));
+        if let Some(p) = policy {
+            b = b.worker_stderr(p);
+        }
+        let pool = b.build().unwrap();
+        let pid = pool.stats().worker_pids[0];
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/2")).unwrap();
+        assert_eq!(pool.submit::<Noop>(3).unwrap().wait_completion().stderr, None);
+        target
+    };
+    assert_eq!(stderr_of(Some(WorkerStderr::Discard)), Path::new("/dev/null"));
+    assert_eq!(stderr_of(None), std::fs::read_link("/proc/self/fd/2").unwrap());
+}

@@ -425,6 +425,7 @@ fn collect(
                 submitted: at,
                 finished: at,
                 exec: None,
+                stderr: None,
             },
         };
         let index = c.outcomes;

@@ -22,6 +22,20 @@ pub const DEFAULT_START_ATTEMPTS: u32 = 30;
 /// How long a frame that has begun may take to arrive (see [`PoolBuilder::frame_timeout`]).
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a worker process's standard error goes (process and hybrid models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkerStderr {
+    /// To this process's stderr (the default): a worker's messages, and the allocator's
+    /// "memory allocation of N bytes failed" when one runs out of memory, appear as they are.
+    #[default]
+    Inherit,
+    /// Nowhere (`/dev/null`).
+    Discard,
+    /// Into each task's [`Completion::stderr`](super::Completion::stderr): the text the
+    /// worker wrote while running it, or before dying under it (at most 64 KiB, the tail).
+    Capture,
+}
+
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
@@ -34,6 +48,7 @@ pub struct PoolBuilder {
     frame_timeout: Duration,
     limits: Limits,
     registry: Option<Arc<Registry>>,
+    stderr: WorkerStderr,
 }
 
 impl Default for PoolBuilder {
@@ -47,6 +62,7 @@ impl Default for PoolBuilder {
             max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             registry: None,
+            stderr: WorkerStderr::Inherit,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -149,6 +165,12 @@ impl PoolBuilder {
         self
     }
 
+    /// Where worker processes' standard error goes (default [`WorkerStderr::Inherit`]).
+    pub fn worker_stderr(mut self, policy: WorkerStderr) -> Self {
+        self.stderr = policy;
+        self
+    }
+
     /// Consecutive failed attempts to start a replacement worker after which a worker slot
     /// gives up (process and hybrid models; default [`DEFAULT_START_ATTEMPTS`]). Between
     /// attempts the slot waits 10 ms, doubling up to 1 s. A slot that gives up fails the tasks
@@ -221,6 +243,7 @@ impl PoolBuilder {
                     max_frame: self.max_frame,
                     threads,
                     frame_timeout: self.frame_timeout,
+                    stderr: self.stderr,
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone())?;

@@ -57,6 +57,7 @@ impl<'p, O: 'static, I: Iterator<Item = Job>> Map<'p, O, I> {
                 submitted: at,
                 finished: at,
                 exec: None,
+                stderr: None,
             }),
         }
     }

@@ -38,6 +38,8 @@
 //! * [`PoolBuilder::memory_limit`]: `RLIMIT_AS` per worker; a task that exceeds it ends
 //!   `OutOfMemory` (with [`crate::worker::OomAwareAlloc`] installed in the worker program).
 //!   The thread model has no worker process to cap: it refuses the setting.
+//! * [`PoolBuilder::worker_stderr`]: a worker's stderr is inherited (default), discarded, or
+//!   captured per task into [`Completion::stderr`] (`process/stderr.rs`).
 //! * [`PoolBuilder::registry`]: the kinds the pool runs; `submit` refuses any other with
 //!   [`SubmitError::UnknownKind`], on every model alike.
 //! * [`PoolBuilder::max_tasks_per_worker`]: workers are recycled after that many tasks.
@@ -55,7 +57,9 @@ mod shared;
 mod slot;
 pub mod thread;
 
-pub use builder::{DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, available_cpus};
+pub use builder::{
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, WorkerStderr, available_cpus,
+};
 pub use error::{PoolError, SubmitError};
 pub use map::Map;
 pub use model::Model;

@@ -140,6 +140,10 @@ pub struct Completion<T> {
     /// Time spent running the task itself, as measured where it ran (absent when it never ran
     /// to an answer, e.g. crashed).
     pub exec: Option<Duration>,
+    /// What the worker wrote to stderr for this task, with
+    /// [`WorkerStderr::Capture`](crate::pool::WorkerStderr::Capture) (process and hybrid
+    /// models); `None` otherwise.
+    pub stderr: Option<String>,
 }
 
 impl<T> Completion<T> {
@@ -156,6 +160,7 @@ impl<T> Completion<T> {
             submitted: self.submitted,
             finished: self.finished,
             exec: self.exec,
+            stderr: self.stderr,
         }
     }
 }

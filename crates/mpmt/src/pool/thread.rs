@@ -162,6 +162,7 @@ impl Overdue for Lane {
             submitted: r.submitted,
             finished: Instant::now(),
             exec: None,
+            stderr: None,
         });
         drop(running);
     }

@@ -67,6 +67,17 @@ pub fn spawn(
     env: &[(&str, String)],
     inherit: &[RawFd],
 ) -> io::Result<Spawned> {
+    spawn_with(program, args, env, inherit, Stdio::inherit())
+}
+
+/// Like [`spawn`], with the child's stderr going to `stderr`.
+pub fn spawn_with(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+    stderr: Stdio,
+) -> io::Result<Spawned> {
     let keep: Vec<RawFd> = inherit.to_vec();
     // For the fallback of close_range: descriptors below the open-files limit (bounded, so
     // an unlimited limit does not mean 2^31 calls).
@@ -81,7 +92,7 @@ pub fn spawn(
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
     // SAFETY: see the module docs: the closure makes only async-signal-safe system calls
     // (close_range, fcntl) on descriptor numbers, and allocates nothing.
     unsafe {

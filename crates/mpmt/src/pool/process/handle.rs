@@ -74,6 +74,8 @@ pub(super) struct WorkerHandle {
     pub(super) threads: usize,
     /// Tasks this worker may still be sent before it is recycled.
     pub(super) budget: Option<u64>,
+    /// The worker's captured stderr ([`crate::pool::WorkerStderr::Capture`]).
+    pub(super) stderr: Option<Arc<super::stderr::StderrLog>>,
 }
 
 impl WorkerHandle {
@@ -240,6 +242,8 @@ impl WorkerHandle {
         };
         let aborting = self.shared.aborting.load(Ordering::Acquire);
         let queue = std::mem::take(&mut *self.inflight.lock());
+        // What it wrote since its last outcome: the dying tasks' last words.
+        let captured = self.stderr.as_ref().map(|log| log.take_new());
         let retries = self.shared.limits.retries;
         let mut requeue = Vec::new();
         let mut first_unstarted = true;
@@ -285,7 +289,7 @@ impl WorkerHandle {
             if error.is_retryable() && env.retryable(retries) {
                 requeue.push(env);
             } else {
-                env.complete(Err(error), None);
+                env.complete_with(Err(error), None, captured.clone());
             }
         }
         for env in requeue.into_iter().rev() {

@@ -38,6 +38,7 @@ mod driver;
 mod handle;
 mod reader;
 mod spawner;
+mod stderr;
 
 use std::collections::VecDeque;
 use std::io;
@@ -67,6 +68,8 @@ pub(crate) struct Config {
     pub(crate) threads: usize,
     /// How long a frame that has begun may take to arrive, both directions.
     pub(crate) frame_timeout: Duration,
+    /// Where workers' stderr goes.
+    pub(crate) stderr: super::WorkerStderr,
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of
@@ -98,6 +101,9 @@ pub enum StartError {
         #[source]
         source: TransportError,
     },
+    /// The file that captures the worker's stderr could not be created.
+    #[error("cannot create the worker's stderr capture: {0}")]
+    StderrCapture(#[source] io::Error),
     /// The thread that reads the worker's outcomes could not be started.
     #[error("cannot start reader thread: {0}")]
     ReaderThread(#[source] io::Error),
