@@ -156,6 +156,14 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()
             .context("locating the mpmt binary for the spawn experiments")?,
     };
+    if let Some(path) = &args.json {
+        // Before the claims run (minutes), not after: a path that cannot be written fails now.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+    }
     let machine = mpmt_lab::measure::Machine::detect();
     eprintln!("{}", terminal::banner("lab", cfg.quick, &machine));
     let mut partial: Vec<mpmt_lab::lab::ClaimResult> = Vec::new();

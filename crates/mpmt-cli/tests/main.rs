@@ -8,6 +8,7 @@
 //! * `cleanup`: no worker process outlives its pool.
 //! * `churn`: the address-space churn kinds verify their work on every model.
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
+//! * `hardening`: the regressions of issue 14 (start failures, stalled frames, limits).
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
 //! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
@@ -20,6 +21,7 @@ mod cleanup;
 mod cli;
 mod common;
 mod faults;
+mod hardening;
 mod ipc;
 mod isolation;
 mod protocol;

@@ -25,7 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(code);
     }
 
-    let pool = Pool::builder().model(Model::Processes(2)).build()?;
+    // The kinds its workers know: submit refuses any other, on every model alike.
+    let pool = Pool::builder().model(Model::Processes(2)).registry(registry).build()?;
     let texts = ["multi process", "multi thread or both", ""].map(String::from);
     let counts: Vec<Result<usize, TaskError>> = pool.map::<WordCount, _>(texts).collect();
     println!("word counts: {counts:?}");

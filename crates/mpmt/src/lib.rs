@@ -55,6 +55,13 @@
 //! running out of memory from other aborts, the program also installs
 //! `#[global_allocator] static A: mpmt::worker::OomAwareAlloc = mpmt::worker::OomAwareAlloc;`.
 //!
+//! # Process pools in tests
+//!
+//! Under libtest the default worker program is the test harness, which cannot be a worker.
+//! Use a binary of the package as the worker program
+//! (`worker_program(env!("CARGO_BIN_EXE_<name>"))`), or a `harness = false` test whose
+//! `main` is [`test_main!`]: [`worker::harness`] explains both.
+//!
 //! # Modules, top to bottom
 //!
 //! Each module imports only modules below it in this list:

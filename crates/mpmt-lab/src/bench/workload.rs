@@ -7,7 +7,7 @@
 //! input, and with `verify` the `sha256` digests, `primes` counts and the churn kinds'
 //! checksums are recomputed after the timed part.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
-use mpmt::pool::{Model, Pool, PoolError};
+use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, TaskError};
 use mpmt::task::builtin::{self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input};
 use mpmt::task::fault::{FaultKind, FaultPlan};
 use mpmt::task::mmchurn;
@@ -240,6 +240,9 @@ pub struct RunReport {
     pub leaked_threads: u64,
     /// From noticing a worker's death to its replacement being ready, microseconds.
     pub recovery_us: Option<Percentiles>,
+    /// Peers the transport refused (`tcp`: a connection without the pool's secret, or with
+    /// no complete handshake in time); 0 for the other transports and the thread model.
+    pub rejected_peers: u64,
     /// The run was stopped early (Ctrl-C): unfinished tasks are counted as `cancelled`.
     pub interrupted: bool,
 }
@@ -250,6 +253,13 @@ fn validate(spec: &RunSpec) -> Result<(), RunError> {
         && let Some(why) = mmchurn::invalid(&churn_input(0, spec.size))
     {
         return Err(RunError::Spec(format!("--size {} for {}: {why}", spec.size, spec.workload)));
+    }
+    if matches!(spec.model, Model::Threads(_)) && spec.memory_limit.is_some() {
+        return Err(RunError::Spec(
+            "--memory-limit caps worker processes; the thread model has none (use --model \
+             process or hybrid)"
+                .into(),
+        ));
     }
     let Some(plan) = spec.inject.filter(|p| p.rate > 0.0) else { return Ok(()) };
     let spec_error = |m: String| Err(RunError::Spec(m));
@@ -301,22 +311,9 @@ pub fn run(
     }
     let pool = builder.build()?;
     let cpu_before = cpu_with_children();
-    let done = AtomicBool::new(false);
-    let collected = std::thread::scope(|scope| {
-        // Watches for Ctrl-C while the main thread waits on outcomes.
-        scope.spawn(|| {
-            while !done.load(Ordering::Acquire) {
-                if stop.load(Ordering::Acquire) {
-                    pool.abort();
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let collected = collect(spec, &pool, &mut on_outcome);
-        done.store(true, Ordering::Release);
-        collected
-    });
+    // Ctrl-C is watched by the thread that collects outcomes, between waits: no thread of
+    // its own, so none that could fail to start (issue 14.4: `ulimit -u` reached).
+    let collected = collect(spec, &pool, stop, &mut on_outcome);
     let stats = pool.stats();
     let worker_hwm: Vec<u64> = stats
         .worker_pids
@@ -383,6 +380,7 @@ pub fn run(
         recycled: stats.recycled,
         leaked_threads: stats.leaked_threads,
         recovery_us: Percentiles::of(&recoveries),
+        rejected_peers: stats.rejected_peers,
         interrupted: stop.load(Ordering::Acquire),
     })
 }
@@ -403,9 +401,21 @@ struct Collected {
     wall: Duration,
 }
 
-/// The timed part: submits every task and collects every outcome, in order.
-fn collect(spec: &RunSpec, pool: &Pool, on_outcome: &mut impl FnMut(u64)) -> Collected {
-    let jobs = (0..spec.count).map(|i| match &spec.inject {
+/// Tasks submitted ahead of the one waited for (the pool's default queue capacity): enough
+/// to keep every worker busy, bounded so a long run does not hold every handle at once.
+const LOOK_AHEAD: usize = 1024;
+/// How often the wait for an outcome looks at the Ctrl-C flag.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// The timed part: submits every task and collects every outcome, in order. When `stop`
+/// becomes true, the pool is aborted: what is queued or running ends `cancelled`.
+fn collect(
+    spec: &RunSpec,
+    pool: &Pool,
+    stop: &AtomicBool,
+    on_outcome: &mut impl FnMut(u64),
+) -> Collected {
+    let mut jobs = (0..spec.count).map(|i| match &spec.inject {
         Some(plan) if plan.is_faulty(i) => plan.kind.job(i),
         _ => spec.workload.job(i, spec.size),
     });
@@ -419,8 +429,35 @@ fn collect(spec: &RunSpec, pool: &Pool, on_outcome: &mut impl FnMut(u64)) -> Col
         wall: Duration::ZERO,
     };
     let start = Instant::now();
-    let mut map = pool.map_jobs(jobs);
-    while let Some(done) = map.next_completion() {
+    let mut pending: VecDeque<Result<Handle<AnyValue>, Instant>> = VecDeque::new();
+    let mut aborted = false;
+    loop {
+        while pending.len() < LOOK_AHEAD {
+            let Some(job) = jobs.next() else { break };
+            // A closed (aborted) pool refuses the job: it ends `cancelled` like the others.
+            pending.push_back(pool.submit_job(job).map_err(|_| Instant::now()));
+        }
+        let Some(next) = pending.pop_front() else { break };
+        let done = match next {
+            Ok(mut handle) => loop {
+                if !aborted && stop.load(Ordering::Acquire) {
+                    pool.abort();
+                    aborted = true;
+                }
+                match handle.wait_timeout(STOP_POLL) {
+                    Ok(done) => break done,
+                    Err(back) => handle = back,
+                }
+            },
+            Err(at) => Completion {
+                result: Err(TaskError::Cancelled),
+                attempts: 0,
+                submitted: at,
+                finished: at,
+                exec: None,
+                stderr: None,
+            },
+        };
         let index = c.outcomes;
         c.outcomes += 1;
         c.latency.push(us(done.turnaround()));

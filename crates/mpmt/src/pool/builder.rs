@@ -11,7 +11,30 @@ use std::time::Duration;
 
 use super::shared::{Limits, Shared};
 use super::{Engine, Model, Pool, PoolError, process, thread};
+use crate::task::Registry;
 use crate::transport::TransportKind;
+
+/// Consecutive failed worker starts after which a slot gives up: with the backoff of
+/// `process/driver.rs` (10 ms doubling to 1 s) about 24 s of trying, long enough to ride out
+/// a passing shortage (descriptors, processes, memory) and short enough to be told.
+pub const DEFAULT_START_ATTEMPTS: u32 = 30;
+
+/// How long a frame that has begun may take to arrive (see [`PoolBuilder::frame_timeout`]).
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a worker process's standard error goes (process and hybrid models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkerStderr {
+    /// To this process's stderr (the default): a worker's messages, and the allocator's
+    /// "memory allocation of N bytes failed" when one runs out of memory, appear as they are.
+    #[default]
+    Inherit,
+    /// Nowhere (`/dev/null`).
+    Discard,
+    /// Into each task's [`Completion::stderr`](super::Completion::stderr): the text the
+    /// worker wrote while running it, or before dying under it (at most 64 KiB, the tail).
+    Capture,
+}
 
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
@@ -22,7 +45,10 @@ pub struct PoolBuilder {
     max_in_flight: usize,
     program: Option<PathBuf>,
     max_frame: u32,
+    frame_timeout: Duration,
     limits: Limits,
+    registry: Option<Arc<Registry>>,
+    stderr: WorkerStderr,
 }
 
 impl Default for PoolBuilder {
@@ -34,11 +60,15 @@ impl Default for PoolBuilder {
             max_in_flight: 256,
             program: None,
             max_frame: crate::transport::frame::DEFAULT_MAX_PAYLOAD,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
+            registry: None,
+            stderr: WorkerStderr::Inherit,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
                 max_tasks_per_worker: None,
                 retries: 0,
+                start_attempts: DEFAULT_START_ATTEMPTS,
             },
         }
     }
@@ -88,6 +118,16 @@ impl PoolBuilder {
         self
     }
 
+    /// How long a frame may take to arrive once its first bytes did (default
+    /// [`DEFAULT_FRAME_TIMEOUT`]), pool and worker side alike: a peer that stops in the middle
+    /// of a frame (a corrupted or hostile stream announcing a payload that never comes) is
+    /// treated as failed: the worker is killed and replaced, the task it ran ends
+    /// `WorkerLost`. A whole 64 MiB frame crosses any transport here in well under a second.
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
     /// Longest a task may run (see the module docs).
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.limits.task_timeout = Some(timeout);
@@ -96,6 +136,8 @@ impl PoolBuilder {
 
     /// Address-space limit of each worker process, in bytes (process and hybrid models).
     /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
+    /// The thread model has no worker process to cap: [`PoolBuilder::build`] refuses the
+    /// setting there ([`PoolError::Config`]) rather than ignore it silently.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.limits.memory_limit = Some(bytes);
         self
@@ -110,6 +152,33 @@ impl PoolBuilder {
     /// Run an idempotent task up to `k` more times if its worker dies under it.
     pub fn retries(mut self, k: u32) -> Self {
         self.limits.retries = k;
+        self
+    }
+
+    /// The task kinds the pool may run: the registry its worker program hands to
+    /// [`crate::worker::run_if_worker`]. With it, [`Pool::submit`] refuses a kind that is not
+    /// registered with [`super::SubmitError::UnknownKind`] on **every** model, so switching
+    /// the model cannot change what a program accepts (without it, the thread model runs any
+    /// kind and a worker process answers an unknown one with `TaskError::UnknownKind`).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// Where worker processes' standard error goes (default [`WorkerStderr::Inherit`]).
+    pub fn worker_stderr(mut self, policy: WorkerStderr) -> Self {
+        self.stderr = policy;
+        self
+    }
+
+    /// Consecutive failed attempts to start a replacement worker after which a worker slot
+    /// gives up (process and hybrid models; default [`DEFAULT_START_ATTEMPTS`]). Between
+    /// attempts the slot waits 10 ms, doubling up to 1 s. A slot that gives up fails the tasks
+    /// it held with [`super::TaskError::WorkerStart`]; when the last slot gives up, every task
+    /// queued then or later fails the same way, so no task waits for a worker that never
+    /// comes. (The pool's first workers are not retried: [`PoolBuilder::build`] fails.)
+    pub fn worker_start_attempts(mut self, n: u32) -> Self {
+        self.limits.start_attempts = n;
         self
     }
 
@@ -135,9 +204,20 @@ impl PoolBuilder {
         }
         if self.limits.task_timeout.is_some_and(|t| t.is_zero())
             || self.limits.max_tasks_per_worker == Some(0)
+            || self.limits.start_attempts == 0
+            || self.frame_timeout.is_zero()
         {
             return Err(PoolError::Config(
-                "task timeout and max tasks per worker must be positive".into(),
+                "task timeout, frame timeout, max tasks per worker and worker start attempts must \
+                 be positive"
+                    .into(),
+            ));
+        }
+        if matches!(self.model, Model::Threads(_)) && self.limits.memory_limit.is_some() {
+            return Err(PoolError::Config(
+                "a memory limit caps worker processes; the thread model has none (use the \
+                 process or hybrid model, or limit the whole process)"
+                    .into(),
             ));
         }
         let slots = self.model.processes().max(self.model.parallelism());
@@ -162,6 +242,8 @@ impl PoolBuilder {
                     max_in_flight: self.max_in_flight.max(threads),
                     max_frame: self.max_frame,
                     threads,
+                    frame_timeout: self.frame_timeout,
+                    stderr: self.stderr,
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone())?;
@@ -177,6 +259,7 @@ impl PoolBuilder {
             engine: Some(engine),
             shared,
             channel,
+            registry: self.registry,
             next_id: AtomicU64::new(1),
         })
     }

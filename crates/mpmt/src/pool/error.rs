@@ -36,4 +36,11 @@ pub enum SubmitError {
     /// The pool is shut down or aborted, or every worker slot gave up.
     #[error("the pool accepts no more tasks (shut down, aborted, or no worker can be started)")]
     Closed,
+    /// The task's kind is not in the registry the pool was built with
+    /// ([`super::PoolBuilder::registry`]).
+    #[error("task kind '{kind}' is not registered with this pool (Registry::register it)")]
+    UnknownKind {
+        /// The kind's name.
+        kind: String,
+    },
 }

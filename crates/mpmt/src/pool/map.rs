@@ -4,14 +4,17 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use super::{Completion, Handle, Pool, TaskError};
+use std::time::Instant;
+
+use super::{Completion, Handle, Pool, SubmitError, TaskError};
 use crate::task::{AnyValue, Job};
 
 /// Results of [`Pool::map`], in input order.
 pub struct Map<'p, O, I> {
     pool: &'p Pool,
     jobs: I,
-    pending: VecDeque<Handle<AnyValue>>,
+    /// Submitted tasks, or the outcome of one the pool refused, in input order.
+    pending: VecDeque<Result<Handle<AnyValue>, (TaskError, Instant)>>,
     window: usize,
     _output: std::marker::PhantomData<fn() -> O>,
 }
@@ -37,23 +40,26 @@ impl<'p, O: 'static, I: Iterator<Item = Job>> Map<'p, O, I> {
     pub fn next_completion(&mut self) -> Option<Completion<O>> {
         while self.pending.len() < self.window {
             let Some(job) = self.jobs.next() else { break };
-            match self.pool.submit_job(job) {
-                Ok(handle) => self.pending.push_back(handle),
-                Err(_) => {
-                    // The pool is closed: the job gets its outcome like any other.
-                    let now = std::time::Instant::now();
-                    return Some(Completion {
-                        result: Err(TaskError::Cancelled),
-                        attempts: 0,
-                        submitted: now,
-                        finished: now,
-                        exec: None,
-                    });
+            self.pending.push_back(match self.pool.submit_job(job) {
+                Ok(handle) => Ok(handle),
+                // Refused jobs get their outcome like any other, in input order.
+                Err(SubmitError::Closed) => Err((TaskError::Cancelled, Instant::now())),
+                Err(SubmitError::UnknownKind { kind }) => {
+                    Err((TaskError::UnknownKind { kind }, Instant::now()))
                 }
-            }
+            });
         }
-        let handle = self.pending.pop_front()?;
-        Some(Handle::<O>::new(handle.into_slot()).wait_completion())
+        match self.pending.pop_front()? {
+            Ok(handle) => Some(Handle::<O>::new(handle.into_slot()).wait_completion()),
+            Err((error, at)) => Some(Completion {
+                result: Err(error),
+                attempts: 0,
+                submitted: at,
+                finished: at,
+                exec: None,
+                stderr: None,
+            }),
+        }
     }
 }
 

@@ -37,6 +37,11 @@
 //!   and a new thread takes its place.
 //! * [`PoolBuilder::memory_limit`]: `RLIMIT_AS` per worker; a task that exceeds it ends
 //!   `OutOfMemory` (with [`crate::worker::OomAwareAlloc`] installed in the worker program).
+//!   The thread model has no worker process to cap: it refuses the setting.
+//! * [`PoolBuilder::worker_stderr`]: a worker's stderr is inherited (default), discarded, or
+//!   captured per task into [`Completion::stderr`] (`process/stderr.rs`).
+//! * [`PoolBuilder::registry`]: the kinds the pool runs; `submit` refuses any other with
+//!   [`SubmitError::UnknownKind`], on every model alike.
 //! * [`PoolBuilder::max_tasks_per_worker`]: workers are recycled after that many tasks.
 //! * [`PoolBuilder::retries`]: an idempotent task ([`crate::task::Task::IDEMPOTENT`],
 //!   [`Job::idempotent`]) whose worker crashed, ran out of memory or timed out is run again,
@@ -52,7 +57,9 @@ mod shared;
 mod slot;
 pub mod thread;
 
-pub use builder::{PoolBuilder, available_cpus};
+pub use builder::{
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, WorkerStderr, available_cpus,
+};
 pub use error::{PoolError, SubmitError};
 pub use map::Map;
 pub use model::Model;
@@ -100,6 +107,8 @@ pub struct Pool {
     shared: Arc<Shared>,
     /// The transport's pool-wide state (process and hybrid models).
     channel: Option<Arc<dyn crate::transport::Transport>>,
+    /// The kinds `submit` accepts, when the builder was given them.
+    registry: Option<Arc<crate::task::Registry>>,
     next_id: AtomicU64,
 }
 
@@ -141,6 +150,12 @@ impl Pool {
     /// Submits a type-erased job; blocks while the queue is full.
     pub fn submit_job(&self, job: Job) -> Result<Handle<AnyValue>, SubmitError> {
         let sender = self.sender.as_ref().ok_or(SubmitError::Closed)?;
+        if let Some(registry) = &self.registry {
+            let name = job.kind().name();
+            if registry.get(name).is_none() {
+                return Err(SubmitError::UnknownKind { kind: name.to_owned() });
+            }
+        }
         if self.shared.aborting.load(Ordering::Acquire) {
             return Err(SubmitError::Closed);
         }

@@ -66,6 +66,14 @@ pub enum TaskError {
         /// The worker's memory limit, if the pool set one.
         limit: Option<u64>,
     },
+    /// No worker process could be started to run the task: the pool retried with a capped
+    /// backoff ([`crate::pool::PoolBuilder::worker_start_attempts`]) and gave up. The
+    /// reason names the last start failure.
+    #[error("no worker could be started: {reason}")]
+    WorkerStart {
+        /// Why the last start failed, and how often it was tried.
+        reason: String,
+    },
     /// The task was cancelled before it could finish ([`crate::Pool::cancel`],
     /// [`crate::Pool::abort`], or submitted to a closed pool).
     #[error("task cancelled")]
@@ -73,6 +81,11 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// `TimedOut` after `timeout`, its milliseconds saturated at `u64::MAX`.
+    pub(crate) fn timed_out(timeout: Duration) -> TaskError {
+        TaskError::TimedOut { timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) }
+    }
+
     /// A short, stable name of the variant, used as a key in counts and JSON.
     pub fn name(&self) -> &'static str {
         match self {
@@ -84,6 +97,7 @@ impl TaskError {
             TaskError::Codec { .. } => "codec",
             TaskError::TimedOut { .. } => "timed_out",
             TaskError::OutOfMemory { .. } => "out_of_memory",
+            TaskError::WorkerStart { .. } => "worker_start",
             TaskError::Cancelled => "cancelled",
         }
     }
@@ -126,6 +140,10 @@ pub struct Completion<T> {
     /// Time spent running the task itself, as measured where it ran (absent when it never ran
     /// to an answer, e.g. crashed).
     pub exec: Option<Duration>,
+    /// What the worker wrote to stderr for this task, with
+    /// [`WorkerStderr::Capture`](crate::pool::WorkerStderr::Capture) (process and hybrid
+    /// models); `None` otherwise.
+    pub stderr: Option<String>,
 }
 
 impl<T> Completion<T> {
@@ -142,6 +160,7 @@ impl<T> Completion<T> {
             submitted: self.submitted,
             finished: self.finished,
             exec: self.exec,
+            stderr: self.stderr,
         }
     }
 }

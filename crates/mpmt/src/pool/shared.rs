@@ -18,6 +18,8 @@ pub(crate) struct Limits {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) max_tasks_per_worker: Option<u64>,
     pub(crate) retries: u32,
+    /// Consecutive failed starts after which a worker slot gives up (process models).
+    pub(crate) start_attempts: u32,
 }
 
 /// State shared by the pool and its workers: settings and counters.
@@ -31,6 +33,11 @@ pub(crate) struct Shared {
     pub(crate) alive: AtomicUsize,
     /// Set by [`Pool::abort`](super::Pool::abort): drivers cancel what they hold and stop.
     pub(crate) aborting: AtomicBool,
+    /// Worker slots that have not given up on starting workers (process models). The last
+    /// slot to give up fails every task queued then and later (see `process/driver.rs`).
+    pub(crate) serving_slots: AtomicUsize,
+    /// Set by the first slot that gave up, so the failure is logged once per pool.
+    pub(crate) start_failure_logged: AtomicBool,
     /// Per worker slot: the live worker's pid and a way to kill it (process models).
     pub(super) workers: Mutex<Vec<Option<(u32, Killer)>>>,
     /// Recent recovery times: a worker's death noticed → its replacement ready.
@@ -54,6 +61,8 @@ impl Shared {
             leaked_threads: AtomicU64::new(0),
             alive: AtomicUsize::new(0),
             aborting: AtomicBool::new(false),
+            serving_slots: AtomicUsize::new(0),
+            start_failure_logged: AtomicBool::new(false),
             workers: Mutex::new(vec![None; slots]),
             recoveries: Mutex::new(VecDeque::new()),
         }

@@ -130,11 +130,26 @@ impl Envelope {
     }
 
     /// Delivers the outcome.
-    pub(crate) fn complete(mut self, result: Result<AnyValue, TaskError>, exec: Option<Duration>) {
-        self.finish(result, exec);
+    pub(crate) fn complete(self, result: Result<AnyValue, TaskError>, exec: Option<Duration>) {
+        self.complete_with(result, exec, None);
     }
 
-    fn finish(&mut self, result: Result<AnyValue, TaskError>, exec: Option<Duration>) {
+    /// Delivers the outcome with what the worker wrote to stderr for the task.
+    pub(crate) fn complete_with(
+        mut self,
+        result: Result<AnyValue, TaskError>,
+        exec: Option<Duration>,
+        stderr: Option<String>,
+    ) {
+        self.finish(result, exec, stderr);
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<AnyValue, TaskError>,
+        exec: Option<Duration>,
+        stderr: Option<String>,
+    ) {
         if let Some(slot) = self.slot.take() {
             slot.fill(Completion {
                 result,
@@ -142,6 +157,7 @@ impl Envelope {
                 submitted: self.submitted,
                 finished: Instant::now(),
                 exec,
+                stderr,
             });
         }
     }
@@ -156,6 +172,7 @@ impl Drop for Envelope {
                              no worker left)"
                         .into(),
                 }),
+                None,
                 None,
             );
         }
@@ -213,7 +230,8 @@ impl<O: Any> Handle<O> {
 
     /// Waits at most `timeout`; gives the handle back if the task has not ended.
     pub fn wait_timeout(self, timeout: Duration) -> Result<Completion<O>, Handle<O>> {
-        match self.slot.take(Some(Instant::now() + timeout)) {
+        // A timeout too large to add to now is no deadline at all (not a panic).
+        match self.slot.take(Instant::now().checked_add(timeout)) {
             Some(c) => Ok(c.map(downcast::<O>)),
             None => Err(self),
         }

@@ -157,11 +157,12 @@ impl Overdue for Lane {
             }
         }
         r.slot.fill(Completion {
-            result: Err(TaskError::TimedOut { timeout_ms: timeout.as_millis() as u64 }),
+            result: Err(TaskError::timed_out(timeout)),
             attempts: r.attempts,
             submitted: r.submitted,
             finished: Instant::now(),
             exec: None,
+            stderr: None,
         });
         drop(running);
     }

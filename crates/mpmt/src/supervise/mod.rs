@@ -24,6 +24,6 @@ mod watchdog;
 
 pub use exit::{ChildCode, Exit, signal_name};
 pub use fork::{Routine, fork};
-pub use spawn::{Killer, Spawned, spawn};
+pub use spawn::{Killer, Spawned, spawn, spawn_with};
 pub(crate) use watchdog::Overdue;
 pub use watchdog::Watchdog;

@@ -4,11 +4,18 @@
 //! # Safety
 //!
 //! [`spawn`] uses `CommandExt::pre_exec`, whose closure runs in the forked child before `exec`,
-//! where only async-signal-safe calls are allowed. The closure does one thing: `fcntl(F_SETFD)`
-//! on each descriptor the worker must inherit, clearing `FD_CLOEXEC` in the child only (the
-//! parent's copies stay close-on-exec, so concurrently spawned workers never inherit each
-//! other's channels, and a dead worker's channel reads EOF). `fcntl` is async-signal-safe and
-//! the descriptor list is allocated before the fork.
+//! where only async-signal-safe calls are allowed. The closure makes two kinds of system
+//! call, both async-signal-safe, on data allocated before the fork:
+//!
+//! 1. `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11; see `close_range(2)`), or where
+//!    the kernel lacks it, `fcntl(F_GETFD/F_SETFD)` on every descriptor below the open-files
+//!    limit: **every** descriptor above the standard streams becomes close-on-exec in the
+//!    child, so a worker inherits nothing its invoker leaked without `FD_CLOEXEC` (a shell's
+//!    descriptors, a library's). Marking rather than closing keeps std's own exec-error pipe
+//!    working (it is close-on-exec already), so a failed `exec` is still reported.
+//! 2. `fcntl(F_SETFD)` on each descriptor the worker must inherit, clearing `FD_CLOEXEC` in
+//!    the child only (the parent's copies stay close-on-exec, so concurrently spawned workers
+//!    never inherit each other's channels, and a dead worker's channel reads EOF).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -26,6 +33,9 @@ use rustix::process::{
 };
 
 use super::Exit;
+
+/// How many descriptors the fallback for kernels without `close_range` marks at most.
+const FALLBACK_FD_BOUND: RawFd = 1 << 16;
 
 /// A started worker process. Dropping it kills and reaps the process if that has not been
 /// done, so no worker outlives the value that owns it.
@@ -57,7 +67,23 @@ pub fn spawn(
     env: &[(&str, String)],
     inherit: &[RawFd],
 ) -> io::Result<Spawned> {
+    spawn_with(program, args, env, inherit, Stdio::inherit())
+}
+
+/// Like [`spawn`], with the child's stderr going to `stderr`.
+pub fn spawn_with(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+    stderr: Stdio,
+) -> io::Result<Spawned> {
     let keep: Vec<RawFd> = inherit.to_vec();
+    // For the fallback of close_range: descriptors below the open-files limit (bounded, so
+    // an unlimited limit does not mean 2^31 calls).
+    let fd_bound = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(FALLBACK_FD_BOUND, |n| n.min(FALLBACK_FD_BOUND as u64) as RawFd);
     let mut command = Command::new(program);
     command
         .args(args)
@@ -66,11 +92,27 @@ pub fn spawn(
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    // SAFETY: see the module docs: the closure only calls fcntl(F_SETFD) on descriptors that
-    // are open in the child (inherited from the parent), and allocates nothing.
+        .stderr(stderr);
+    // SAFETY: see the module docs: the closure makes only async-signal-safe system calls
+    // (close_range, fcntl) on descriptor numbers, and allocates nothing.
     unsafe {
         command.pre_exec(move || {
+            // close_range takes plain integers; marking descriptors close-on-exec touches no
+            // memory of this process.
+            let marked = libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if marked != 0 {
+                for fd in 3..fd_bound {
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                    if let Ok(flags) = rustix::io::fcntl_getfd(fd) {
+                        let _ = rustix::io::fcntl_setfd(fd, flags | FdFlags::CLOEXEC);
+                    }
+                }
+            }
             for &fd in &keep {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, FdFlags::empty())?;

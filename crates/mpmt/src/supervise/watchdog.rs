@@ -123,7 +123,8 @@ impl Watchdog {
     pub fn arm(&self, limit: Duration) {
         let mut state = lock(&self.inner.state);
         if state.fired.is_none() {
-            state.armed = Some((Instant::now() + limit, limit));
+            // A limit too large to add to now is no limit.
+            state.armed = Instant::now().checked_add(limit).map(|at| (at, limit));
             self.inner.wake.notify_all();
         }
     }

@@ -23,11 +23,18 @@
 //! checksumming a large frame costs less than copying it. (ipc-channel's receiver trusts the sender's total
 //! size; this one does not.)
 //!
+//! A frame that has **begun** must also **end**: a reader given a frame timeout
+//! ([`FrameReader::with_frame_timeout`]) fails with [`FrameError::Stalled`] when the rest of a
+//! frame whose first bytes arrived does not follow within it, so a header announcing 64 MiB
+//! that never come (a corrupted or hostile stream) cannot park the reader forever. Between
+//! frames it waits without limit: an idle peer is not a failed one.
+//!
 //! Small frames are batched: [`FrameWriter`] appends them to one buffer and writes the batch
 //! with one call when flushed. A large payload is not copied into that buffer: it goes out
 //! together with the buffered bytes in one gather write.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use twox_hash::XxHash3_64;
 
@@ -110,6 +117,20 @@ pub enum FrameError {
         expected: u64,
         /// Checksum of the bytes that arrived.
         actual: u64,
+    },
+    /// The peer stopped sending in the middle of a frame and the rest did not arrive within
+    /// the reader's frame timeout.
+    #[error(
+        "the peer stopped in the middle of a frame: {got} of {needed} bytes arrived, the rest \
+         not within {timeout:?}"
+    )]
+    Stalled {
+        /// Bytes the frame needed (header and announced payload).
+        needed: usize,
+        /// Bytes that arrived.
+        got: usize,
+        /// The frame timeout.
+        timeout: Duration,
     },
     /// The transport failed.
     #[error("transport I/O: {0}")]
@@ -319,6 +340,10 @@ pub struct FrameReader<R> {
     /// back only after a long run of small ones, so a stream of big frames does not pay for
     /// a fresh (page-faulting) allocation each.
     small_streak: u32,
+    /// How long a frame that has begun may take to complete; `None`: no limit.
+    frame_timeout: Option<Duration>,
+    /// When this reader first waited for the rest of the current, incomplete frame.
+    frame_began: Option<Instant>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -328,7 +353,23 @@ const SHRINK_AFTER: u32 = 64;
 impl<R: ByteRx> FrameReader<R> {
     /// A reader over `rx` that refuses payloads above `max` bytes.
     pub fn new(rx: R, max: u32) -> FrameReader<R> {
-        FrameReader { rx, buf: vec![0; READ_CHUNK], start: 0, end: 0, max, small_streak: 0 }
+        FrameReader {
+            rx,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            max,
+            small_streak: 0,
+            frame_timeout: None,
+            frame_began: None,
+        }
+    }
+
+    /// Bounds how long a frame may take once its first bytes arrived (see the module docs):
+    /// past it, [`FrameReader::read_frame`] fails with [`FrameError::Stalled`].
+    pub fn with_frame_timeout(mut self, timeout: Duration) -> FrameReader<R> {
+        self.frame_timeout = Some(timeout);
+        self
     }
 
     /// Whether a complete frame is already buffered (the next [`FrameReader::read_frame`] will not
@@ -352,6 +393,7 @@ impl<R: ByteRx> FrameReader<R> {
                     let head: &[u8; HEADER_LEN] =
                         self.buf[at..at + HEADER_LEN].try_into().expect("header length");
                     let payload = &self.buf[at + HEADER_LEN..at + total];
+                    self.frame_began = None;
                     verify(head, &header, payload)?;
                     return Ok((header, payload));
                 }
@@ -392,24 +434,52 @@ impl<R: ByteRx> FrameReader<R> {
             // Nothing buffered: restart at the front, so big reads stay contiguous.
             self.start = 0;
             self.end = 0;
+            self.frame_began = None;
         }
-        let n = self.rx.read(&mut self.buf[self.end..])?;
+        let deadline = match self.frame_timeout {
+            // Part of a frame is here: the rest must follow in time (a timeout too large to
+            // add to now is no limit).
+            Some(timeout) if self.start < self.end => self
+                .frame_began
+                .get_or_insert_with(Instant::now)
+                .checked_add(timeout)
+                .map(|at| (at, timeout)),
+            _ => None,
+        };
+        let read = match deadline {
+            Some((at, _)) => self.rx.read_until(&mut self.buf[self.end..], at),
+            None => self.rx.read(&mut self.buf[self.end..]),
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && deadline.is_some() => {
+                let timeout = deadline.map_or(Duration::ZERO, |(_, t)| t);
+                return Err(FrameError::Stalled {
+                    needed: self.needed(),
+                    got: self.end - self.start,
+                    timeout,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             let got = self.end - self.start;
             return Err(if got == 0 {
                 FrameError::Closed
             } else {
-                let needed = match self.buf[self.start..self.end].first_chunk::<HEADER_LEN>() {
-                    Some(h) => {
-                        HEADER_LEN + decode_header(h, self.max).map_or(0, |h| h.len as usize)
-                    }
-                    None => HEADER_LEN,
-                };
-                FrameError::Truncated { needed, got }
+                FrameError::Truncated { needed: self.needed(), got }
             });
         }
         self.end += n;
         Ok(())
+    }
+
+    /// Bytes the buffered, incomplete frame needs in all (its header's length when known).
+    fn needed(&self) -> usize {
+        match self.buf[self.start..self.end].first_chunk::<HEADER_LEN>() {
+            Some(h) => HEADER_LEN + decode_header(h, self.max).map_or(0, |h| h.len as usize),
+            None => HEADER_LEN,
+        }
     }
 
     /// The underlying transport.

@@ -55,6 +55,34 @@ pub trait ByteTx: Send {
 pub trait ByteRx: Send {
     /// Reads at least one byte into `buf`, blocking until some arrive; `Ok(0)` is end of stream.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Like [`ByteRx::read`], but fails with [`io::ErrorKind::TimedOut`] if nothing arrived
+    /// by `deadline`. The frame reader bounds a frame that has begun with it
+    /// ([`frame::FrameReader::with_frame_timeout`]). Every transport of this crate honours the
+    /// deadline; the default, for a stream that cannot time out, blocks like `read`.
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        let _ = deadline;
+        self.read(buf)
+    }
+}
+
+/// Waits until `fd` is readable (or hung up) or `deadline` passes (`TimedOut`).
+fn wait_readable(fd: impl std::os::fd::AsFd, deadline: Instant) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let ts = rustix::time::Timespec::try_from(left)
+            .unwrap_or(rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 impl ByteTx for Box<dyn ByteTx> {
@@ -76,6 +104,10 @@ impl ByteTx for Vec<u8> {
 impl ByteRx for Box<dyn ByteRx> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (**self).read(buf)
+    }
+
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        (**self).read_until(buf, deadline)
     }
 }
 
@@ -325,6 +357,11 @@ impl ByteRx for FdStream {
             }
         }
     }
+
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        wait_readable(&self.0, deadline)?;
+        self.read(buf)
+    }
 }
 
 /// A byte stream over a connected stream socket (uds, tcp), shared by a [`Link`]'s two halves:
@@ -364,6 +401,11 @@ impl ByteRx for SocketStream {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        wait_readable(&*self.0, deadline)?;
+        self.read(buf)
     }
 }
 

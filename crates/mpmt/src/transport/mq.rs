@@ -548,14 +548,24 @@ impl MqRx {
 
 impl ByteRx for MqRx {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_within(buf, None)
+    }
+
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        self.read_within(buf, Some(deadline))
+    }
+}
+
+impl MqRx {
+    fn read_within(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         if self.start == self.end {
             if buf.len() >= self.buf.len() {
-                return Ok(self.receive(Some(buf), None)?.unwrap_or(0));
+                return Ok(self.receive(Some(buf), deadline)?.unwrap_or(0));
             }
-            match self.receive(None, None)? {
+            match self.receive(None, deadline)? {
                 Some(n) => (self.start, self.end) = (0, n),
                 None => return Ok(0),
             }

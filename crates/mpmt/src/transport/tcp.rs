@@ -13,14 +13,26 @@
 //!   which waiting [`Pending::establish`] a connection belongs to.
 //!
 //! Handshake, worker → pool: `b"MPMTTCP1"`, the secret, the nonce (56 bytes); pool → worker:
-//! one byte `+` once accepted. An **acceptor thread** per pool reads each handshake with a short
-//! timeout ([`HANDSHAKE_TIMEOUT`], so a silent peer delays others by at most that), compares
-//! the secret in constant time, and hands a verified connection to the `establish` waiting
-//! for its nonce (a mutex-protected map and a condition variable, bounded by the deadline). A
-//! peer with a wrong or missing secret, or an unknown nonce, is **refused**: its connection is
-//! closed without an answer, [`Transport::rejected_peers`] counts it, and one line on stderr
-//! names it (the first [`MAX_LOGGED_REFUSALS`] of them; later ones are only counted, so a
-//! flood cannot fill the log). The pool keeps working meanwhile.
+//! one byte `+` once accepted. An **acceptor thread** per pool serves every handshake at once
+//! from one `poll(2)` loop over the listener, the stop signal and each pending peer's
+//! non-blocking socket, so no peer waits behind another:
+//!
+//! * each peer has **one deadline for its whole handshake** ([`HANDSHAKE_TIMEOUT`] from its
+//!   accept), not one per read, so a peer trickling a byte at a time is refused as surely as
+//!   a silent one;
+//! * at most [`MAX_PENDING_PEERS`] handshakes are pending; a new connection beyond that
+//!   evicts (refuses) the oldest, so a flood of silent connections costs each of them its
+//!   slot and never keeps a worker, which answers at once, out;
+//! * the stop signal is polled on every turn, so dropping the transport returns at once,
+//!   whatever peers are connected.
+//!
+//! A verified connection is compared in constant time and handed to the `establish`
+//! waiting for its nonce (a mutex-protected map and a condition variable, bounded by the
+//! deadline). A peer with a wrong or missing secret, an unknown nonce, or no complete
+//! handshake in time is **refused**: its connection is closed without an answer,
+//! [`Transport::rejected_peers`] counts it, and one line on stderr names it (the first
+//! [`MAX_LOGGED_REFUSALS`] of them; later ones are only counted, so a flood cannot fill the
+//! log). The pool keeps working meanwhile.
 //!
 //! Connections use `TCP_NODELAY` (frames are already batched, so Nagle's algorithm would only
 //! add latency) and `MSG_NOSIGNAL` writes (`SocketStream` in the parent module). A dead worker's socket is
@@ -43,8 +55,10 @@ use super::{Link, Pending, SocketStream, Transport, TransportError, TransportKin
 
 /// The environment variable that carries the pool secret (hex) to a worker.
 pub const SECRET_ENV: &str = "MPMT_TCP_SECRET";
-/// How long the acceptor waits for a connected peer's handshake before refusing it.
+/// How long a connected peer has for its whole handshake before it is refused.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Handshakes pending at once; a connection beyond this evicts the oldest.
+pub const MAX_PENDING_PEERS: usize = 64;
 /// Refusals logged to stderr per pool; later ones are counted only.
 pub const MAX_LOGGED_REFUSALS: u64 = 16;
 
@@ -182,54 +196,149 @@ impl Transport for TcpTransport {
     }
 }
 
-/// Accepts connections until `stop` is signalled.
-fn accept_loop(listener: &TcpListener, stop: &OwnedFd, shared: &Shared) {
-    loop {
-        let mut fds = [PollFd::new(listener, PollFlags::IN), PollFd::new(stop, PollFlags::IN)];
-        match poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                eprintln!("mpmt: the TCP acceptor stopped: poll failed: {e}");
-                return;
-            }
-        }
-        if !fds[1].revents().is_empty() {
-            return;
-        }
+/// A connected peer whose handshake has not completed.
+struct Handshake {
+    stream: TcpStream,
+    peer: SocketAddr,
+    hello: [u8; HANDSHAKE_LEN],
+    got: usize,
+    /// The end of its whole handshake.
+    deadline: Instant,
+}
+
+/// What reading a pending handshake came to.
+enum Progress {
+    /// More bytes are needed.
+    Waiting,
+    /// The handshake is complete (or failed); the peer leaves the pending list.
+    Done,
+}
+
+impl Handshake {
+    /// Reads what the peer has sent (non-blocking); files or refuses it once complete.
+    fn advance(&mut self, shared: &Shared) -> Progress {
         loop {
-            match listener.accept() {
-                Ok((stream, peer)) => admit(stream, peer, shared),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            match self.stream.read(&mut self.hello[self.got..]) {
+                Ok(0) => {
+                    shared.refuse(self.peer, "closed before completing the handshake");
+                    return Progress::Done;
+                }
+                Ok(n) => {
+                    self.got += n;
+                    if self.got == HANDSHAKE_LEN {
+                        let stream = self.stream.try_clone();
+                        match stream {
+                            Ok(stream) => admit(stream, self.peer, &self.hello, shared),
+                            Err(e) => shared.refuse(self.peer, &format!("dup failed: {e}")),
+                        }
+                        return Progress::Done;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Waiting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Out of descriptors, or a connection reset before it was accepted: the
-                    // listener stays usable; pause so a persistent error does not spin.
-                    eprintln!("mpmt: accepting a TCP connection failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    break;
+                    shared.refuse(self.peer, &format!("reading the handshake failed: {e}"));
+                    return Progress::Done;
                 }
             }
         }
     }
 }
 
-/// Reads and checks one peer's handshake; files the connection or refuses it.
-fn admit(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let mut hello = [0u8; HANDSHAKE_LEN];
-    let read = stream
-        .set_nonblocking(false)
-        .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
-        .and_then(|()| stream.read_exact(&mut hello));
-    if let Err(e) = read {
-        let reason = match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                format!("no handshake within {HANDSHAKE_TIMEOUT:?}")
+/// Serves every pending handshake until `stop` is signalled (see the module docs).
+fn accept_loop(listener: &TcpListener, stop: &OwnedFd, shared: &Shared) {
+    let mut pending: Vec<Handshake> = Vec::new();
+    let mut pause_accepts_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        // Refuse every peer whose handshake time is up.
+        pending.retain(|h| {
+            let late = h.deadline <= now;
+            if late {
+                shared
+                    .refuse(h.peer, &format!("no complete handshake within {HANDSHAKE_TIMEOUT:?}"));
             }
-            io::ErrorKind::UnexpectedEof => "closed before completing the handshake".into(),
-            _ => format!("reading the handshake failed: {e}"),
-        };
-        return shared.refuse(peer, &reason);
+            !late
+        });
+        if pause_accepts_until.is_some_and(|t| t <= now) {
+            pause_accepts_until = None;
+        }
+        let wake = pending.iter().map(|h| h.deadline).chain(pause_accepts_until).min();
+        let timeout = wake.map(|w| {
+            rustix::time::Timespec::try_from(w.saturating_duration_since(now))
+                .unwrap_or(rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 })
+        });
+        let listen = if pause_accepts_until.is_none() { PollFlags::IN } else { PollFlags::empty() };
+        let mut fds = Vec::with_capacity(2 + pending.len());
+        fds.push(PollFd::new(stop, PollFlags::IN));
+        fds.push(PollFd::new(listener, listen));
+        fds.extend(pending.iter().map(|h| PollFd::new(&h.stream, PollFlags::IN)));
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("mpmt: the TCP acceptor stopped: poll failed: {e}");
+                return;
+            }
+        }
+        if !fds[0].revents().is_empty() {
+            // Stopping: pending peers are closed unanswered.
+            return;
+        }
+        let accept = !fds[1].revents().is_empty();
+        let ready: Vec<bool> = fds[2..].iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        let mut i = 0;
+        pending.retain_mut(|h| {
+            let keep = !ready[i] || matches!(h.advance(shared), Progress::Waiting);
+            i += 1;
+            keep
+        });
+        if accept {
+            loop {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        if let Err(e) = stream.set_nonblocking(true) {
+                            shared.refuse(peer, &format!("set O_NONBLOCK failed: {e}"));
+                            continue;
+                        }
+                        if pending.len() >= MAX_PENDING_PEERS {
+                            let oldest = pending.remove(0);
+                            shared.refuse(
+                                oldest.peer,
+                                &format!("evicted: {MAX_PENDING_PEERS} handshakes were pending"),
+                            );
+                        }
+                        let mut h = Handshake {
+                            stream,
+                            peer,
+                            hello: [0; HANDSHAKE_LEN],
+                            got: 0,
+                            deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                        };
+                        // A worker has usually sent its handshake already.
+                        if let Progress::Waiting = h.advance(shared) {
+                            pending.push(h);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // Out of descriptors, or a connection reset before it was accepted: the
+                        // listener stays usable; stop accepting briefly so a persistent error
+                        // does not spin, while pending handshakes and the stop signal are
+                        // still served.
+                        eprintln!("mpmt: accepting a TCP connection failed: {e}");
+                        pause_accepts_until = Some(Instant::now() + Duration::from_millis(10));
+                        break;
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Checks one complete handshake; files the connection or refuses it.
+fn admit(mut stream: TcpStream, peer: SocketAddr, hello: &[u8; HANDSHAKE_LEN], shared: &Shared) {
     let (magic, rest) = hello.split_at(MAGIC.len());
     let (secret, nonce) = rest.split_at(SECRET_LEN);
     if magic != MAGIC {
@@ -242,9 +351,10 @@ fn admit(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let mut waiting = shared.lock();
     match waiting.get_mut(&nonce) {
         Some(slot @ None) => {
+            // One byte on a fresh socket fits its send buffer: this write does not block.
             let ready = stream
-                .set_nodelay(true)
-                .and_then(|()| stream.set_read_timeout(None))
+                .set_nonblocking(false)
+                .and_then(|()| stream.set_nodelay(true))
                 .and_then(|()| stream.write_all(&[ACK]));
             if let Err(e) = ready {
                 drop(waiting);

@@ -125,3 +125,61 @@ fn garbage_on_every_transport_ends_in_a_typed_frame_error() {
         assert!(matches!(err, FrameError::Truncated { .. }), "{kind}: {err}");
     }
 }
+
+/// Issue 14.3: a header announcing a payload that never fully comes used to park the reader
+/// forever. On every transport, with a frame timeout, a frame that stops mid-way (header
+/// only, or part of the payload) ends in `Stalled`; frames before it are delivered, and an
+/// idle stream between frames is not a stall.
+#[test]
+fn a_frame_that_stops_mid_way_ends_in_stalled_on_every_transport() {
+    let timeout = Duration::from_millis(50);
+    for &kind in TransportKind::ALL {
+        for sent_payload in [0usize, 10] {
+            let t = kind.create().unwrap();
+            let (mut a, b) = t.pair().unwrap();
+            let payload = vec![7u8; 1 << 20];
+            let head = encode_header(FrameKind::Data, 2, &payload).unwrap();
+            let mut w = FrameWriter::new(Vec::new(), DEFAULT_MAX_PAYLOAD);
+            w.push(FrameKind::Data, 1, b"whole").unwrap();
+            w.flush().unwrap();
+            a.tx.write_all(&[w.get_mut(), &head, &payload[..sent_payload]]).unwrap();
+            let mut r = FrameReader::new(b.rx, DEFAULT_MAX_PAYLOAD).with_frame_timeout(timeout);
+            let (h, p) = r.read_frame().unwrap();
+            assert_eq!((h.id, p), (1, &b"whole"[..]), "{kind}");
+            match r.read_frame() {
+                Err(FrameError::Stalled { needed, got, timeout: t }) => {
+                    assert_eq!(needed, 24 + (1 << 20), "{kind}");
+                    assert_eq!(got, 24 + sent_payload, "{kind}");
+                    assert_eq!(t, timeout);
+                }
+                other => panic!("{kind}: expected Stalled, got {:?}", other.map(|(h, _)| h)),
+            }
+            // The writer is still open: the stall, not an end of stream, ended the read.
+            drop(a);
+        }
+    }
+}
+
+#[test]
+fn an_idle_stream_between_frames_is_not_a_stall() {
+    let t = TransportKind::Pipe.create().unwrap();
+    let (a, b) = t.pair().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let sender = std::thread::spawn(move || {
+        let mut w = FrameWriter::new(a.tx, DEFAULT_MAX_PAYLOAD);
+        // Sent only after the reader has waited, idle, for longer than its frame timeout.
+        rx.recv().unwrap();
+        w.push(FrameKind::Data, 9, b"late").unwrap();
+        w.flush().unwrap();
+    });
+    let timeout = Duration::from_millis(20);
+    let mut r = FrameReader::new(b.rx, DEFAULT_MAX_PAYLOAD).with_frame_timeout(timeout);
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(timeout * 5);
+        tx.send(()).unwrap();
+    });
+    let (h, p) = r.read_frame().unwrap();
+    assert_eq!((h.id, p), (9, &b"late"[..]));
+    sender.join().unwrap();
+    waker.join().unwrap();
+}

@@ -19,9 +19,12 @@
 //! 1. asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`), and exits at once
 //!    if the parent is already gone (the race the signal alone cannot close);
 //! 2. disables core dumps (a crash is an expected event here, not a debugging session);
-//! 3. opens its channel ([`crate::transport::connect`]) and says `Hello`;
-//! 4. maps its status page ([`crate::supervise::status`]), applies its memory limit
-//!    (`RLIMIT_AS`), and from then on notes failed allocations ([`OomAwareAlloc`]);
+//! 3. maps its status page ([`crate::supervise::status`]), from then on noting failed
+//!    allocations ([`OomAwareAlloc`]), opens its channel ([`crate::transport::connect`]) and
+//!    applies its memory limit (`RLIMIT_AS`);
+//! 4. starts its task threads (hybrid model) and only then says `Hello`: a worker is started
+//!    once it can run tasks, so one that cannot (its threads do not fit its memory limit) is
+//!    a start failure the pool reports, not a death it would answer with a replacement;
 //! 5. runs tasks — on one thread in the process model, on T threads in the hybrid model —
 //!    recording in the status page which task each thread runs, and answering each with an
 //!    `Outcome` frame flushed **before** the thread marks itself idle. That is what lets the
@@ -33,6 +36,7 @@
 //! which decides what happens to them, and not the workers directly.
 
 mod alloc;
+pub mod harness;
 
 pub use alloc::OomAwareAlloc;
 
@@ -93,6 +97,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) status_fd: Option<i32>,
     /// `RLIMIT_AS` in bytes.
     pub(crate) memory_limit: Option<u64>,
+    /// How long a task frame that has begun may take to arrive.
+    pub(crate) frame_timeout: Option<std::time::Duration>,
 }
 
 impl WorkerArgs {
@@ -114,21 +120,46 @@ impl WorkerArgs {
         if let Some(limit) = self.memory_limit {
             args.extend(["--memory-limit".into(), limit.to_string()]);
         }
+        if let Some(t) = self.frame_timeout {
+            let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
+            args.extend(["--frame-timeout-ms".into(), ms.to_string()]);
+        }
         args
     }
 
     fn parse(args: impl Iterator<Item = OsString>) -> Result<WorkerArgs, String> {
         let flags = Flags::parse(
             args,
-            &["--link", "--parent", "--max-frame", "--threads", "--status", "--memory-limit"],
+            &[
+                "--link",
+                "--parent",
+                "--max-frame",
+                "--threads",
+                "--status",
+                "--memory-limit",
+                "--frame-timeout-ms",
+            ],
         )?;
         Ok(WorkerArgs {
             link: flags.require("--link")?.to_owned(),
             parent: flags.num("--parent")?.ok_or("--parent is required")?,
             max_frame: flags.num("--max-frame")?.unwrap_or(transport::frame::DEFAULT_MAX_PAYLOAD),
-            threads: usize::max(flags.num("--threads")?.unwrap_or(1), 1),
+            threads: match flags.num::<usize>("--threads")?.unwrap_or(1) {
+                0 => 1,
+                n if n > crate::supervise::status::MAX_SLOTS => {
+                    return Err(format!(
+                        "--threads {n}: a worker runs at most {} task threads (its status page \
+                         has a slot for each)",
+                        crate::supervise::status::MAX_SLOTS
+                    ));
+                }
+                n => n,
+            },
             status_fd: flags.num("--status")?,
             memory_limit: flags.num("--memory-limit")?,
+            frame_timeout: flags
+                .num::<u64>("--frame-timeout-ms")?
+                .map(std::time::Duration::from_millis),
         })
     }
 }
@@ -169,19 +200,33 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
     }
     let mut writer = FrameWriter::new(link.tx, args.max_frame);
     let mut reader = FrameReader::new(link.rx, args.max_frame);
+    if let Some(timeout) = args.frame_timeout {
+        // A task frame that stops mid-way makes this worker exit: the pool sees the death.
+        reader = reader.with_frame_timeout(timeout);
+    }
+    if args.threads <= 1 {
+        if let Err(code) = say_hello(&mut writer) {
+            return code;
+        }
+        serve_inline(registry, status, &mut reader, &mut writer)
+    } else {
+        serve_threads(registry, status, args.threads, args.max_frame, &mut reader, writer)
+    }
+}
+
+/// Tells the pool this worker is ready: sent only once it can run tasks (its task threads
+/// started), so a worker that cannot get there fails its *start*, which the pool reports,
+/// instead of dying as a worker, which it would replace again and again.
+fn say_hello<W: ByteTx>(writer: &mut FrameWriter<W>) -> Result<(), i32> {
     let hello = Hello { pid: std::process::id() };
     let sent = writer
         .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Append(out)).map(drop))
         .map(|r| r.map_err(|e| FrameError::Io(std::io::Error::other(e))));
     if let Err(e) = sent.and_then(|r| r).and_then(|()| writer.flush()) {
         eprintln!("mpmt worker: sending hello: {e}");
-        return ChildCode::Setup.code();
+        return Err(ChildCode::Setup.code());
     }
-    if args.threads <= 1 {
-        serve_inline(registry, status, &mut reader, &mut writer)
-    } else {
-        serve_threads(registry, status, args.threads, args.max_frame, &mut reader, writer)
-    }
+    Ok(())
 }
 
 /// Maps the status page for the rest of the process's life and routes allocation failures
@@ -283,11 +328,15 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
                     }
                 });
             if let Err(e) = spawned {
-                eprintln!("mpmt worker: cannot start task thread: {e}");
-                std::process::exit(ChildCode::Setup.code());
+                // Before the hello: a start failure. Dropping `tx` ends the threads started.
+                eprintln!("mpmt worker: cannot start task thread {} of {threads}: {e}", slot + 1);
+                return ChildCode::Setup.code();
             }
         }
         drop(rx);
+        if let Err(code) = say_hello(&mut *writer.lock().unwrap_or_else(|e| e.into_inner())) {
+            return code;
+        }
         loop {
             match next_task(reader) {
                 Next::Task(id, payload) => {

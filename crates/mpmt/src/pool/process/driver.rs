@@ -2,8 +2,15 @@
 //!
 //! It asks the spawner for a worker, lets the [`WorkerHandle`](super::handle::WorkerHandle) serve tasks until the queue is
 //! drained, the worker's budget is spent or it dies, then stops, recycles or buries it and
-//! asks for the next. After [`MAX_START_FAILURES`] failed starts in a row the slot gives up
-//! and fails the tasks it carries.
+//! asks for the next.
+//!
+//! A replacement that cannot be started (descriptors, processes or memory exhausted for a
+//! while, the program gone) is asked for again after a backoff of [`FIRST_BACKOFF`] doubling
+//! up to [`MAX_BACKOFF`]. After `Limits::start_attempts` failures in a row the slot gives up:
+//! the tasks it carries fail with [`TaskError::WorkerStart`], naming the last failure, logged
+//! once per pool. The **last** slot to give up does not leave: it stays the queue's consumer
+//! and fails every task queued then and later the same way, until the pool closes, so no
+//! task, and no `submit` blocked on a full queue, waits for a worker that never comes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,8 +24,15 @@ use super::{End, StartError, cancel_all};
 use crate::pool::slot::Envelope;
 use crate::pool::{Shared, TaskError};
 
-/// Consecutive failed starts after which a slot gives up.
-const MAX_START_FAILURES: u32 = 5;
+/// The wait after a slot's first failed start; it doubles with each failure in a row.
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+/// The cap of the wait between failed starts.
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The wait before the next start after `failures` failed starts in a row (1 or more).
+pub(super) fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
 
 /// One worker slot: its settings and the lifecycle loop in [`Driver::run`].
 pub(super) struct Driver {
@@ -52,17 +66,11 @@ impl Driver {
                         return;
                     }
                     failures += 1;
-                    if failures >= MAX_START_FAILURES {
-                        let reason = format!("could not restart worker {}: {error}", self.slot);
-                        for env in carry.drain(..) {
-                            env.complete(
-                                Err(TaskError::WorkerLost { reason: reason.clone() }),
-                                None,
-                            );
-                        }
+                    if failures >= self.shared.limits.start_attempts {
+                        self.give_up(&error, failures, &mut carry, jobs);
                         return;
                     }
-                    std::thread::sleep(Duration::from_millis(10 << failures));
+                    std::thread::sleep(backoff(failures));
                     continue;
                 }
             };
@@ -94,6 +102,41 @@ impl Driver {
                     self.shared.restarts.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Gives the slot up after `attempts` failed starts in a row: fails what it carries and,
+    /// if it is the last slot, everything queued until the pool closes (see the module docs).
+    fn give_up(
+        &self,
+        error: &StartError,
+        attempts: u32,
+        carry: &mut VecDeque<Envelope>,
+        jobs: &Receiver<Envelope>,
+    ) {
+        let reason =
+            format!("worker slot {} gave up after {attempts} failed starts: {error}", self.slot);
+        let fail = |env: Envelope| {
+            let error = if self.shared.aborting.load(Ordering::Acquire) {
+                TaskError::Cancelled
+            } else {
+                TaskError::WorkerStart { reason: reason.clone() }
+            };
+            env.complete(Err(error), None);
+        };
+        let left = self.shared.serving_slots.fetch_sub(1, Ordering::AcqRel) - 1;
+        if !self.shared.start_failure_logged.swap(true, Ordering::AcqRel) {
+            let what = if left == 0 {
+                "every queued task fails"
+            } else {
+                "its tasks fail; the other slots serve on"
+            };
+            eprintln!("mpmt: {reason}; {what}");
+        }
+        carry.drain(..).for_each(fail);
+        if left == 0 {
+            // No consumer is left but this one: fail every task until the queue closes.
+            jobs.iter().for_each(fail);
         }
     }
 }

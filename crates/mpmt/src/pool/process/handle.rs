@@ -43,7 +43,9 @@ pub(super) struct Watched {
 impl Overdue for Watched {
     fn check(&self, timeout: Duration) {
         let now = monotonic_ns();
-        let limit = timeout.as_nanos() as u64;
+        // Saturating: a timeout past u64 nanoseconds (585 years) never expires; a plain cast
+        // would wrap it to almost nothing.
+        let limit = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         for (id, started) in self.page.running() {
             if now.saturating_sub(started) > limit {
                 let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
@@ -72,6 +74,8 @@ pub(super) struct WorkerHandle {
     pub(super) threads: usize,
     /// Tasks this worker may still be sent before it is recycled.
     pub(super) budget: Option<u64>,
+    /// The worker's captured stderr ([`crate::pool::WorkerStderr::Capture`]).
+    pub(super) stderr: Option<Arc<super::stderr::StderrLog>>,
 }
 
 impl WorkerHandle {
@@ -238,6 +242,8 @@ impl WorkerHandle {
         };
         let aborting = self.shared.aborting.load(Ordering::Acquire);
         let queue = std::mem::take(&mut *self.inflight.lock());
+        // What it wrote since its last outcome: the dying tasks' last words.
+        let captured = self.stderr.as_ref().map(|log| log.take_new());
         let retries = self.shared.limits.retries;
         let mut requeue = Vec::new();
         let mut first_unstarted = true;
@@ -266,9 +272,7 @@ impl WorkerHandle {
                 continue;
             }
             let error = match expired {
-                Some((id, timeout)) if id == env.id => {
-                    TaskError::TimedOut { timeout_ms: timeout.as_millis() as u64 }
-                }
+                Some((id, timeout)) if id == env.id => TaskError::timed_out(timeout),
                 Some((id, _)) => TaskError::WorkerLost {
                     reason: format!("its worker was killed because task {id} timed out"),
                 },
@@ -285,7 +289,7 @@ impl WorkerHandle {
             if error.is_retryable() && env.retryable(retries) {
                 requeue.push(env);
             } else {
-                env.complete(Err(error), None);
+                env.complete_with(Err(error), None, captured.clone());
             }
         }
         for env in requeue.into_iter().rev() {

@@ -38,6 +38,7 @@ mod driver;
 mod handle;
 mod reader;
 mod spawner;
+mod stderr;
 
 use std::collections::VecDeque;
 use std::io;
@@ -65,6 +66,10 @@ pub(crate) struct Config {
     pub(crate) max_frame: u32,
     /// Task threads per worker process (1: the process model).
     pub(crate) threads: usize,
+    /// How long a frame that has begun may take to arrive, both directions.
+    pub(crate) frame_timeout: Duration,
+    /// Where workers' stderr goes.
+    pub(crate) stderr: super::WorkerStderr,
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of
@@ -96,6 +101,9 @@ pub enum StartError {
         #[source]
         source: TransportError,
     },
+    /// The file that captures the worker's stderr could not be created.
+    #[error("cannot create the worker's stderr capture: {0}")]
+    StderrCapture(#[source] io::Error),
     /// The thread that reads the worker's outcomes could not be started.
     #[error("cannot start reader thread: {0}")]
     ReaderThread(#[source] io::Error),
@@ -117,6 +125,40 @@ pub enum StartError {
         /// The worker program.
         program: PathBuf,
     },
+    /// The worker ran out of memory before it was ready: its memory limit is too small for
+    /// the program, its channel and its task threads' stacks.
+    #[error(
+        "worker {worker} ran out of memory while starting{}: the memory limit of {} is too \
+         small for its program, its channel{}; raise it",
+        requested.map(|r| format!(" (an allocation of {r} bytes failed)")).unwrap_or_default(),
+        mib(*limit),
+        if *threads > 1 { format!(" and {threads} task threads' stacks") } else { String::new() }
+    )]
+    OutOfMemory {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// The allocation that failed, when the worker program noted it.
+        requested: Option<u64>,
+        /// The memory limit, bytes.
+        limit: u64,
+        /// Task threads per worker.
+        threads: usize,
+    },
+    /// The worker program ran but could not set itself up (its channel, its limits, its
+    /// task threads); it said why on stderr.
+    #[error(
+        "worker {worker} could not set itself up ({exit}); its message above on stderr says \
+         why{}",
+        if *threads > 1 { format!(" (can it start {threads} task threads?)") } else { String::new() }
+    )]
+    Setup {
+        /// The worker, numbered by start.
+        worker: usize,
+        /// How it ended.
+        exit: Exit,
+        /// Task threads per worker.
+        threads: usize,
+    },
     /// The worker did not say `Hello` in time; it was killed.
     #[error("worker {worker} did not say hello within {timeout:?} ({exit})")]
     NoHello {
@@ -133,6 +175,15 @@ pub enum StartError {
     /// A driver thread ended before its worker was ready (it panicked).
     #[error("a driver thread ended early")]
     DriverGone,
+}
+
+/// `bytes` for a message, in MiB when whole.
+fn mib(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Running driver threads, the spawner, and the watchdog when tasks have a timeout.
@@ -158,6 +209,7 @@ impl ProcessPool {
         let config = Arc::new(config);
         let spawner = Spawner::start(config.clone(), shared.clone(), watchdog.clone())
             .map_err(PoolError::Thread)?;
+        shared.serving_slots.store(n, std::sync::atomic::Ordering::Release);
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
         let mut drivers = Vec::with_capacity(n);
         let mut failure = None;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use super::Cause;
+use super::stderr::StderrLog;
 use crate::pool::TaskError;
 use crate::pool::slot::Envelope;
 use crate::protocol::{self, Hello, PanicReport, Status};
@@ -47,6 +48,7 @@ pub(super) fn read_loop(
     mut reader: FrameReader<Box<dyn ByteRx>>,
     inflight: &Inflight,
     events: &Sender<Event>,
+    stderr: Option<&StderrLog>,
 ) {
     let closed = |reason: String, protocol: bool| Event::Closed(Cause { reason, protocol });
     let hello = match reader.read_frame() {
@@ -106,7 +108,11 @@ pub(super) fn read_loop(
             let new = if old == 0 { ns.max(1) } else { (old - old / 8 + ns / 8).max(1) };
             inflight.avg_exec_ns.store(new, Ordering::Relaxed);
         }
-        env.complete(result, exec_ns.map(Duration::from_nanos));
+        env.complete_with(
+            result,
+            exec_ns.map(Duration::from_nanos),
+            stderr.map(StderrLog::take_new),
+        );
         if inflight.driver_waiting.load(Ordering::SeqCst) {
             let _ = events.send(Event::Space);
         }

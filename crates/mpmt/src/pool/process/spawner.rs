@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -18,10 +19,12 @@ use crossbeam_channel::Sender;
 
 use super::handle::{Watched, WorkerHandle};
 use super::reader::{Event, Inflight, read_loop};
+use super::stderr::StderrLog;
 use super::{Config, StartError};
 use crate::pool::Shared;
+use crate::pool::WorkerStderr;
 use crate::supervise::status::StatusPage;
-use crate::supervise::{self, Overdue, Watchdog};
+use crate::supervise::{self, ChildCode, Exit, Overdue, Watchdog};
 use crate::transport::frame::{FrameReader, FrameWriter};
 use crate::worker::{WORKER_COMMAND, WorkerArgs};
 
@@ -110,6 +113,7 @@ pub(super) fn start(
         threads: config.threads,
         status_fd: Some(page_fd.as_raw_fd()),
         memory_limit: limits.memory_limit,
+        frame_timeout: Some(config.frame_timeout),
     };
     let mut argv = vec![WORKER_COMMAND.to_owned()];
     argv.extend(args.to_args());
@@ -124,7 +128,15 @@ pub(super) fn start(
         // handler would otherwise capture and print a backtrace each time (slow, and noise).
         env.push(("RUST_BACKTRACE", "0".into()));
     }
-    let process = supervise::spawn(&config.program, &argv, &env, &inherit)
+    let (stderr_log, stderr) = match config.stderr {
+        WorkerStderr::Inherit => (None, Stdio::inherit()),
+        WorkerStderr::Discard => (None, Stdio::null()),
+        WorkerStderr::Capture => {
+            let (log, fd) = StderrLog::create().map_err(StartError::StderrCapture)?;
+            (Some(Arc::new(log)), Stdio::from(fd))
+        }
+    };
+    let process = supervise::spawn_with(&config.program, &argv, &env, &inherit, stderr)
         .map_err(|source| StartError::Spawn { program: config.program.clone(), source })?;
     drop(page_fd);
     let deadline = Instant::now() + START_TIMEOUT;
@@ -138,12 +150,13 @@ pub(super) fn start(
         driver_waiting: AtomicBool::new(false),
     });
     let (events_tx, events) = crossbeam_channel::unbounded();
-    let reader = FrameReader::new(link.rx, config.max_frame);
+    let reader =
+        FrameReader::new(link.rx, config.max_frame).with_frame_timeout(config.frame_timeout);
     let reader = {
-        let inflight = inflight.clone();
+        let (inflight, log) = (inflight.clone(), stderr_log.clone());
         std::thread::Builder::new()
             .name(format!("mpmt-reader-{slot}"))
-            .spawn(move || read_loop(reader, &inflight, &events_tx))
+            .spawn(move || read_loop(reader, &inflight, &events_tx, log.as_deref()))
             .map_err(StartError::ReaderThread)?
     };
     let watched = Arc::new(Watched {
@@ -168,16 +181,31 @@ pub(super) fn start(
         max_in_flight: config.max_in_flight,
         threads: config.threads,
         budget: limits.max_tasks_per_worker,
+        stderr: stderr_log,
     };
     match worker.events.recv_timeout(START_TIMEOUT) {
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
             let exit = worker.finish(Duration::from_millis(500));
-            Err(StartError::NotAWorker {
-                worker: slot,
-                exit,
-                reason: cause.reason,
-                program: config.program.clone(),
+            let noted = worker.watched.page.oom_request();
+            Err(match (exit, limits.memory_limit) {
+                // Out of memory: noted by the allocator, or an abort under a memory limit (a
+                // program without `OomAwareAlloc`).
+                (Exit::Signal { signal: 6 }, Some(limit)) => StartError::OutOfMemory {
+                    worker: slot,
+                    requested: noted,
+                    limit,
+                    threads: config.threads,
+                },
+                (Exit::Code { code }, _) if code == ChildCode::Setup.code() => {
+                    StartError::Setup { worker: slot, exit, threads: config.threads }
+                }
+                _ => StartError::NotAWorker {
+                    worker: slot,
+                    exit,
+                    reason: cause.reason,
+                    program: config.program.clone(),
+                },
             })
         }
         Ok(Event::Space) | Err(_) => {

@@ -214,6 +214,10 @@ impl ByteRx for ShmRx {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.consumer.read(buf)
     }
+
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        self.consumer.read_until(buf, deadline)
+    }
 }
 
 /// How long dropping the pool's end waits for the watcher (which holds a descriptor and the

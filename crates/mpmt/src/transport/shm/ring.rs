@@ -443,10 +443,28 @@ impl<M: Memory, P: Park> Consumer<M, P> {
     /// end of the stream (the producer closed and everything is consumed) or for an empty
     /// `buf`.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_within(buf, None)
+    }
+
+    /// Like [`Consumer::read`], but fails with `TimedOut` if nothing was published by
+    /// `deadline` (checked after each sleep, so within one [`Futex::SLEEP`] of it).
+    pub fn read_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: std::time::Instant,
+    ) -> io::Result<usize> {
+        self.read_within(buf, Some(deadline))
+    }
+
+    fn read_within(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let avail = self.wait_readable()?;
+        let avail = self.wait_readable(deadline)?;
         let n = (avail.min(buf.len() as u64)) as usize;
         if n == 0 {
             return Ok(0);
@@ -518,11 +536,15 @@ impl<M: Memory, P: Park> Consumer<M, P> {
     }
 
     /// Blocks until bytes are published, the stream ends, or the ring is aborted.
-    fn wait_readable(&mut self) -> io::Result<u64> {
+    /// With a `deadline`, fails with `TimedOut` once it has passed.
+    fn wait_readable(&mut self, deadline: Option<std::time::Instant>) -> io::Result<u64> {
         let mut spun = false;
         loop {
             if let Some(n) = self.poll()? {
                 return Ok(n);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(io::ErrorKind::TimedOut.into());
             }
             let ring = &*self.ring;
             let h = ring.header();

@@ -57,11 +57,81 @@ fn peers_without_the_secret_are_refused_and_workers_still_get_in() {
 #[test]
 fn a_silent_peer_is_refused_after_the_handshake_timeout_and_blocks_nobody() {
     let t = TcpTransport::new().unwrap();
-    let _silent = TcpStream::connect(t.local_addr().unwrap()).unwrap();
-    // Accepted behind the silent peer, at most HANDSHAKE_TIMEOUT later.
+    let mut silent = TcpStream::connect(t.local_addr().unwrap()).unwrap();
+    // Accepted beside the silent peer, not behind it.
     let (a, b) = t.pair().unwrap();
-    assert_eq!(t.rejected_peers(), 1);
     check_stream(a, b, &[1, 2, 3]);
+    assert_closed_by_pool(&mut silent);
+    assert_eq!(t.rejected_peers(), 1);
+}
+
+/// Issue 14.2: handshakes were served one at a time with a timeout per read, so 130 silent
+/// peers delayed a worker by 130 s (its start failed), and a peer trickling one byte per
+/// 0.9 s was never refused. Now many silent peers and a trickling one are connected while
+/// workers get in at once (`pair` gives up after 5 s, far less than the peers' handshake
+/// time in a row), and the trickling peer is refused at its one deadline.
+#[test]
+fn silent_and_trickling_peers_delay_no_worker_and_are_refused() {
+    let t = TcpTransport::new().unwrap();
+    let addr = t.local_addr().unwrap();
+    let silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut trickle = TcpStream::connect(addr).unwrap();
+    let trickler = {
+        let mut trickle = trickle.try_clone().unwrap();
+        std::thread::spawn(move || {
+            // One byte of the magic at a time, never a whole handshake; stops once refused.
+            for _ in 0..HANDSHAKE_LEN - 1 {
+                if trickle.write_all(b"M").is_err() {
+                    return;
+                }
+                std::thread::sleep(HANDSHAKE_TIMEOUT / 10);
+            }
+        })
+    };
+    for _ in 0..10 {
+        let (a, b) = t.pair().unwrap();
+        check_stream(a, b, &[1, 100]);
+    }
+    assert_closed_by_pool(&mut trickle);
+    trickler.join().unwrap();
+    for mut s in silent {
+        assert_closed_by_pool(&mut s);
+    }
+    assert_eq!(t.rejected_peers(), 21);
+}
+
+/// Issue 14.2: at most `MAX_PENDING_PEERS` handshakes are pending; more connections evict the
+/// oldest, and a worker still gets in.
+#[test]
+fn pending_handshakes_are_capped_and_a_worker_still_gets_in() {
+    let t = TcpTransport::new().unwrap();
+    let addr = t.local_addr().unwrap();
+    let extra = 10;
+    let mut silent: Vec<TcpStream> =
+        (0..MAX_PENDING_PEERS + extra).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // The oldest were evicted as the newest arrived.
+    for s in &mut silent[..extra] {
+        assert_closed_by_pool(s);
+    }
+    assert!(t.rejected_peers() >= extra as u64);
+    let (a, b) = t.pair().unwrap();
+    check_stream(a, b, &[7]);
+}
+
+/// Issue 14.2: dropping the transport used to join an acceptor stuck reading silent peers
+/// one after another (880 s with a peer that kept connecting). Now the acceptor sees the stop
+/// signal on its next turn: it returns before any silent peer's handshake time is up, so
+/// none of them is counted as refused.
+#[test]
+fn dropping_the_transport_returns_at_once_with_silent_peers_connected() {
+    let t = TcpTransport::new().unwrap();
+    let addr = t.local_addr().unwrap();
+    let silent: Vec<TcpStream> = (0..30).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let shared = t.shared.clone();
+    drop(t);
+    // One by one, each silent peer would have cost a whole handshake timeout first.
+    assert!(shared.rejected.load(Ordering::SeqCst) < silent.len() as u64);
+    assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
 }
 
 #[test]
