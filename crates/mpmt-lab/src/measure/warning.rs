@@ -104,6 +104,22 @@ pub enum Warning {
         /// The 1-minute load average.
         load_1m: f64,
     },
+    /// A synchronisation mechanism lost updates (the race claim): a bug in it.
+    SyncLostUpdates {
+        /// The mechanism and model, e.g. `mutex between processes`.
+        mechanism: String,
+        /// The most updates one contest lost.
+        lost: u64,
+    },
+    /// Some contests of the race claim did not overlap and were left out.
+    NoOverlap {
+        /// The series.
+        series: String,
+        /// Contests that overlapped.
+        overlapped: usize,
+        /// Contests run.
+        contests: usize,
+    },
     /// A warning read back from a JSON report: its text as written.
     Recorded(String),
 }
@@ -190,6 +206,17 @@ impl fmt::Display for Warning {
                  (threshold {threshold_pct:.0} %, load average {load_1m:.2}) after waiting \
                  {waited_s:.1} s; this claim's figures may be slowed unevenly: stop other \
                  work and re-run it"
+            ),
+            Warning::SyncLostUpdates { mechanism, lost } => write!(
+                f,
+                "the {mechanism} lost up to {lost} updates in one contest: a bug in that \
+                 mechanism; please report it"
+            ),
+            Warning::NoOverlap { series, overlapped, contests } => write!(
+                f,
+                "{series}: only {overlapped} of {contests} contests overlapped (one contender \
+                 finished before the other started) and only those count; on a busy machine \
+                 re-run, or run without --quick for longer contests"
             ),
             Warning::Recorded(text) => f.write_str(text),
         }

@@ -24,7 +24,8 @@
 //! `fork` is unsafe (nix marks it so) because of the rule above: the child of a
 //! multi-threaded parent must run only async-signal-safe code. [`fork`] keeps it: the child
 //! runs exactly `Routine::run`, whose every operation is listed on its variant: raw system
-//! calls through rustix (`sched_setaffinity`, `futex`), which make the call and nothing else,
+//! calls through rustix (`sched_setaffinity`, `futex`, `setpriority`, `pidfd_open`, `poll`,
+//! `getpid`; `clock_gettime` through the vDSO), which make the call and nothing else,
 //! loads and stores on atomics, and `_exit`. None allocates, locks, or can panic. Borrowed
 //! arguments (a `&AtomicU32`, a `&CpuSet`) were made before the fork and are valid in the
 //! child's copy of the address space.
@@ -32,12 +33,16 @@
 
 use std::io;
 use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use nix::unistd::ForkResult;
 use rustix::thread::CpuSet;
 
 use super::Spawned;
-use crate::sync::pingpong;
+use crate::sync::counter::Counter;
+use crate::sync::park::Futex;
+use crate::sync::robust::RobustMutex;
+use crate::sync::{contend, pingpong};
 
 /// What a forked child does: a closed set of async-signal-safe routines (module docs).
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +62,24 @@ pub enum Routine<'a> {
         /// Where the child runs; built before the fork (nothing is built after it).
         cpus: &'a CpuSet,
     },
+    /// Runs one contender of [`crate::sync::contend`] (atomics, futex, `clock_gettime`,
+    /// `setpriority`, `pidfd_open`, `poll`); its objects must lie in memory shared with the
+    /// parent. Exits 0, or the [`contend::Failure::code`] of its failure.
+    Contend(contend::Job<'a>),
+    /// Holds a robust mutex until released or killed ([`contend::hold`]: atomics, futex,
+    /// `clock_gettime`); exits with its code.
+    Hold {
+        /// The mutex.
+        mutex: &'a RobustMutex,
+        /// Set to `u64::MAX` while held (a half-done update).
+        data: &'a Counter,
+        /// Set to 1 (and woken) once held.
+        held: &'a AtomicU32,
+        /// Non-zero: release and exit 0.
+        release: &'a AtomicU32,
+        /// Longest hold; then it exits holding the lock.
+        hold: Duration,
+    },
 }
 
 impl Routine<'_> {
@@ -74,6 +97,13 @@ impl Routine<'_> {
                 Ok(()) if pingpong::pong(word) => 0,
                 Ok(()) => Routine::SILENT,
             },
+            Routine::Contend(job) => match job.run() {
+                Ok(()) => 0,
+                Err(failure) => failure.code(),
+            },
+            Routine::Hold { mutex, data, held, release, hold } => {
+                contend::hold(mutex, data, held, release, hold)
+            }
         }
     }
 }
@@ -86,6 +116,8 @@ pub fn fork(routine: Routine<'_>) -> io::Result<Spawned> {
     let forked = unsafe { nix::unistd::fork() }?;
     match forked {
         ForkResult::Child => {
+            // The parent's cached process id is not ours (a thread-local store).
+            Futex::forget_identity();
             let code = routine.run();
             // SAFETY: `_exit` is async-signal-safe and ends the child without running atexit
             // handlers or unwinding into the parent's copied stack.

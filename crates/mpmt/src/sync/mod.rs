@@ -11,13 +11,27 @@
 //! * [`pingpong`]: a bounded futex ping-pong on one word (the lab's `switch` experiment; its
 //!   ponger also runs in a forked child, `crate::supervise::fork`).
 //!
+//! * [`park`]: how the locks below sleep, wake and check an owner's life ([`park::Futex`]),
+//!   a trait so loom models can stand in for the kernel.
+//! * [`semaphore`], [`ticket`], [`robust`], [`counter`]: a counting semaphore, a fair ticket
+//!   lock, a mutex robust to its owner's death, and a lock-free counter; each works between
+//!   threads and, placed in a [`SharedPage`], between processes.
+//! * [`contend`]: contenders hammering one counter through one of those (the lab's `race`,
+//!   `starvation` and `sync` claims), run by threads and forked children alike.
+//!
 //! [loom]: https://docs.rs/loom
 //!
-//! (The lab's semaphore, fair lock and deadlock detector will live here too; see DESIGN.md.)
+//! (The deadlock detector will live here too; see DESIGN.md.)
 
+pub mod contend;
+pub mod counter;
 pub mod futex;
 pub mod page;
+pub mod park;
 pub mod pingpong;
 pub mod primitive;
+pub mod robust;
+pub mod semaphore;
+pub mod ticket;
 
 pub use page::SharedPage;
