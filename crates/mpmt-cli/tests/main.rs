@@ -10,6 +10,7 @@
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
+//! * `memory`: the `memory` claim's probe child measures each pool's process tree.
 //! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
 //! * `transport`: every transport through real worker processes, with and without crashes.
 //!
@@ -22,6 +23,7 @@ mod common;
 mod faults;
 mod ipc;
 mod isolation;
+mod memory;
 mod protocol;
 mod signals;
 mod transport;

@@ -18,6 +18,8 @@
 //!   kind of work.
 //! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
 //!   child process.
+//! * `memory.rs`: `memory`, RSS, PSS and USS of thread, process and hybrid pools against the
+//!   binary alone (each in a fresh child), and copy-on-write after fork demonstrated.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
 //! result to a callback as soon as it is ready so a caller can write results incrementally;
@@ -37,6 +39,7 @@ pub mod create;
 mod gil;
 pub mod ipc;
 pub mod isolation;
+pub mod memory;
 pub mod switch;
 pub mod verdict;
 
@@ -216,6 +219,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(ipc::Ipc),
         Box::new(cpu::Cpu),
         Box::new(isolation::Isolation),
+        Box::new(memory::Memory),
     ]
 }
 
@@ -414,7 +418,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation"]);
+        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation", "memory"]);
     }
 
     #[test]
@@ -423,7 +427,7 @@ mod tests {
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
         assert_eq!(
             err.to_string(),
-            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation"
+            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory"
         );
     }
 
