@@ -90,7 +90,8 @@ impl Shape {
         [Shape::Threads(n), Shape::Processes(n), Shape::Hybrid(p, n / p)]
     }
 
-    fn model(self) -> Option<Model> {
+    /// The engine model of this shape (`None` for the baseline).
+    pub fn model(self) -> Option<Model> {
         match self {
             Shape::Baseline => None,
             Shape::Threads(n) => Some(Model::Threads(n)),

@@ -18,6 +18,8 @@
 //!   kind of work.
 //! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
 //!   child process.
+//! * `io.rs`: `io`, blocking TCP requests to a loopback latency server (and `sleep`) on
+//!   thread, process and hybrid pools, against the ideal `⌈tasks / workers⌉ × latency`.
 //! * `memory.rs`: `memory`, RSS, PSS and USS of thread, process and hybrid pools against the
 //!   binary alone (each in a fresh child), and copy-on-write after fork demonstrated.
 //!
@@ -37,6 +39,7 @@ pub mod condition;
 pub mod cpu;
 pub mod create;
 mod gil;
+pub mod io;
 pub mod ipc;
 pub mod isolation;
 pub mod memory;
@@ -220,6 +223,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(cpu::Cpu),
         Box::new(isolation::Isolation),
         Box::new(memory::Memory),
+        Box::new(io::Io),
     ]
 }
 
@@ -418,7 +422,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation", "memory"]);
+        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation", "memory", "io"]);
     }
 
     #[test]
@@ -427,7 +431,7 @@ mod tests {
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
         assert_eq!(
             err.to_string(),
-            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory"
+            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory, io"
         );
     }
 
