@@ -21,6 +21,10 @@
 //! a fresh child with no pool is the baseline of exactly the same binary. (`getrusage` of
 //! such children would report the lab's own peak RSS, so `/proc` is read instead.)
 //!
+//! PSS and USS depend on who else maps a page at the moment of reading: the binary's text
+//! is shared with the lab (the same binary) in every probe alike, but another mpmt process
+//! started meanwhile changes the shares. RSS does not depend on it, and is reported beside.
+//!
 //! The configurations are measured in interleaved rounds. The verdict pairs the rounds
 //! (rule 1 of [`super::verdict`]: per round the process tree's PSS over the thread tree's,
 //! at the same N), grades each N (rule 2) and [`combine`]s them (rule 3); the reported
