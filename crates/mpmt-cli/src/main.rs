@@ -37,6 +37,7 @@ const HIDDEN: &[(&str, Hidden)] = &[
     (mpmt_lab::child::PEER_COMMAND, mpmt_lab::child::ipc_peer),
     (mpmt_lab::child::CELL_COMMAND, mpmt_lab::child::lab_cell),
     (mpmt_lab::child::EXIT_COMMAND, mpmt_lab::child::exit_at_once),
+    (mpmt_lab::child::MEMORY_COMMAND, mpmt_lab::child::memory_probe),
 ];
 
 /// Runs the hidden command named by the first argument, if there is one.

@@ -10,6 +10,7 @@
 //! | [`PEER_COMMAND`] | [`ipc_peer`] | [`crate::bench::ipc`] (`mpmt ipc`, the lab's `ipc` claim) |
 //! | [`CELL_COMMAND`] | [`lab_cell`] | [`crate::lab::isolation`]: one cell of the fault matrix |
 //! | [`EXIT_COMMAND`] | [`exit_at_once`] | [`crate::lab::create`]: the spawn baseline |
+//! | [`MEMORY_COMMAND`] | [`memory_probe`] | [`crate::lab::memory`]: one pool's memory |
 
 use std::ffi::OsString;
 
@@ -18,6 +19,7 @@ use mpmt::supervise::ChildCode;
 pub use crate::bench::ipc::PEER_COMMAND;
 pub use crate::lab::create::EXIT_COMMAND;
 pub use crate::lab::isolation::CELL_COMMAND;
+pub use crate::lab::memory::MEMORY_COMMAND;
 
 /// An IPC benchmark peer (`mpmt __ipc-peer echo|spin ...`).
 pub fn ipc_peer(args: Vec<OsString>) -> i32 {
@@ -45,4 +47,22 @@ pub fn lab_cell(args: Vec<OsString>) -> i32 {
 /// Exits 0 at once: the cost of spawning the binary and nothing else.
 pub fn exit_at_once(_args: Vec<OsString>) -> i32 {
     0
+}
+
+/// Measures one pool's process tree (`mpmt __lab-memory SHAPE`) and prints it as JSON.
+pub fn memory_probe(args: Vec<OsString>) -> i32 {
+    let spec = match <[OsString; 1]>::try_from(args).map(|[spec]| spec.into_string()) {
+        Ok(Ok(spec)) => spec,
+        _ => {
+            eprintln!("mpmt lab memory probe: expected one argument, the pool shape as JSON");
+            return ChildCode::Setup.code();
+        }
+    };
+    match crate::lab::memory::probe_main(&spec) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("mpmt lab memory probe: {message}");
+            1
+        }
+    }
 }

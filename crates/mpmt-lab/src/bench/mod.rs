@@ -3,8 +3,11 @@
 //!
 //! * [`ipc`]: `mpmt ipc`, every transport between two real processes beside a thread
 //!   channel, memcpy and a spin-only ping-pong;
+//! * [`io_server`]: a loopback TCP server answering each request after a fixed latency
+//!   (the `io` claim's remote service, and `mpmt run --task tcp_request`'s);
 //! * [`workload`]: `mpmt run`, one workload on one model, measured (throughput, latency, CPU,
 //!   memory, outcome counts, fault injection).
 
+pub mod io_server;
 pub mod ipc;
 pub mod workload;

@@ -18,6 +18,10 @@
 //!   kind of work.
 //! * `isolation.rs`: `isolation`, six fault kinds × three models, each cell in a sacrificial
 //!   child process.
+//! * `io.rs`: `io`, blocking TCP requests to a loopback latency server (and `sleep`) on
+//!   thread, process and hybrid pools, against the ideal `⌈tasks / workers⌉ × latency`.
+//! * `memory.rs`: `memory`, RSS, PSS and USS of thread, process and hybrid pools against the
+//!   binary alone (each in a fresh child), and copy-on-write after fork demonstrated.
 //! * `race.rs`: `race`, lost updates of unsynchronised increments vs a mutex, `fetch_add`
 //!   and CAS, between threads and between processes on a shared page.
 //!
@@ -37,8 +41,10 @@ pub mod condition;
 pub mod cpu;
 pub mod create;
 mod gil;
+pub mod io;
 pub mod ipc;
 pub mod isolation;
+pub mod memory;
 pub mod race;
 pub mod switch;
 pub mod verdict;
@@ -219,6 +225,8 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(ipc::Ipc),
         Box::new(cpu::Cpu),
         Box::new(isolation::Isolation),
+        Box::new(memory::Memory),
+        Box::new(io::Io),
         Box::new(race::Race),
     ]
 }
@@ -418,7 +426,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation", "race"]);
+        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation", "memory", "io", "race"]);
     }
 
     #[test]
@@ -427,7 +435,8 @@ mod tests {
         assert!(matches!(err, LabError::UnknownExperiment { ref id, .. } if id == "nope"));
         assert_eq!(
             err.to_string(),
-            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, race"
+            "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory, io, \
+             race"
         );
     }
 

@@ -6,6 +6,14 @@
 //!   figure for "memory per worker": N forked workers sharing their parent's pages have the
 //!   same RSS as one but a PSS of roughly 1/N of the shared part each.
 //!
+//! * USS, the *unique* set size, is `Private_Clean + Private_Dirty` of the same file: the
+//!   memory that would be freed if the process ended. `Private_Dirty` alone is what the
+//!   process has written and nobody else maps: after a fork, a page the child writes moves
+//!   from shared to the child's private dirty memory (copy-on-write).
+//! * [`tree`] sums these over a set of processes (a pool: its parent and its workers); the
+//!   sum of PSS over processes counts every page once, the sum of RSS counts a shared page
+//!   once per process that maps it.
+//!
 //! Both files are parsed by hand: we need two `Key:  <n> kB` lines from each, which is a
 //! dozen lines of code, while `procfs` would add a large dependency for it. Values in those
 //! files are in kB, which the kernel means as KiB; we return bytes. `ru_maxrss` is not used
@@ -31,6 +39,23 @@ pub struct Rollup {
     pub rss: u64,
     /// `Pss`: proportional set size, each shared page divided by its number of mappers.
     pub pss: u64,
+    /// Unique set size: `Private_Clean + Private_Dirty`, pages no other process maps.
+    pub uss: u64,
+    /// `Private_Dirty`: pages written by this process that no other process maps.
+    pub private_dirty: u64,
+}
+
+/// [`Rollup`] figures summed over several processes, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    /// How many processes were summed.
+    pub processes: usize,
+    /// Sum of RSS (a page shared by k of them is counted k times).
+    pub rss: u64,
+    /// Sum of PSS (every page once, split among its mappers).
+    pub pss: u64,
+    /// Sum of USS.
+    pub uss: u64,
 }
 
 /// Reads `VmRSS` and `VmHWM` of process `pid` (`None`: this process).
@@ -39,10 +64,31 @@ pub fn status(pid: Option<u32>) -> Result<Status, MeasureError> {
     Ok(Status { rss: kib_field(&path, &text, "VmRSS")?, hwm: kib_field(&path, &text, "VmHWM")? })
 }
 
-/// Reads `Rss` and `Pss` of process `pid` (`None`: this process).
+/// Reads `Rss`, `Pss`, `Private_Clean` and `Private_Dirty` of process `pid` (`None`: this
+/// process).
 pub fn smaps_rollup(pid: Option<u32>) -> Result<Rollup, MeasureError> {
     let (path, text) = read(pid, "smaps_rollup")?;
-    Ok(Rollup { rss: kib_field(&path, &text, "Rss")?, pss: kib_field(&path, &text, "Pss")? })
+    let field = |key| kib_field(&path, &text, key);
+    let private_dirty = field("Private_Dirty")?;
+    Ok(Rollup {
+        rss: field("Rss")?,
+        pss: field("Pss")?,
+        uss: field("Private_Clean")? + private_dirty,
+        private_dirty,
+    })
+}
+
+/// Sums [`smaps_rollup`] over `pids` (`None`: this process), read one after the other.
+pub fn tree(pids: impl IntoIterator<Item = Option<u32>>) -> Result<Tree, MeasureError> {
+    let mut sum = Tree::default();
+    for pid in pids {
+        let r = smaps_rollup(pid)?;
+        sum.processes += 1;
+        sum.rss += r.rss;
+        sum.pss += r.pss;
+        sum.uss += r.uss;
+    }
+    Ok(sum)
 }
 
 fn read(pid: Option<u32>, file: &str) -> Result<(PathBuf, String), MeasureError> {
@@ -92,6 +138,13 @@ mod tests {
         assert!(s.rss > 0 && s.hwm >= s.rss);
         let r = smaps_rollup(Some(std::process::id())).unwrap();
         assert!(r.rss > 0 && r.pss > 0);
+        // Every unique page is resident and counted whole in PSS.
+        assert!(r.uss > 0 && r.uss <= r.pss && r.pss <= r.rss, "{r:?}");
+        assert!(r.private_dirty <= r.uss);
+        let one = tree([None]).unwrap();
+        let two = tree([None, Some(std::process::id())]).unwrap();
+        assert_eq!((one.processes, two.processes), (1, 2));
+        assert!(two.pss > one.pss && one.pss > 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | `sha256` | [`Sha256Input`] | `[u8; 32]` | hashes `size` bytes of data derived from `index` |
 //! | `primes` | [`PrimesInput`] | `u64` | counts primes in `[lo, hi)` by trial division |
 //! | `sleep` | `u64` µs | `u64` | blocks the thread (a stand-in for blocking I/O) |
+//! | `tcp_request` | [`TcpRequestInput`] | `Result<u64, String>` | one blocking request over TCP ([`super::tcp`]) |
 //! | `mmchurn` | [`ChurnInput`] | [`ChurnOutput`] | maps a block, touches pages, unmaps it ([`super::mmchurn`]) |
 //! | `mallocchurn` | [`ChurnInput`] | [`ChurnOutput`] | the same through `malloc`/`free` |
 //! | `panic` | `String` | `()` | panics with the message |
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256 as Sha256Hasher};
 
 use super::fault;
 pub use super::mmchurn::{ChurnInput, ChurnOutput, MallocChurn, Mmchurn};
+pub use super::tcp::{TcpRequest, TcpRequestInput};
 use super::{DuplicateKind, Registry, Task};
 
 /// Registers every built-in kind.
@@ -33,6 +35,7 @@ pub fn register_all(registry: &mut Registry) -> Result<(), DuplicateKind> {
         .register::<Sha256>()?
         .register::<Primes>()?
         .register::<Sleep>()?
+        .register::<TcpRequest>()?
         .register::<Mmchurn>()?
         .register::<MallocChurn>()?
         .register::<Panic>()?

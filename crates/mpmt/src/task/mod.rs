@@ -19,6 +19,7 @@
 pub mod builtin;
 pub mod fault;
 pub mod mmchurn;
+pub mod tcp;
 pub mod unwind;
 
 use std::any::Any;
