@@ -134,7 +134,7 @@ fn a_frame_that_stops_mid_way_fails_its_worker_and_the_pool_keeps_serving() {
     pipe.write_all(b"a few bytes").unwrap();
     match held.wait() {
         // Running when the worker was failed: lost with it.
-        Err(TaskError::WorkerLost { reason }) => {
+        Err(TaskError::WorkerLost { reason, .. }) => {
             assert!(reason.contains("middle of a frame"), "{reason}");
         }
         // Not started yet: run again on the replacement.

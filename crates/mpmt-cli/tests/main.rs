@@ -1,5 +1,7 @@
 //! Integration tests: one binary (`autotests = false`), driving the real `mpmt` binary.
 //!
+//! * `blame`: exact blame in hybrid workers (culprit vs collateral), the retry policy, and
+//!   scheduling that keeps a task from waiting behind a hang (issue 8).
 //! * `common`: helpers: the binary's path, a pool whose workers run that binary, children of
 //!   this process.
 //! * `faults`: fault injection into each model: exact outcome counts, 0 lost, the pool keeps
@@ -17,6 +19,7 @@
 //!
 //! The soak test runs in its own binary (`tests/soak.rs`): it compares the process's open
 //! descriptors before and after, which concurrent tests in one process would disturb.
+mod blame;
 mod churn;
 mod cleanup;
 mod cli;

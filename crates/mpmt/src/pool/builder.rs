@@ -68,6 +68,7 @@ impl Default for PoolBuilder {
                 memory_limit: None,
                 max_tasks_per_worker: None,
                 retries: 0,
+                retry_policy: super::RetryPolicy::default(),
                 start_attempts: DEFAULT_START_ATTEMPTS,
             },
         }
@@ -98,8 +99,11 @@ impl PoolBuilder {
         self
     }
 
-    /// Upper bound of tasks sent ahead to one worker process (default 256). The pool adapts
-    /// the actual window to the tasks' duration: long tasks get few, tiny tasks many.
+    /// Upper bound of tasks in flight to one worker process (default 256). The pool adapts
+    /// the actual window to the tasks' duration, measured as they finish and as they run:
+    /// long tasks get few sent ahead, tiny tasks many. It is never below one task per worker
+    /// thread: `max_in_flight(1)` means exactly one task per thread and nothing sent ahead,
+    /// so no task ever waits behind a slow one in a worker while another worker idles.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
         self
@@ -149,9 +153,18 @@ impl PoolBuilder {
         self
     }
 
-    /// Run an idempotent task up to `k` more times if its worker dies under it.
+    /// Run an idempotent task up to `k` more times if its worker dies under it (default 0),
+    /// for the error kinds the [`retry_policy`](PoolBuilder::retry_policy) allows.
     pub fn retries(mut self, k: u32) -> Self {
         self.limits.retries = k;
+        self
+    }
+
+    /// Which error kinds earn an idempotent task a retry (process and hybrid models; default
+    /// [`RetryPolicy::default`](super::RetryPolicy): crashes, timeouts and tasks lost to a
+    /// sibling's failure, not running out of memory).
+    pub fn retry_policy(mut self, policy: super::RetryPolicy) -> Self {
+        self.limits.retry_policy = policy;
         self
     }
 

@@ -22,9 +22,9 @@
 //!
 //! Beside the models: `model.rs` ([`Model`]), `builder.rs` ([`PoolBuilder`]: settings
 //! checked, then the chosen model started), `error.rs` ([`PoolError`], [`SubmitError`]),
-//! `outcome.rs` ([`TaskError`], [`Completion`]), `slot.rs` ([`Handle`]: one outcome per
-//! task), `shared.rs` (the counters behind [`PoolStats`]) and `map.rs` ([`Map`]). This file
-//! holds [`Pool`] itself.
+//! `outcome.rs` ([`TaskError`], [`Completion`]), `retry.rs` ([`RetryPolicy`]), `slot.rs`
+//! ([`Handle`]: one outcome per task), `shared.rs` (the counters behind [`PoolStats`]) and
+//! `map.rs` ([`Map`]). This file holds [`Pool`] itself.
 //!
 //! All take tasks from one bounded queue, so a fast producer blocks in [`Pool::submit`]
 //! instead of growing memory without limit (backpressure). Every submitted task ends in
@@ -44,8 +44,15 @@
 //!   [`SubmitError::UnknownKind`], on every model alike.
 //! * [`PoolBuilder::max_tasks_per_worker`]: workers are recycled after that many tasks.
 //! * [`PoolBuilder::retries`]: an idempotent task ([`crate::task::Task::IDEMPOTENT`],
-//!   [`Job::idempotent`]) whose worker crashed, ran out of memory or timed out is run again,
-//!   up to that many more times; [`Completion::attempts`] says how many runs it took.
+//!   [`Job::idempotent`]) whose worker died under it is run again, up to that many more
+//!   times, for the error kinds [`PoolBuilder::retry_policy`] allows ([`RetryPolicy`]: by
+//!   default crashes, timeouts and `WorkerLost`, not `OutOfMemory`);
+//!   [`Completion::attempts`] says how many runs it took.
+//! * Exact blame in hybrid workers: when one thread of a hybrid worker crashes, runs out of
+//!   memory or times out, only its task (the culprit) gets that error; the tasks running on
+//!   the other threads end `WorkerLost` with a [`LostCause`] naming the culprit, and are
+//!   retried in another process. A retried culprit runs alone in its worker, so it never
+//!   shares a process with the tasks it took down before (`process/README.md`).
 
 mod builder;
 mod error;
@@ -53,6 +60,7 @@ mod map;
 mod model;
 mod outcome;
 pub mod process;
+mod retry;
 mod shared;
 mod slot;
 pub mod thread;
@@ -63,8 +71,9 @@ pub use builder::{
 pub use error::{PoolError, SubmitError};
 pub use map::Map;
 pub use model::Model;
-pub use outcome::{Completion, TaskError};
+pub use outcome::{Completion, LostCause, TaskError};
 pub use process::StartError;
+pub use retry::RetryPolicy;
 pub use shared::PoolStats;
 pub(crate) use shared::Shared;
 pub use slot::Handle;

@@ -32,12 +32,19 @@ pub enum TaskError {
         /// The exit code.
         code: i32,
     },
-    /// The worker was lost for another reason (channel failure, protocol violation, the pool
-    /// could not keep a worker alive).
+    /// The worker was lost for another reason: another task running in the same worker
+    /// process (a hybrid worker's sibling thread) crashed, ran out of memory or timed out, or
+    /// the channel failed, the worker broke the protocol, the pool could not keep a worker
+    /// alive.
     #[error("worker lost: {reason}")]
     WorkerLost {
         /// What happened.
         reason: String,
+        /// The task whose failure took the worker down, when the pool knows it (a sibling in
+        /// a hybrid worker); `None` otherwise. Absent from JSON when `None`, and optional
+        /// when read, so JSON written before this field existed still parses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Box<LostCause>>,
     },
     /// The worker does not know the task kind.
     #[error("the worker does not know task kind '{kind}' (register it in the worker's Registry)")]
@@ -80,7 +87,24 @@ pub enum TaskError {
     Cancelled,
 }
 
+/// The task that took a worker process down with the tasks beside it (see
+/// [`TaskError::WorkerLost`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostCause {
+    /// The culprit's task id in the pool (tasks are numbered by submission, from 1).
+    pub task: u64,
+    /// The culprit's task kind ([`crate::task::Task::NAME`]).
+    pub kind: String,
+    /// The error the culprit ended with.
+    pub error: TaskError,
+}
+
 impl TaskError {
+    /// `WorkerLost` with no known culprit.
+    pub(crate) fn worker_lost(reason: impl Into<String>) -> TaskError {
+        TaskError::WorkerLost { reason: reason.into(), cause: None }
+    }
+
     /// `TimedOut` after `timeout`, its milliseconds saturated at `u64::MAX`.
     pub(crate) fn timed_out(timeout: Duration) -> TaskError {
         TaskError::TimedOut { timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) }
@@ -103,8 +127,8 @@ impl TaskError {
     }
 
     /// Whether the failure was the worker's fate rather than the task's answer, so running
-    /// the task again may succeed (retries apply only to these, and only for idempotent
-    /// tasks).
+    /// the task again may succeed (retries apply only to these, only for idempotent tasks,
+    /// and only for the kinds the pool's [`RetryPolicy`](crate::pool::RetryPolicy) allows).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,

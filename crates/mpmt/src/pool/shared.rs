@@ -18,6 +18,8 @@ pub(crate) struct Limits {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) max_tasks_per_worker: Option<u64>,
     pub(crate) retries: u32,
+    /// Which error kinds are retried.
+    pub(crate) retry_policy: super::RetryPolicy,
     /// Consecutive failed starts after which a worker slot gives up (process models).
     pub(crate) start_attempts: u32,
 }

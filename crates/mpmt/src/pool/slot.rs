@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
+use super::RetryPolicy;
 use super::outcome::{Completion, TaskError};
 use crate::task::{AnyValue, Job};
 
@@ -102,7 +103,17 @@ pub(crate) struct Envelope {
     /// Times a worker died with this task next in line but not recorded as running: a task
     /// that kills its worker before it is marked running (a decoder crash) fails after a few.
     pub(crate) suspicions: u32,
+    /// Run alone in its worker: it is the retried culprit of a hybrid worker's death, so it
+    /// must not share a process with the tasks it took down (see `process/README.md`).
+    pub(crate) isolate: bool,
+    /// Runs lost as collateral of a known culprit (a sibling in its hybrid worker): rerun
+    /// without counting against `retries`, up to [`MAX_COLLATERAL`] times.
+    pub(crate) collateral: u32,
 }
+
+/// Most reruns of a task lost as collateral of another task's failure: being hit that often
+/// in a row means the blame is wrong, and the task stops with its `WorkerLost`.
+pub(crate) const MAX_COLLATERAL: u32 = 8;
 
 impl Envelope {
     /// A new envelope and the handle that will receive its completion.
@@ -115,6 +126,8 @@ impl Envelope {
             submitted: Instant::now(),
             attempts: 0,
             suspicions: 0,
+            isolate: false,
+            collateral: 0,
         };
         (env, slot)
     }
@@ -124,9 +137,25 @@ impl Envelope {
         self.slot.clone()
     }
 
-    /// Whether the task may run again after its worker died under it.
-    pub(crate) fn retryable(&self, retries: u32) -> bool {
-        self.job.as_ref().is_some_and(Job::is_idempotent) && self.attempts <= retries
+    /// Whether the task may run again after its worker died under it with `error`; counts
+    /// a collateral rerun (a `WorkerLost` naming its culprit), which does not use `retries`.
+    pub(crate) fn retryable(
+        &mut self,
+        error: &TaskError,
+        retries: u32,
+        policy: &RetryPolicy,
+    ) -> bool {
+        if !(error.is_retryable()
+            && policy.allows(error)
+            && self.job.as_ref().is_some_and(Job::is_idempotent))
+        {
+            return false;
+        }
+        if matches!(error, TaskError::WorkerLost { cause: Some(_), .. }) {
+            self.collateral += 1;
+            return self.collateral <= MAX_COLLATERAL;
+        }
+        self.attempts - self.collateral.min(self.attempts) <= retries
     }
 
     /// Delivers the outcome.
@@ -167,11 +196,10 @@ impl Drop for Envelope {
     fn drop(&mut self) {
         if self.slot.is_some() {
             self.finish(
-                Err(TaskError::WorkerLost {
-                    reason: "the pool dropped the task before it could run (pool shut down or \
-                             no worker left)"
-                        .into(),
-                }),
+                Err(TaskError::worker_lost(
+                    "the pool dropped the task before it could run (pool shut down or no worker \
+                     left)",
+                )),
                 None,
                 None,
             );

@@ -6,7 +6,10 @@
 //! retried; every other task in flight never started and is dispatched again), while the
 //! worker lives (the watchdog kills a worker whose task overran its timeout), and to tell an
 //! out-of-memory abort from any other abort (the worker's allocator records the failed
-//! request here before Rust aborts: see [`crate::worker::OomAwareAlloc`]).
+//! request here before Rust aborts: see [`crate::worker::OomAwareAlloc`]), and to learn which
+//! of a hybrid worker's threads killed it (its fatal-signal handler, and the allocator,
+//! record the failing thread's slot here: the *culprit*; the tasks of the other threads are
+//! only collateral).
 //!
 //! Layout, all little-endian `u64` words (one page, `memfd`, mapped `MAP_SHARED` by both):
 //!
@@ -14,7 +17,7 @@
 //! word 0        magic "MPMTSTAT"
 //! word 1        number of thread slots
 //! word 2        bytes of the allocation that failed (0: none)
-//! word 3        reserved
+//! word 3        slot + 1 of the thread that failed fatally (0: none known)
 //! word 4+2i     slot i: id of the task running on worker thread i (0: idle)
 //! word 5+2i     slot i: CLOCK_MONOTONIC nanoseconds when it started
 //! ```
@@ -139,9 +142,35 @@ impl StatusPage {
             .collect()
     }
 
+    /// Pool side: when the longest-running task of the worker started (monotonic ns), if any
+    /// runs; unlike [`StatusPage::running`] it allocates nothing (the driver asks per batch).
+    pub fn oldest_start(&self) -> Option<u64> {
+        (0..self.slots())
+            .filter(|&s| self.word(HEADER_WORDS + 2 * s).load(Ordering::Acquire) != 0)
+            .map(|s| self.word(HEADER_WORDS + 2 * s + 1).load(Ordering::Relaxed))
+            .min()
+    }
+
     /// The word the worker's allocator writes a failed request's size into.
     pub fn oom_word(&self) -> &AtomicU64 {
         self.word(2)
+    }
+
+    /// The word a worker's fatal-signal handler and allocator write the failing thread's
+    /// slot + 1 into (see [`crate::worker`]).
+    pub fn culprit_word(&self) -> &AtomicU64 {
+        self.word(3)
+    }
+
+    /// Pool side: the slot of the thread that failed fatally, and the task it was running,
+    /// if the worker recorded one and that slot is running a task.
+    pub fn culprit(&self) -> Option<(usize, u64)> {
+        let slot = (self.word(3).load(Ordering::Acquire) as usize).checked_sub(1)?;
+        if slot >= self.slots() {
+            return None;
+        }
+        let id = self.word(HEADER_WORDS + 2 * slot).load(Ordering::Acquire);
+        (id != 0).then_some((slot, id))
     }
 
     /// Bytes of the allocation that failed in the worker, if one did.
@@ -172,11 +201,23 @@ mod tests {
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].0, 42);
         assert!(running[0].1 <= monotonic_ns());
+        assert_eq!(pool_side.oldest_start(), Some(running[0].1));
         worker_side.end(1);
         assert!(pool_side.running().is_empty());
+        assert_eq!(pool_side.oldest_start(), None);
         assert_eq!(pool_side.oom_request(), None);
         worker_side.oom_word().store(1 << 30, Ordering::Release);
         assert_eq!(pool_side.oom_request(), Some(1 << 30));
+        // The culprit is the task running in the recorded slot; an idle or foreign slot
+        // names nobody.
+        assert_eq!(pool_side.culprit(), None);
+        worker_side.begin(2, 77);
+        worker_side.culprit_word().store(3, Ordering::Release);
+        assert_eq!(pool_side.culprit(), Some((2, 77)));
+        worker_side.end(2);
+        assert_eq!(pool_side.culprit(), None);
+        worker_side.culprit_word().store(99, Ordering::Release);
+        assert_eq!(pool_side.culprit(), None);
     }
 
     #[test]

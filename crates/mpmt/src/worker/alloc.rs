@@ -4,8 +4,10 @@
 //! `std::process::abort`, so from the wait status alone the pool cannot tell "ran out of
 //! memory" from "aborted". This allocator records the size of a failed request in the
 //! worker's status page ([`crate::supervise::status`]) before returning null; the pool reads
-//! it after the SIGABRT and reports [`crate::TaskError::OutOfMemory`]. (Stable Rust has no
-//! allocation-error hook; a global allocator wrapper is the stable way to see the failure.)
+//! it after the SIGABRT and reports [`crate::TaskError::OutOfMemory`], to the task of the
+//! thread whose allocation failed (its slot is noted too: see `blame.rs`). (Stable Rust has
+//! no allocation-error hook; a global allocator wrapper is the stable way to see the
+//! failure.)
 //!
 //! The `mpmt` binary installs it; a library user's binary does the same to get the
 //! distinction (without it, an out-of-memory worker reports `Crashed { signal: 6 }`):
@@ -53,6 +55,8 @@ pub(crate) fn clear() {
 
 #[cold]
 fn note_failure(size: usize) {
+    // Which thread failed: in a hybrid worker, its task is the culprit, the others collateral.
+    super::blame::note_culprit();
     let word = OOM_WORD.load(Ordering::Acquire);
     if !word.is_null() {
         // The first failure is the one that matters: printing its message or a backtrace may

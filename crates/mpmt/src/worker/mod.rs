@@ -30,12 +30,15 @@
 //!    `Outcome` frame flushed **before** the thread marks itself idle. That is what lets the
 //!    pool attribute a crash exactly: when a worker dies, the tasks its status page shows
 //!    running fail (or are retried), every task in flight that has no answer and is not
-//!    running never started and is dispatched again.
+//!    running never started and is dispatched again. A fatal-signal handler and the
+//!    allocator also note *which* thread failed (`blame.rs`), so in a hybrid worker only
+//!    that thread's task takes the error; the others are collateral (`WorkerLost`).
 //!
 //! Workers run in their own process group, so a Ctrl-C at the terminal reaches the pool,
 //! which decides what happens to them, and not the workers directly.
 
 mod alloc;
+pub(crate) mod blame;
 pub mod harness;
 
 pub use alloc::OomAwareAlloc;
@@ -237,6 +240,7 @@ fn open_status(fd: i32) -> Result<&'static StatusPage, String> {
     // Leaked: the allocator may write to it until the process ends.
     let page: &'static StatusPage = Box::leak(Box::new(page));
     alloc::report_to(page);
+    blame::install(page);
     Ok(page)
 }
 
@@ -270,6 +274,7 @@ fn serve_inline<R: transport::ByteRx, W: ByteTx>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
 ) -> i32 {
+    blame::enter_slot(0);
     loop {
         let (id, payload) = match next_task(reader) {
             Next::Task(id, payload) => (id, payload),
@@ -307,6 +312,7 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
             let spawned = std::thread::Builder::new()
                 .name(format!("mpmt-task-{slot}"))
                 .spawn_scoped(scope, move || {
+                    blame::enter_slot(slot);
                     let mut out = FrameWriter::new(Vec::new(), max_frame);
                     for (id, payload) in rx {
                         begin(status, slot, id);

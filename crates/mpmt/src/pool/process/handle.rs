@@ -17,12 +17,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 use super::reader::{Event, Inflight};
 use super::{Cause, End, cancel_all, reader_gone};
 use crate::pool::slot::Envelope;
-use crate::pool::{Shared, TaskError};
+use crate::pool::{LostCause, Shared, TaskError};
 use crate::protocol;
 use crate::supervise::status::{StatusPage, monotonic_ns};
 use crate::supervise::{Exit, Killer, Overdue, Spawned};
 use crate::transport::frame::{FrameKind, FrameWriter};
 use crate::transport::{ByteTx, Interrupt};
+use crate::worker::blame;
 
 /// How long a worker may take to exit after `Shutdown`, or after its channel broke.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -31,6 +32,22 @@ const MAX_SUSPICIONS: u32 = 3;
 /// The window covers about this much work, so the worker never idles waiting for a round trip
 /// (a cross-core wake-up costs tens of microseconds on a small VM).
 const WINDOW_TARGET_NS: u64 = 200_000;
+
+/// The window of a worker with `threads` task threads (see [`WorkerHandle::window`]). The
+/// task duration is the larger of the measured mean (`mean_ns`, 0 when unknown) and how long
+/// the oldest task running now has run (`running_ns`): the mean learns only from finished
+/// tasks, so when tasks become longer the running one shrinks the window at once, before
+/// any of them finishes.
+fn window_for(
+    threads: usize,
+    max_in_flight: usize,
+    mean_ns: u64,
+    running_ns: Option<u64>,
+) -> usize {
+    let duration = mean_ns.max(running_ns.unwrap_or(0));
+    let ahead = if duration == 0 { 1 } else { WINDOW_TARGET_NS.div_ceil(duration) as usize };
+    threads.saturating_add(ahead).min(max_in_flight.max(threads))
+}
 
 /// What the watchdog sees of one worker process.
 pub(super) struct Watched {
@@ -79,11 +96,13 @@ pub(super) struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Tasks that may be in flight now, from the measured task duration.
+    /// Tasks that may be in flight now: one per thread, plus enough sent ahead to cover
+    /// [`WINDOW_TARGET_NS`] of work at the current task duration, capped by `max_in_flight`
+    /// (never below one per thread: `max_in_flight(1)` sends nothing ahead).
     fn window(&self) -> usize {
-        let avg = self.inflight.avg_exec_ns.load(Ordering::Relaxed);
-        let ahead = if avg == 0 { 1 } else { WINDOW_TARGET_NS.div_ceil(avg) as usize };
-        (self.threads + ahead).clamp(self.threads + 1, self.max_in_flight.max(self.threads + 1))
+        let mean = self.inflight.avg_exec_ns.load(Ordering::Relaxed);
+        let oldest = self.watched.page.oldest_start().map(|t| monotonic_ns().saturating_sub(t));
+        window_for(self.threads, self.max_in_flight, mean, oldest)
     }
 
     /// Dispatches tasks until the queue is drained, the worker's budget is spent, or it dies.
@@ -101,6 +120,12 @@ impl WorkerHandle {
                     other => other,
                 };
             }
+            if self.threads > 1 && carry.front().is_some_and(|e| e.isolate) {
+                if let Some(end) = self.run_alone(carry) {
+                    return end;
+                }
+                continue;
+            }
             let window = self.window();
             let in_flight = self.inflight.lock().len();
             if in_flight >= window {
@@ -111,10 +136,15 @@ impl WorkerHandle {
             }
             let mut room = (window - in_flight).min(self.budget.unwrap_or(u64::MAX) as usize);
             let initial = room;
-            while room > 0 {
+            while room > 0 && !carry.front().is_some_and(|e| e.isolate) {
                 let Some(env) = carry.pop_front() else { break };
                 self.send(env);
                 room -= 1;
+            }
+            if carry.front().is_some_and(|e| e.isolate) {
+                // A culprit to run alone is next: no new work beside what is in flight; the
+                // next turn waits for it to be answered (`run_alone` flushes first).
+                continue;
             }
             if room == initial {
                 // Nothing was waiting here: block for a task or for news from the reader.
@@ -198,15 +228,33 @@ impl WorkerHandle {
 
     /// Nothing more will be sent: waits until every task in flight is answered.
     fn drain(&mut self) -> End {
+        self.until_idle().unwrap_or(End::Drained)
+    }
+
+    /// Runs the task at the front of `carry` (a retried culprit) alone in this worker: once
+    /// nothing else is in flight, and with nothing sent beside it until it is answered, so it
+    /// never shares a process with the tasks it took down.
+    fn run_alone(&mut self, carry: &mut VecDeque<Envelope>) -> Option<End> {
+        if let Some(end) = self.until_idle() {
+            return Some(end);
+        }
+        let env = carry.pop_front()?;
+        self.send(env);
+        self.until_idle()
+    }
+
+    /// Flushes, then waits until every task in flight is answered; the end if the worker
+    /// died meanwhile.
+    fn until_idle(&mut self) -> Option<End> {
         if let Err(e) = self.writer.flush() {
-            return self.await_death(format!("sending tasks failed: {e}"));
+            return Some(self.await_death(format!("sending tasks failed: {e}")));
         }
         loop {
             if self.inflight.lock().is_empty() {
-                return End::Drained;
+                return None;
             }
             if let Some(end) = self.wait_for_room(1) {
-                return end;
+                return Some(end);
             }
         }
     }
@@ -229,6 +277,11 @@ impl WorkerHandle {
 
     /// Reaps a dead worker and settles every task it held: the ones it was running fail or
     /// are retried; the ones it never started go to `carry`, in order, ahead of new work.
+    ///
+    /// When the worker knows which of its tasks killed it (the watchdog's expired task, or
+    /// the thread its fatal-signal handler or allocator recorded: `worker/blame.rs`), only
+    /// that task, the culprit, takes the death's error; the others running beside it end
+    /// `WorkerLost` naming it. A retried culprit is marked to run alone, behind the rest.
     pub(super) fn bury(mut self, cause: &Cause, carry: &mut VecDeque<Envelope>) {
         if cause.protocol {
             self.process.kill();
@@ -240,12 +293,34 @@ impl WorkerHandle {
             Exit::Signal { signal: 6 } => self.watched.page.oom_request(),
             _ => None,
         };
+        // The death's own error: what a task that caused it gets.
+        let fatal = match (expired, oom) {
+            (Some((_, timeout)), _) => TaskError::timed_out(timeout),
+            (None, Some(requested)) => {
+                TaskError::OutOfMemory { requested, limit: self.shared.limits.memory_limit }
+            }
+            (None, None) => TaskError::from(exit),
+        };
+        let culprit = match (expired, exit) {
+            (Some((id, _)), _) => Some(id),
+            // The page is trusted only for a death the worker's handler saw coming.
+            (None, Exit::Signal { signal }) if !cause.protocol && blame::records(signal) => {
+                self.watched.page.culprit().map(|(_, id)| id)
+            }
+            _ => None,
+        };
         let aborting = self.shared.aborting.load(Ordering::Acquire);
         let queue = std::mem::take(&mut *self.inflight.lock());
+        let culprit = culprit.and_then(|task| {
+            let env = queue.iter().find(|e| e.id == task)?;
+            let kind = env.job.as_ref().map_or("?", |j| j.kind().name()).to_owned();
+            Some(LostCause { task, kind, error: fatal.clone() })
+        });
         // What it wrote since its last outcome: the dying tasks' last words.
         let captured = self.stderr.as_ref().map(|log| log.take_new());
-        let retries = self.shared.limits.retries;
+        let (retries, policy) = (self.shared.limits.retries, self.shared.limits.retry_policy);
         let mut requeue = Vec::new();
+        let mut alone = None;
         let mut first_unstarted = true;
         for mut env in queue {
             if aborting {
@@ -263,7 +338,7 @@ impl WorkerHandle {
                             "worker {} died {} times ({exit}) with this task next in line",
                             self.slot, env.suspicions
                         );
-                        env.complete(Err(TaskError::WorkerLost { reason }), None);
+                        env.complete(Err(TaskError::worker_lost(reason)), None);
                         continue;
                     }
                 }
@@ -271,28 +346,34 @@ impl WorkerHandle {
                 requeue.push(env);
                 continue;
             }
-            let error = match expired {
-                Some((id, timeout)) if id == env.id => TaskError::timed_out(timeout),
-                Some((id, _)) => TaskError::WorkerLost {
-                    reason: format!("its worker was killed because task {id} timed out"),
+            let is_culprit = culprit.as_ref().is_some_and(|c| c.task == env.id);
+            let error = match &culprit {
+                Some(c) if c.task == env.id => c.error.clone(),
+                Some(c) => TaskError::WorkerLost {
+                    reason: format!(
+                        "task {} ({}) took worker {} down: {}",
+                        c.task, c.kind, self.slot, c.error
+                    ),
+                    cause: Some(Box::new(c.clone())),
                 },
-                None if cause.protocol => TaskError::WorkerLost {
-                    reason: format!("worker {} broke the protocol: {}", self.slot, cause.reason),
-                },
-                None => match oom {
-                    Some(requested) => {
-                        TaskError::OutOfMemory { requested, limit: self.shared.limits.memory_limit }
-                    }
-                    None => TaskError::from(exit),
-                },
+                None if cause.protocol => TaskError::worker_lost(format!(
+                    "worker {} broke the protocol: {}",
+                    self.slot, cause.reason
+                )),
+                // Nobody to blame (an exit, a kill from outside): all share the death.
+                None => fatal.clone(),
             };
-            if error.is_retryable() && env.retryable(retries) {
-                requeue.push(env);
-            } else {
+            if !env.retryable(&error, retries, &policy) {
                 env.complete_with(Err(error), None, captured.clone());
+            } else if is_culprit && self.threads > 1 {
+                env.isolate = true;
+                alone = Some(env);
+            } else {
+                requeue.push(env);
             }
         }
-        for env in requeue.into_iter().rev() {
+        // The culprit (retried) goes behind the tasks it took down, and runs alone.
+        for env in alone.into_iter().chain(requeue.into_iter().rev()) {
             carry.push_front(env);
         }
         if aborting {
@@ -320,5 +401,32 @@ impl WorkerHandle {
             let _ = reader.join();
         }
         exit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_for;
+
+    #[test]
+    fn max_in_flight_one_means_one_task_per_thread() {
+        assert_eq!(window_for(1, 1, 0, None), 1);
+        assert_eq!(window_for(4, 1, 0, None), 4);
+        assert_eq!(window_for(4, 1, 10, None), 4);
+    }
+
+    #[test]
+    fn tiny_tasks_are_pipelined_long_ones_barely() {
+        assert_eq!(window_for(1, 256, 0, None), 2, "unknown duration: one ahead");
+        assert_eq!(window_for(1, 256, 1_000, None), 201);
+        assert_eq!(window_for(1, 256, 100, None), 256, "capped by max_in_flight");
+        assert_eq!(window_for(2, 256, 10_000_000, None), 3);
+    }
+
+    #[test]
+    fn a_task_running_long_shrinks_the_window_before_the_mean_learns() {
+        // The mean says 1 µs (a no-op warm-up); the task running now has run 5 ms.
+        assert_eq!(window_for(1, 256, 1_000, Some(5_000_000)), 2);
+        assert_eq!(window_for(1, 256, 1_000, Some(500)), 201, "a fresh start changes nothing");
     }
 }
