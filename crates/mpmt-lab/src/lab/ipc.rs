@@ -23,9 +23,10 @@
 //! wake-up costs about 25 µs on a small VM, a spin hand-off a microsecond, and crossbeam's
 //! channel, which spins and then parks, lands on either from run to run (issue 16).
 //!
-//! When a series is bimodal (spins or parks, [`crate::measure::modes`]), the compared round
-//! trip is the mode that matches the endpoint's wake policy: the fast (spinning) mode for a
-//! spinning endpoint, the slow (parked) mode for a parking one
+//! When the series of an endpoint that spins before it parks is bimodal (spins or parks,
+//! [`crate::measure::modes`]), the compared round trip is its fast (spinning) mode; an
+//! endpoint that always parks has no spin mode (both of its modes are wake-ups, a slow one a
+//! longer wait), so it is compared by its whole series
 //! ([`EndpointReport::compared_round_trip`]).
 //!
 //! The benchmark measures each endpoint in one block, not in interleaved rounds, so rule 1
@@ -47,7 +48,6 @@ use crate::bench::ipc::{
 };
 use crate::measure::Unit;
 use crate::measure::cpu::allowed_cpus;
-use crate::measure::modes::Which;
 use crate::measure::units::{capitalise, format_seconds};
 use indicatif::ProgressBar;
 use mpmt::transport::TransportKind;
@@ -212,7 +212,7 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
     // The compared round trip: the median, or the matching mode's of a bimodal series.
     let compared = |e: &EndpointReport| {
         let cell = format_seconds(e.compared_round_trip().median);
-        if e.modes.is_some() { format!("{cell} ({} mode)", mode_word(e.wake)) } else { cell }
+        if e.compared_mode().is_some() { format!("{cell} (spinning mode)") } else { cell }
     };
     let process_cell = match (best, worst) {
         (Some(b), Some(w)) => {
@@ -406,14 +406,6 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
     })
 }
 
-/// The mode a bimodal series of an endpoint with wake policy `wake` is compared by.
-fn mode_word(wake: Wake) -> &'static str {
-    match wake.matching_mode() {
-        Which::Fast => "spinning",
-        Which::Slow => "parked",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,7 +523,8 @@ mod tests {
         assert_eq!(spinning.compared_round_trip().median, 1e-6);
         let d = decide(&[s]);
         assert!(matches!(d.verdict, Verdict::Confirmed(_)), "shm 3 µs vs the 1 µs spinning mode");
-        // A parking endpoint is compared by its slow mode.
+        // A parking endpoint has no spin mode: both modes are wake-ups, and it is compared by
+        // its whole series.
         let mut blocking = endpoint(THREAD_BLOCKING, 40e-6);
         blocking.round_trip = Latency::new(vec![2e-6, 40e-6, 41e-6, 40e-6], 1).unwrap();
         blocking.modes = Some(Modes {
@@ -540,7 +533,7 @@ mod tests {
             threshold: 2e-6,
             separation: 10.0,
         });
-        assert_eq!(blocking.compared_round_trip().median, 40e-6);
+        assert_eq!(blocking.compared_round_trip(), blocking.round_trip.summary);
     }
 
     #[test]

@@ -148,18 +148,21 @@ impl fmt::Display for Warning {
                 )
             }
             Warning::Bimodal { endpoint, size, fast, slow, wake, used } => {
+                // Only an endpoint that spins before it parks has a spin mode; one that always
+                // parks shows two kinds of wake-up (e.g. a partner the hypervisor descheduled).
+                let what = if wake.contains("spins") { "spins or parks" } else { "two wake-ups" };
                 write!(
                     f,
-                    "{endpoint} at {size}: bimodal: spins or parks: {} in {:.0} % of round trips, \
+                    "{endpoint} at {size}: bimodal ({what}): {} in {:.0} % of round trips, \
                      {} in {:.0} % (its wake policy: {wake}); the median flips between the two \
-                     from run to run, which is the mechanism, not noise",
+                     from run to run",
                     format_seconds(fast.0),
                     fast.1 * 100.0,
                     format_seconds(slow.0),
                     slow.1 * 100.0
                 )?;
                 match used {
-                    Some(mode) => write!(f, "; comparisons use the {mode} mode"),
+                    Some(mode) => write!(f, "; comparisons use the {mode}"),
                     None => Ok(()),
                 }
             }
@@ -289,14 +292,13 @@ mod tests {
             fast: (1.3e-6, 0.7),
             slow: (52e-6, 0.3),
             wake: "spins, then parks".into(),
-            used: Some("fast (spinning)".into()),
+            used: Some("fast (spinning) mode".into()),
         };
         assert_eq!(
             bimodal.to_string(),
-            "thread-channel at 64 B: bimodal: spins or parks: 1.30 µs in 70 % of round trips, \
+            "thread-channel at 64 B: bimodal (spins or parks): 1.30 µs in 70 % of round trips, \
              52.0 µs in 30 % (its wake policy: spins, then parks); the median flips between the \
-             two from run to run, which is the mechanism, not noise; comparisons use the fast \
-             (spinning) mode"
+             two from run to run; comparisons use the fast (spinning) mode"
         );
         let cost = Warning::CrashCost { lost_pct: 17.6, task_kib: 256 };
         assert!(cost.to_string().starts_with("1 % crashes cost 18 % of the throughput"));

@@ -16,9 +16,9 @@
 //!   that sleeps on a futex at once (`thread-blocking`, beside pipe, uds, tcp and mq, whose
 //!   readers sleep in the kernel) and once with the shm ring's own spin-then-futex policy
 //!   (`thread-spinning`, the shm transport's `pair` in one process, beside shm). A
-//!   transport's `vs_baseline` is its round trip over its baseline's; when a series falls in
-//!   two modes (spins or parks, `measure::modes`), the mode that matches the wake policy is
-//!   compared;
+//!   transport's `vs_baseline` is its round trip over its baseline's; when the series of an
+//!   endpoint that spins before it parks falls in two modes (`measure::modes`), its spinning
+//!   mode is compared (one that always parks is compared by its whole series);
 //! * the **thread channel** (`baseline.rs`): the same protocol between two threads of this
 //!   process over a crossbeam channel of owned buffers, which is what a Rust program would
 //!   use; each endpoint's `vs_thread` is its round-trip median over the channel's;

@@ -245,8 +245,9 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
                     wake: e.wake.to_string(),
                     used: (e.role != Role::ThreadChannel).then(|| {
                         match e.wake.matching_mode() {
-                            Which::Fast => "fast (spinning)",
-                            Which::Slow => "slow (parked)",
+                            Some(Which::Fast) => "fast (spinning) mode",
+                            Some(Which::Slow) => "slow (parked) mode",
+                            None => "whole series (both modes are wake-ups)",
                         }
                         .to_owned()
                     }),
@@ -329,7 +330,9 @@ mod tests {
             record("pipe", Role::Transport, Wake::Park, Some("thread-blocking"), series(noisy)),
         ];
         compare(&mut endpoints);
-        assert_eq!(endpoints[3].vs_baseline, Some(2e-6 / 40e-6), "the parked mode is compared");
+        // A parking baseline has no spin mode: its whole series is compared (median 1 µs).
+        let blocking_median = endpoints[2].round_trip.summary.median;
+        assert_eq!(endpoints[3].vs_baseline, Some(2e-6 / blocking_median), "the whole series");
         let spin = Latency::new(vec![1e-7], 100).unwrap();
         let sizes = [SizeReport { size_bytes: 64, memcpy: Bandwidth::new(vec![1e9]), endpoints }];
         let notes: Vec<String> =
@@ -338,11 +341,16 @@ mod tests {
         assert_eq!(bimodal.len(), 3, "{notes:#?}");
         assert!(
             bimodal[0]
-                .starts_with("thread-channel at 64 B: bimodal: spins or parks: 1.00 µs in 60 %")
+                .starts_with("thread-channel at 64 B: bimodal (spins or parks): 1.00 µs in 60 %")
         );
         assert!(!bimodal[0].contains("comparisons use"), "crossbeam's channel is only shown");
         assert!(bimodal[1].ends_with("comparisons use the fast (spinning) mode"), "{}", bimodal[1]);
-        assert!(bimodal[2].ends_with("comparisons use the slow (parked) mode"), "{}", bimodal[2]);
+        assert!(bimodal[2].contains("bimodal (two wake-ups)"), "{}", bimodal[2]);
+        assert!(
+            bimodal[2].ends_with("comparisons use the whole series (both modes are wake-ups)"),
+            "{}",
+            bimodal[2]
+        );
         let noisy: Vec<&String> = notes.iter().filter(|n| n.contains("noisy")).collect();
         assert_eq!(noisy.len(), 1, "{notes:#?}");
         assert!(noisy[0].starts_with("pipe at 64 B"));

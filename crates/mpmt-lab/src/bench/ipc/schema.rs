@@ -89,13 +89,15 @@ pub enum Wake {
 }
 
 impl Wake {
-    /// Of a bimodal series, the mode this policy is about: a parking endpoint is measured by
-    /// its wake-ups (the slow mode), a spinning one by the hand-offs its spin catches (the
-    /// fast mode).
-    pub fn matching_mode(self) -> Which {
+    /// Of a bimodal series, the mode this policy is about, if any. A spin-then-park endpoint
+    /// is measured by the hand-offs its spin catches (the fast mode; the slow one is the
+    /// park). An endpoint that always parks has no spin mode: both of its modes are wake-ups
+    /// (a slow mode is a longer wait, e.g. a partner descheduled by the hypervisor), so it is
+    /// compared by its whole series (`None`).
+    pub fn matching_mode(self) -> Option<Which> {
         match self {
-            Wake::Park => Which::Slow,
-            Wake::SpinThenPark => Which::Fast,
+            Wake::Park => None,
+            Wake::SpinThenPark => Some(Which::Fast),
         }
     }
 }
@@ -163,16 +165,21 @@ pub struct EndpointReport {
 }
 
 impl EndpointReport {
-    /// The round trip that comparisons use: the whole series, or, when it is bimodal, the
-    /// samples of the mode that matches the endpoint's wake policy ([`Wake::matching_mode`]).
+    /// The round trip that comparisons use: the whole series, or, when it is bimodal and the
+    /// endpoint spins before it parks, the samples of the spinning mode
+    /// ([`Wake::matching_mode`]).
     pub fn compared_round_trip(&self) -> Summary {
-        self.modes
-            .and_then(|m| {
-                Summary::from_samples(
-                    &m.members(&self.round_trip.samples, self.wake.matching_mode()),
-                )
+        self.compared_mode()
+            .and_then(|(m, which)| {
+                Summary::from_samples(&m.members(&self.round_trip.samples, which))
             })
             .unwrap_or(self.round_trip.summary)
+    }
+
+    /// The mode comparisons use, when one of a bimodal series is (see
+    /// [`EndpointReport::compared_round_trip`]).
+    pub fn compared_mode(&self) -> Option<(crate::measure::modes::Modes, Which)> {
+        Some((self.modes?, self.wake.matching_mode()?))
     }
 }
 
