@@ -301,6 +301,3 @@ impl<P: Park> RobustMutex<P> {
         }
     }
 }
-
-#[cfg(all(test, not(loom)))]
-mod tests;

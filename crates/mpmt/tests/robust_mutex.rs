@@ -1,13 +1,19 @@
-//! Unit tests of the robust mutex: exclusion between threads and between processes, and the
-//! owner killed while it holds the lock.
+//! The robust mutex through the engine's public API: exclusion between threads and between
+//! processes, and the owner killed while it holds the lock.
+//!
+//! An integration test, not a unit test of `sync`: the forked owners come from
+//! `supervise::fork`, a layer above `sync`, which `sync`'s own tests may not import.
+#![cfg(not(loom))]
 
-use super::*;
-use crate::supervise::{Exit, Routine, fork};
-use crate::sync::SharedPage;
-use crate::sync::contend::{Board, Job, Mechanism, Slot, Until};
-use crate::sync::counter::Counter;
+use mpmt::supervise::{Exit, Routine, fork};
+use mpmt::sync::SharedPage;
+use mpmt::sync::contend::{Board, Job, Mechanism, Slot, Until};
+use mpmt::sync::counter::Counter;
+use mpmt::sync::robust::{LockError, RobustMutex};
 use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use std::time::Instant;
 
 /// Generous bound on every wait in these tests: a waiter that hangs fails the test instead.
 const BOUND: Duration = Duration::from_secs(20);
@@ -66,7 +72,7 @@ fn excludes_between_processes() {
 
 /// A mutex whose owner died: forks an owner that takes the lock and half-writes the data,
 /// waits until it holds, and returns the child with the page.
-fn owner_holding(page: &SharedPage) -> crate::supervise::Spawned {
+fn owner_holding(page: &SharedPage) -> mpmt::supervise::Spawned {
     let m = RobustMutex::in_page(page, 0);
     let data: &Counter = page.view(64);
     let held: &AtomicU32 = page.view(128);
@@ -75,7 +81,7 @@ fn owner_holding(page: &SharedPage) -> crate::supervise::Spawned {
     let start = Instant::now();
     while held.load(Ordering::SeqCst) == 0 {
         assert!(start.elapsed() < BOUND, "the owner never took the lock");
-        let _ = crate::sync::futex::wait(held, 0, Duration::from_millis(50));
+        let _ = mpmt::sync::futex::wait(held, 0, Duration::from_millis(50));
     }
     child
 }
@@ -144,7 +150,7 @@ fn a_released_owner_hands_over_normally() {
     let mut child = owner_holding(&page);
     let release: &AtomicU32 = page.view(132);
     release.store(1, Ordering::SeqCst);
-    let _ = crate::sync::futex::wake(release, 1);
+    let _ = mpmt::sync::futex::wake(release, 1);
     let m: &RobustMutex = page.view(0);
     let g = m.lock_until(Some(Instant::now() + BOUND)).unwrap();
     assert!(g.is_consistent());
