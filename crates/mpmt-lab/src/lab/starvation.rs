@@ -5,7 +5,7 @@
 //!
 //! # Method
 //!
-//! [`CONTENDERS`] contenders take one lock as often as they can for a fixed time per contest
+//! Two or three contenders ([`contenders`]) take one lock as often as they can for a fixed time per contest
 //! ([`Until::Stopped`]; the parent stops them once they all passed the start line), each
 //! counting its acquisitions ([`Slot::ops`]), with one of two locks
 //! ([`mpmt::sync::contend::Mechanism`], the same engine code for both models):
@@ -56,9 +56,21 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Starvation;
 
-/// Contenders per contest: more than one CPU's worth on the smallest machines, and the
-/// low-priority case needs at least two normal ones.
+/// Most contenders per contest; the low-priority case needs at least two normal ones.
 pub const CONTENDERS: usize = 3;
+
+/// Contenders in a contest of `case`: fairness uses no more than there are CPUs (at least
+/// two), so that it measures the lock rather than the scheduler; the low-priority case always
+/// [`CONTENDERS`], on one CPU.
+fn contenders(case: Case) -> usize {
+    match case {
+        Case::Fairness => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cpus.clamp(2, CONTENDERS)
+        }
+        Case::LowPriority => CONTENDERS,
+    }
+}
 
 /// The nice value of the low-priority contender.
 const LOW_NICE: i32 = 19;
@@ -139,7 +151,8 @@ fn contest(
     board.reset();
     let counter: &Counter = page.view(COUNTER);
     counter.set(0);
-    let slots: Vec<&Slot> = SLOTS.iter().map(|&o| page.view::<Slot>(o)).collect();
+    let n = contenders(case);
+    let slots: Vec<&Slot> = SLOTS.iter().take(n).map(|&o| page.view::<Slot>(o)).collect();
     for s in &slots {
         s.ops.store(0, Ordering::SeqCst);
         s.nanos.store(0, Ordering::SeqCst);
@@ -150,7 +163,7 @@ fn contest(
     };
     let job = |i: usize, slot| Job {
         board,
-        contenders: CONTENDERS as u32,
+        contenders: n as u32,
         mechanism,
         until: Until::Stopped,
         slot,
@@ -169,7 +182,7 @@ fn contest(
     // them (they fail on their own if they never all arrive).
     let referee = || {
         let line = Instant::now();
-        while board.arrived() < CONTENDERS as u32 && line.elapsed() < START_TIMEOUT {
+        while board.arrived() < n as u32 && line.elapsed() < START_TIMEOUT {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(time);
@@ -289,7 +302,8 @@ impl Experiment for Starvation {
                     };
                     let condition = vec![
                         format!(
-                            "{CONTENDERS} {} × {ms} ms, {}{}",
+                            "{} {} × {ms} ms, {}{}",
+                            contenders(case),
                             model.name(),
                             lock.name(),
                             match case {
@@ -314,7 +328,7 @@ impl Experiment for Starvation {
                         }
                     };
                     // Every contender's counts, one sample per round, in the JSON.
-                    for i in 0..CONTENDERS {
+                    for i in 0..contenders(case) {
                         let xs: Vec<f64> =
                             runs.iter().map(|r| r.get(i).copied().unwrap_or(0) as f64).collect();
                         let who = if case == Case::LowPriority && i == 0 {
@@ -394,11 +408,12 @@ impl Experiment for Starvation {
         let headline = effects.iter().find_map(|(_, e)| e.clone());
         let summary = format!(
             "{}. Rule: per round, fairness as Jain's index J(ticket) / J(barging) of the \
-             acquisition counts of {CONTENDERS} contenders, and the low-priority case as the \
+             acquisition counts of {} contenders (no more than the CPUs), and the low-priority case as the \
              fair share 1/{CONTENDERS} / the share of the nice-19 contender under the barging \
              mutex; each the geometric mean and 95 % interval over {rounds} rounds, confirmed \
              when the interval lies above 1.10×; threads and processes, both cases combined.",
-            sentences.join("; ")
+            sentences.join("; "),
+            contenders(Case::Fairness)
         );
         let [thread, process]: [String; 2] =
             cells.try_into().map_err(|_| LabError::NoSamples("starvation cells".to_owned()))?;
@@ -420,7 +435,9 @@ impl Experiment for Starvation {
             warnings: Vec::new(),
             tables: vec![DetailTable {
                 title: format!(
-                    "Acquisitions per contender, {CONTENDERS} contenders × {ms} ms per contest"
+                    "Acquisitions per contender, {} contenders for fairness, {CONTENDERS} with \
+                     one at nice 19, × {ms} ms per contest",
+                    contenders(Case::Fairness)
                 ),
                 header: [
                     "model",
@@ -474,7 +491,7 @@ mod tests {
             let counts =
                 contest(&page, model, Lock::Ticket, Case::Fairness, Duration::from_millis(30))
                     .unwrap();
-            assert_eq!(counts.len(), CONTENDERS);
+            assert_eq!(counts.len(), contenders(Case::Fairness));
             assert!(counts.iter().all(|&c| c > 0), "{}: {counts:?}", model.name());
             let counts =
                 contest(&page, model, Lock::Ticket, Case::LowPriority, Duration::from_millis(30))
