@@ -24,6 +24,9 @@
 //!   binary alone (each in a fresh child), and copy-on-write after fork demonstrated.
 //! * `race.rs`: `race`, lost updates of unsynchronised increments vs a mutex, `fetch_add`
 //!   and CAS, between threads and between processes on a shared page.
+//! * `starvation.rs`: `starvation`, per-contender acquisition counts and Jain's fairness
+//!   index of a barging mutex vs a ticket lock, and a `nice 19` contender's share, threads
+//!   vs processes.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
 //! result to a callback as soon as it is ready so a caller can write results incrementally;
@@ -46,6 +49,7 @@ pub mod ipc;
 pub mod isolation;
 pub mod memory;
 pub mod race;
+pub mod starvation;
 pub mod switch;
 pub mod verdict;
 
@@ -228,6 +232,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(memory::Memory),
         Box::new(io::Io),
         Box::new(race::Race),
+        Box::new(starvation::Starvation),
     ]
 }
 
@@ -426,7 +431,10 @@ mod tests {
     #[test]
     fn ids_are_unique_and_known() {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
-        assert_eq!(ids, ["create", "switch", "ipc", "cpu", "isolation", "memory", "io", "race"]);
+        assert_eq!(
+            ids,
+            ["create", "switch", "ipc", "cpu", "isolation", "memory", "io", "race", "starvation"]
+        );
     }
 
     #[test]
@@ -436,7 +444,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory, io, \
-             race"
+             race, starvation"
         );
     }
 
