@@ -5,7 +5,7 @@
 //!
 //! # Method
 //!
-//! Two or three contenders ([`contenders`]) take one lock as often as they can for a fixed time per contest
+//! Two or three contenders (`contenders`) take one lock as often as they can for a fixed time per contest
 //! ([`Until::Stopped`]; the parent stops them once they all passed the start line), each
 //! counting its acquisitions ([`Slot::ops`]), with one of two locks
 //! ([`mpmt::sync::contend::Mechanism`], the same engine code for both models):
