@@ -41,6 +41,7 @@
 
 mod churn;
 pub mod condition;
+mod contenders;
 pub mod cpu;
 pub mod create;
 mod gil;

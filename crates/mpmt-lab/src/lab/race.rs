@@ -29,12 +29,12 @@
 //! short by more than 10 % with 95 % confidence), rule 3 combines threads and processes. A
 //! mechanism that lost an update would be a bug in it and is reported as a warning.
 
+use super::contenders::{self, Model, page};
 use super::verdict::{Effect, combine, grade, paired_rounds};
 use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement};
 use crate::measure::units::capitalise;
 use crate::measure::{Unit, Warning};
 use indicatif::ProgressBar;
-use mpmt::supervise::{Exit, Routine};
 use mpmt::sync::SharedPage;
 use mpmt::sync::contend::{Board, Job, Mechanism, Slot, Until};
 use mpmt::sync::counter::Counter;
@@ -64,22 +64,6 @@ impl Kind {
             Kind::Mutex => "mutex",
             Kind::FetchAdd => "fetch_add",
             Kind::Cas => "CAS",
-        }
-    }
-}
-
-/// Threads or processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Model {
-    Threads,
-    Processes,
-}
-
-impl Model {
-    fn name(self) -> &'static str {
-        match self {
-            Model::Threads => "threads",
-            Model::Processes => "processes",
         }
     }
 }
@@ -143,44 +127,8 @@ fn contest(page: &SharedPage, model: Model, kind: Kind, n: u64) -> Result<Contes
         slot,
         nice: 0,
     };
-    match model {
-        Model::Threads => std::thread::scope(|s| -> Result<(), LabError> {
-            let handles: Vec<_> =
-                slots.iter().map(|&slot| s.spawn(move || job(slot).run())).collect();
-            for h in handles {
-                h.join()
-                    .map_err(|_| LabError::ChildFailed {
-                        what: "race contender thread",
-                        status: "a panic".to_owned(),
-                    })?
-                    .map_err(|f| LabError::ChildFailed {
-                        what: "race contender thread",
-                        status: format!("{f:?}"),
-                    })?;
-            }
-            Ok(())
-        })?,
-        Model::Processes => {
-            let mut children = Vec::new();
-            for &slot in &slots {
-                children.push(
-                    mpmt::supervise::fork(Routine::Contend(job(slot)))
-                        .map_err(|source| LabError::Os { op: "fork", source })?,
-                );
-            }
-            for mut child in children {
-                match child.wait().map_err(|source| LabError::Os { op: "waitid", source })? {
-                    Exit::Code { code: 0 } => {}
-                    other => {
-                        return Err(LabError::ChildFailed {
-                            what: "race contender process",
-                            status: other.to_string(),
-                        });
-                    }
-                }
-            }
-        }
-    }
+    let jobs: Vec<Job<'_>> = slots.iter().map(|&slot| job(slot)).collect();
+    contenders::run(model, &jobs, "race contender", || {})?;
     let longest = slots.iter().map(|s| s.nanos.load(Ordering::SeqCst)).max().unwrap_or(0);
     let expected = n * u64::from(CONTENDERS);
     Ok(Contest {
@@ -188,14 +136,6 @@ fn contest(page: &SharedPage, model: Model, kind: Kind, n: u64) -> Result<Contes
         got: counter.get(),
         rate: if longest > 0 { expected as f64 / (longest as f64 * 1e-9) } else { f64::NAN },
         overlapped: board.overlapped(),
-    })
-}
-
-/// The page every contest uses.
-fn page() -> Result<SharedPage, LabError> {
-    SharedPage::anonymous(4096).map_err(|e| LabError::Os {
-        op: "mmap(MAP_SHARED|MAP_ANONYMOUS)",
-        source: std::io::Error::other(e),
     })
 }
 
@@ -210,7 +150,7 @@ impl Experiment for Race {
 
     fn run(&self, cfg: &LabConfig, progress: &ProgressBar) -> Result<ClaimResult, LabError> {
         let (rounds, n) = plan(cfg.quick);
-        let models = [Model::Threads, Model::Processes];
+        let models = Model::ALL;
         progress.set_length((rounds * models.len() * KINDS.len()) as u64);
         let page = page()?;
         // results[model][kind] = one contest per round
@@ -380,7 +320,7 @@ mod tests {
     #[test]
     fn unsynchronised_increments_lose_updates() {
         let page = page().unwrap();
-        for model in [Model::Threads, Model::Processes] {
+        for model in Model::ALL {
             let mut seen = Vec::new();
             for _ in 0..8 {
                 let c = contest(&page, model, Kind::Unsynchronised, 1_000_000).unwrap();
@@ -402,7 +342,7 @@ mod tests {
     #[test]
     fn every_mechanism_loses_nothing() {
         let page = page().unwrap();
-        for model in [Model::Threads, Model::Processes] {
+        for model in Model::ALL {
             for kind in [Kind::Mutex, Kind::FetchAdd, Kind::Cas] {
                 let c = contest(&page, model, kind, 20_000).unwrap();
                 assert_eq!(c.got, 40_000, "{} {}", model.name(), kind.name());

@@ -5,7 +5,7 @@
 //!
 //! # Method
 //!
-//! Two or three contenders (`contenders`) take one lock as often as they can for a fixed time per contest
+//! Two or three contenders (`contender_count`) take one lock as often as they can for a fixed time per contest
 //! ([`Until::Stopped`]; the parent stops them once they all passed the start line), each
 //! counting its acquisitions ([`Slot::ops`]), with one of two locks
 //! ([`mpmt::sync::contend::Mechanism`], the same engine code for both models):
@@ -38,12 +38,12 @@
 //! which understates the effect rather than dropping the round). Rule 2 grades each, rule 3
 //! combines the four.
 
+use super::contenders::{self, Model, page};
 use super::verdict::{Effect, combine, explain, grade, paired_rounds};
 use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement, Verdict};
 use crate::measure::Unit;
 use crate::measure::cpu::{allowed_cpus, pin_current_thread};
 use indicatif::ProgressBar;
-use mpmt::supervise::{Exit, Routine};
 use mpmt::sync::SharedPage;
 use mpmt::sync::contend::{Board, Job, Mechanism, START_TIMEOUT, Slot, Until};
 use mpmt::sync::counter::Counter;
@@ -62,7 +62,7 @@ pub const CONTENDERS: usize = 3;
 /// Contenders in a contest of `case`: fairness uses no more than there are CPUs (at least
 /// two), so that it measures the lock rather than the scheduler; the low-priority case always
 /// [`CONTENDERS`], on one CPU.
-fn contenders(case: Case) -> usize {
+fn contender_count(case: Case) -> usize {
     match case {
         Case::Fairness => {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -87,22 +87,6 @@ impl Lock {
         match self {
             Lock::Barging => "barging mutex",
             Lock::Ticket => "ticket lock",
-        }
-    }
-}
-
-/// Threads or processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Model {
-    Threads,
-    Processes,
-}
-
-impl Model {
-    fn name(self) -> &'static str {
-        match self {
-            Model::Threads => "threads",
-            Model::Processes => "processes",
         }
     }
 }
@@ -151,7 +135,7 @@ fn contest(
     board.reset();
     let counter: &Counter = page.view(COUNTER);
     counter.set(0);
-    let n = contenders(case);
+    let n = contender_count(case);
     let slots: Vec<&Slot> = SLOTS.iter().take(n).map(|&o| page.view::<Slot>(o)).collect();
     for s in &slots {
         s.ops.store(0, Ordering::SeqCst);
@@ -188,45 +172,8 @@ fn contest(
         std::thread::sleep(time);
         board.stop();
     };
-    let failed = |what: &'static str, status: String| LabError::ChildFailed { what, status };
-    match model {
-        Model::Threads => std::thread::scope(|s| -> Result<(), LabError> {
-            let handles: Vec<_> = slots
-                .iter()
-                .enumerate()
-                .map(|(i, &slot)| s.spawn(move || job(i, slot).run()))
-                .collect();
-            referee();
-            for h in handles {
-                h.join()
-                    .map_err(|_| failed("starvation contender thread", "a panic".to_owned()))?
-                    .map_err(|f| failed("starvation contender thread", format!("{f:?}")))?;
-            }
-            Ok(())
-        })?,
-        Model::Processes => {
-            let mut children = Vec::new();
-            for (i, &slot) in slots.iter().enumerate() {
-                match mpmt::supervise::fork(Routine::Contend(job(i, slot))) {
-                    Ok(child) => children.push(child),
-                    Err(source) => {
-                        board.stop();
-                        for mut c in children {
-                            let _ = c.wait();
-                        }
-                        return Err(LabError::Os { op: "fork", source });
-                    }
-                }
-            }
-            referee();
-            for mut child in children {
-                match child.wait().map_err(|source| LabError::Os { op: "waitid", source })? {
-                    Exit::Code { code: 0 } => {}
-                    other => return Err(failed("starvation contender process", other.to_string())),
-                }
-            }
-        }
-    }
+    let jobs: Vec<Job<'_>> = slots.iter().enumerate().map(|(i, &slot)| job(i, slot)).collect();
+    contenders::run(model, &jobs, "starvation contender", referee)?;
     Ok(slots.iter().map(|s| s.ops.load(Ordering::SeqCst)).collect())
 }
 
@@ -240,15 +187,6 @@ fn low_share(counts: &[u64]) -> f64 {
     counts.first().copied().unwrap_or(0).max(1) as f64 / total as f64
 }
 
-/// The page every contest uses.
-fn page() -> Result<SharedPage, LabError> {
-    SharedPage::anonymous(4096).map_err(|e| LabError::Os {
-        op: "mmap(MAP_SHARED|MAP_ANONYMOUS)",
-        source: std::io::Error::other(e),
-    })
-}
-
-const MODELS: [Model; 2] = [Model::Threads, Model::Processes];
 const LOCKS: [Lock; 2] = [Lock::Barging, Lock::Ticket];
 const CASES: [Case; 2] = [Case::Fairness, Case::LowPriority];
 
@@ -267,12 +205,12 @@ impl Experiment for Starvation {
 
     fn run(&self, cfg: &LabConfig, progress: &ProgressBar) -> Result<ClaimResult, LabError> {
         let (rounds, time) = plan(cfg.quick);
-        progress.set_length((rounds * MODELS.len() * LOCKS.len() * CASES.len()) as u64);
+        progress.set_length((rounds * Model::ALL.len() * LOCKS.len() * CASES.len()) as u64);
         let page = page()?;
         // counts[model][case][lock] = one vector of counts per round
-        let mut counts = vec![vec![vec![Vec::new(); LOCKS.len()]; CASES.len()]; MODELS.len()];
+        let mut counts = vec![vec![vec![Vec::new(); LOCKS.len()]; CASES.len()]; Model::ALL.len()];
         for _ in 0..rounds {
-            for (m, &model) in MODELS.iter().enumerate() {
+            for (m, &model) in Model::ALL.iter().enumerate() {
                 for (c, &case) in CASES.iter().enumerate() {
                     for (l, &lock) in LOCKS.iter().enumerate() {
                         counts[m][c][l].push(contest(&page, model, lock, case, time)?);
@@ -288,7 +226,7 @@ impl Experiment for Starvation {
         let mut rows = Vec::new();
         let mut cells = Vec::new();
         let mut effects: Vec<(String, Option<Effect>)> = Vec::new();
-        for (m, &model) in MODELS.iter().enumerate() {
+        for (m, &model) in Model::ALL.iter().enumerate() {
             let mut parts = Vec::new();
             for (c, &case) in CASES.iter().enumerate() {
                 let mut per_lock = Vec::new();
@@ -303,7 +241,7 @@ impl Experiment for Starvation {
                     let condition = vec![
                         format!(
                             "{} {} × {ms} ms, {}{}",
-                            contenders(case),
+                            contender_count(case),
                             model.name(),
                             lock.name(),
                             match case {
@@ -328,7 +266,7 @@ impl Experiment for Starvation {
                         }
                     };
                     // Every contender's counts, one sample per round, in the JSON.
-                    for i in 0..contenders(case) {
+                    for i in 0..contender_count(case) {
                         let xs: Vec<f64> =
                             runs.iter().map(|r| r.get(i).copied().unwrap_or(0) as f64).collect();
                         let who = if case == Case::LowPriority && i == 0 {
@@ -413,7 +351,7 @@ impl Experiment for Starvation {
              mutex; each the geometric mean and 95 % interval over {rounds} rounds, confirmed \
              when the interval lies above 1.10×; threads and processes, both cases combined.",
             sentences.join("; "),
-            contenders(Case::Fairness)
+            contender_count(Case::Fairness)
         );
         let [thread, process]: [String; 2] =
             cells.try_into().map_err(|_| LabError::NoSamples("starvation cells".to_owned()))?;
@@ -437,7 +375,7 @@ impl Experiment for Starvation {
                 title: format!(
                     "Acquisitions per contender, {} contenders for fairness, {CONTENDERS} with \
                      one at nice 19, × {ms} ms per contest",
-                    contenders(Case::Fairness)
+                    contender_count(Case::Fairness)
                 ),
                 header: [
                     "model",
@@ -487,11 +425,11 @@ mod tests {
     #[test]
     fn ticket_lock_serves_every_contender() {
         let page = page().unwrap();
-        for model in MODELS {
+        for model in Model::ALL {
             let counts =
                 contest(&page, model, Lock::Ticket, Case::Fairness, Duration::from_millis(30))
                     .unwrap();
-            assert_eq!(counts.len(), contenders(Case::Fairness));
+            assert_eq!(counts.len(), contender_count(Case::Fairness));
             assert!(counts.iter().all(|&c| c > 0), "{}: {counts:?}", model.name());
             let counts =
                 contest(&page, model, Lock::Ticket, Case::LowPriority, Duration::from_millis(30))
@@ -504,7 +442,7 @@ mod tests {
     #[test]
     fn barging_contests_acquire() {
         let page = page().unwrap();
-        for model in MODELS {
+        for model in Model::ALL {
             let counts =
                 contest(&page, model, Lock::Barging, Case::Fairness, Duration::from_millis(20))
                     .unwrap();
