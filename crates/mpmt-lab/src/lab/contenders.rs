@@ -2,7 +2,7 @@
 //! or as forked processes sharing one page: the part the `race` and `starvation` claims share.
 //!
 //! The same `Job` runs in both models (in a forked child through
-//! [`mpmt::supervise::fork`]'s `Routine::Contend`, so the lab needs no unsafe); the objects it
+//! [`mpmt::supervise::fork()`]'s `Routine::Contend`, so the lab needs no unsafe); the objects it
 //! touches live in one anonymous `MAP_SHARED` page ([`page`]) that threads see directly and
 //! forked children inherit.
 
