@@ -67,6 +67,10 @@ pub enum Routine<'a> {
     /// `setpriority`, `pidfd_open`, `poll`); its objects must lie in memory shared with the
     /// parent. Exits 0, or the [`contend::Failure::code`] of its failure.
     Contend(contend::Job<'a>),
+    /// One party of a planted deadlock ([`crate::sync::deadlock::LockPair::run`]: atomics,
+    /// thread-locals, `futex`, `gettid`, `sched_yield`, `clock_gettime`); its registry and
+    /// barrier must lie in memory shared with the parent. Exits with its code.
+    LockPair(crate::sync::deadlock::LockPair<'a>),
     /// Holds a robust mutex until released or killed ([`contend::hold`]: atomics, futex,
     /// `clock_gettime`); exits with its code.
     Hold {
@@ -142,6 +146,7 @@ impl Routine<'_> {
                 Ok(()) => 0,
                 Err(failure) => failure.code(),
             },
+            Routine::LockPair(pair) => pair.run(),
             Routine::Hold { mutex, data, held, release, hold } => {
                 contend::hold(mutex, data, held, release, hold)
             }

@@ -21,10 +21,14 @@
 //!
 //! [loom]: https://docs.rs/loom
 //!
-//! (The deadlock detector will live here too; see DESIGN.md.)
+//! * [`deadlock`]: instrumented locks whose lock-order and wait-for graphs live in a shared
+//!   page: a potential deadlock is reported the first time an inverted order is taken, an
+//!   actual one (between threads or processes) is found and broken, never a hang.
 
 pub mod contend;
 pub mod counter;
+#[cfg(not(loom))]
+pub mod deadlock;
 pub mod futex;
 pub mod page;
 pub mod park;

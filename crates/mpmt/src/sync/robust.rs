@@ -202,6 +202,12 @@ impl<P: Park> RobustMutex<P> {
         RobustMutex { state: AtomicU32::new(0), park }
     }
 
+    /// Resets the mutex to unlocked (also from not recoverable), with no synchronisation:
+    /// only while nobody uses it.
+    pub fn reset(&self) {
+        self.state.store(0, Ordering::SeqCst);
+    }
+
     /// How this mutex sleeps and checks owners.
     pub fn park(&self) -> &P {
         &self.park
