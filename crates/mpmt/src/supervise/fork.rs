@@ -70,6 +70,7 @@ pub enum Routine<'a> {
     /// One party of a planted deadlock ([`crate::sync::deadlock::LockPair::run`]: atomics,
     /// thread-locals, `futex`, `gettid`, `sched_yield`, `clock_gettime`); its registry and
     /// barrier must lie in memory shared with the parent. Exits with its code.
+    #[cfg(not(loom))]
     LockPair(crate::sync::deadlock::LockPair<'a>),
     /// Holds a robust mutex until released or killed ([`contend::hold`]: atomics, futex,
     /// `clock_gettime`); exits with its code.
@@ -146,6 +147,7 @@ impl Routine<'_> {
                 Ok(()) => 0,
                 Err(failure) => failure.code(),
             },
+            #[cfg(not(loom))]
             Routine::LockPair(pair) => pair.run(),
             Routine::Hold { mutex, data, held, release, hold } => {
                 contend::hold(mutex, data, held, release, hold)

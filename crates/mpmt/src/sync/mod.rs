@@ -16,6 +16,8 @@
 //! * [`semaphore`], [`ticket`], [`robust`], [`counter`]: a counting semaphore, a fair ticket
 //!   lock, a mutex robust to its owner's death, and a lock-free counter; each works between
 //!   threads and, placed in a [`SharedPage`], between processes.
+//! * [`queue`]: a bounded MPMC queue on CAS (Vyukov's sequence-numbered ring) in a
+//!   [`SharedPage`], for processes (crossbeam's `ArrayQueue` is the same in one process).
 //! * [`contend`]: contenders hammering one counter through one of those (the lab's `race`,
 //!   `starvation` and `sync` claims), run by threads and forked children alike.
 //!
@@ -34,6 +36,7 @@ pub mod page;
 pub mod park;
 pub mod pingpong;
 pub mod primitive;
+pub mod queue;
 pub mod robust;
 pub mod semaphore;
 pub mod ticket;

@@ -254,6 +254,27 @@ impl SharedPage {
         unsafe { &*self.base.as_ptr().add(offset).cast::<T>() }
     }
 
+    /// A `&[T]` of `n` elements at byte `offset` (a ring of cells, say).
+    ///
+    /// # Panics
+    ///
+    /// As [`SharedPage::view`]: `offset` unaligned for `T`, or the slice past the end.
+    pub fn view_slice<T: Shareable>(&self, offset: usize, n: usize) -> &[T] {
+        assert!(
+            offset.is_multiple_of(align_of::<T>())
+                && size_of::<T>()
+                    .checked_mul(n)
+                    .and_then(|len| offset.checked_add(len))
+                    .is_some_and(|end| end <= self.len),
+            "view of {n} × {} bytes at {offset} is unaligned or outside a {}-byte page",
+            size_of::<T>(),
+            self.len
+        );
+        // SAFETY: as in `view` (module Safety, points 2, 4 and 6): in bounds and aligned
+        // (checked above; the base is page aligned), `T: Shareable`, borrowed from `self`.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(offset).cast::<T>(), n) }
+    }
+
     /// A raw pointer to the `len` bytes at `offset`, for copies under the caller's own
     /// protocol. Dereferencing it is unsafe: the caller must keep the page alive and must own
     /// those bytes under its protocol (the other process may write the page at any time).
