@@ -27,6 +27,9 @@
 //! * `starvation.rs`: `starvation`, per-contender acquisition counts and Jain's fairness
 //!   index of a barging mutex vs a ticket lock, and a `nice 19` contender's share, threads
 //!   vs processes.
+//! * `sync.rs`: `sync`, throughput and time per acquisition of std and parking_lot mutexes,
+//!   a spin lock, the semaphore, the ticket lock, CAS and the process-shared mutex, 1 to
+//!   2×ncpu contenders, threads vs processes.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
 //! result to a callback as soon as it is ready so a caller can write results incrementally;
@@ -52,6 +55,7 @@ pub mod memory;
 pub mod race;
 pub mod starvation;
 pub mod switch;
+pub mod sync;
 pub mod verdict;
 
 pub use verdict::{Agreement, Verdict};
@@ -234,6 +238,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(io::Io),
         Box::new(race::Race),
         Box::new(starvation::Starvation),
+        Box::new(sync::Sync),
     ]
 }
 

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::primitive::yield_now;
 use super::robust::{LockError, RobustMutex};
 use super::semaphore::Semaphore;
+use super::spin::SpinLock;
 use super::ticket::TicketLock;
 
 /// How long a contender waits at the start line for the others.
@@ -111,6 +112,8 @@ pub enum Mechanism<'a> {
     Ticket(&'a TicketLock, &'a Counter),
     /// The same holding a permit of a one-permit [`Semaphore`].
     Semaphore(&'a Semaphore, &'a Counter),
+    /// The same inside a [`SpinLock`].
+    Spin(&'a SpinLock, &'a Counter),
 }
 
 /// When a contender stops.
@@ -226,6 +229,10 @@ impl Job<'_> {
             }
             Mechanism::Semaphore(s, c) => {
                 let _p = s.acquire();
+                c.racy_add(1);
+            }
+            Mechanism::Spin(l, c) => {
+                let _g = l.lock();
                 c.racy_add(1);
             }
         }

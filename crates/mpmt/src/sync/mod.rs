@@ -13,8 +13,8 @@
 //!
 //! * [`park`]: how the locks below sleep, wake and check an owner's life ([`park::Futex`]),
 //!   a trait so loom models can stand in for the kernel.
-//! * [`semaphore`], [`ticket`], [`robust`], [`counter`]: a counting semaphore, a fair ticket
-//!   lock, a mutex robust to its owner's death, and a lock-free counter; each works between
+//! * [`semaphore`], [`ticket`], [`robust`], [`spin`], [`counter`]: a counting semaphore, a
+//!   fair ticket lock, a mutex robust to its owner's death, a spin lock, and a lock-free counter; each works between
 //!   threads and, placed in a [`SharedPage`], between processes.
 //! * [`queue`]: a bounded MPMC queue on CAS (Vyukov's sequence-numbered ring) in a
 //!   [`SharedPage`], for processes (crossbeam's `ArrayQueue` is the same in one process).
@@ -39,6 +39,7 @@ pub mod primitive;
 pub mod queue;
 pub mod robust;
 pub mod semaphore;
+pub mod spin;
 pub mod ticket;
 
 pub use page::SharedPage;
