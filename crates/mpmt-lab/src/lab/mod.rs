@@ -30,6 +30,8 @@
 //! * `sync.rs`: `sync`, throughput and time per acquisition of std and parking_lot mutexes,
 //!   a spin lock, the semaphore, the ticket lock, CAS and the process-shared mutex, 1 to
 //!   2×ncpu contenders, threads vs processes.
+//! * `deadlock.rs`: `deadlock`, planted 2- and 3-lock cycles between threads and between
+//!   processes, detected, named and broken by `mpmt::sync::deadlock`.
 //!
 //! [`run`] runs the selected experiments in the order of [`experiments`], handing each
 //! result to a callback as soon as it is ready so a caller can write results incrementally;
@@ -47,6 +49,7 @@ pub mod condition;
 mod contenders;
 pub mod cpu;
 pub mod create;
+pub mod deadlock;
 mod gil;
 pub mod io;
 pub mod ipc;
@@ -239,6 +242,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(race::Race),
         Box::new(starvation::Starvation),
         Box::new(sync::Sync),
+        Box::new(deadlock::Deadlock),
     ]
 }
 
