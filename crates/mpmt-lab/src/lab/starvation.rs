@@ -27,16 +27,24 @@
 //! * **low priority** (the article's own case): one contender at `nice 19`
 //!   ([`Job::nice`]; per thread on Linux) against normal ones, all on one CPU (the caller
 //!   pins itself and the contenders inherit its mask) so that they compete for the CPU as
-//!   well as the lock; its **share** of the acquisitions against its fair share `1/n`.
+//!   well as the lock; its acquisitions `a` against the mean `b` of the normal ones', as
+//!   **Jain's index of the pair** `J₂ = (a + b)² / (2(a² + b²))` with `a` clamped to `b`:
+//!   1 when it got as much as an average normal contender, ½ when it got nothing.
 //!
 //! # Verdict
 //!
 //! Rule 1 of [`super::verdict`] per model and case: fairness, the paired ratio per round
-//! `J(ticket) / J(barging)` (above 1: the barging lock is the less fair); low priority, the
-//! ratio `fair share / share` of the low-priority contender under the barging lock (above 1:
-//! it gets less than its due; a contest in which it got nothing counts it as one acquisition,
-//! which understates the effect rather than dropping the round). Rule 2 grades each, rule 3
-//! combines the four.
+//! `J(ticket) / J(barging)` (above 1: the barging lock is the less fair); low priority,
+//! `1 / J₂` of the low-priority contender under the barging lock, between 1 (its due) and 2
+//! (nothing). Rule 2 grades each, rule 3 combines the four.
+//!
+//! Why `J₂` and not the ratio `fair share / share` used before: that ratio divides by the
+//! low-priority contender's count, which on one CPU is often 0 or a handful (a `nice 19`
+//! task may not run at all within a short contest), so one round swung the geometric mean by
+//! orders of magnitude (`1/3 ÷ 1/30000`, counting a 0 as 1) and the interval with it. `J₂`
+//! never divides by that count; it is bounded (`1/J₂ ∈ [1, 2]`), so "got nothing" is simply
+//! the strongest starvation the figure can show, and a contender that got more than the
+//! others (not starved) counts as fair rather than as a different kind of unfairness.
 
 use super::contenders::{self, Model, page};
 use super::verdict::{Effect, combine, explain, grade, paired_rounds};
@@ -177,14 +185,30 @@ fn contest(
     Ok(slots.iter().map(|s| s.ops.load(Ordering::SeqCst)).collect())
 }
 
-/// The low-priority contender's share of the acquisitions (it is contender 0), counting a
-/// contender that got none as having one (module docs).
+/// The low-priority contender's share of the acquisitions (it is contender 0); NaN when
+/// nobody acquired. For the table only: the verdict uses [`low_jain`].
 fn low_share(counts: &[u64]) -> f64 {
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return f64::NAN;
     }
-    counts.first().copied().unwrap_or(0).max(1) as f64 / total as f64
+    counts.first().copied().unwrap_or(0) as f64 / total as f64
+}
+
+/// Jain's index of the pair (low-priority contender's count `a`, mean `b` of the others'),
+/// with `a` clamped to at most `b` (module docs): in `[½, 1]`; NaN when the others got
+/// nothing.
+pub fn low_jain(counts: &[u64]) -> f64 {
+    let Some((&low, rest)) = counts.split_first() else { return f64::NAN };
+    if rest.is_empty() {
+        return f64::NAN;
+    }
+    let b = rest.iter().sum::<u64>() as f64 / rest.len() as f64;
+    if b == 0.0 {
+        return f64::NAN;
+    }
+    let a = (low as f64).min(b);
+    (a + b) * (a + b) / (2.0 * (a * a + b * b))
 }
 
 const LOCKS: [Lock; 2] = [Lock::Barging, Lock::Ticket];
@@ -220,7 +244,6 @@ impl Experiment for Starvation {
             }
         }
 
-        let n = CONTENDERS as f64;
         let ms = time.as_millis();
         let mut measurements = Vec::new();
         let mut rows = Vec::new();
@@ -235,7 +258,7 @@ impl Experiment for Starvation {
                     let (label, figures): (&str, Vec<f64>) = match case {
                         Case::Fairness => ("Jain index", runs.iter().map(|r| jain(r)).collect()),
                         Case::LowPriority => {
-                            ("nice-19 share", runs.iter().map(|r| low_share(r)).collect())
+                            ("nice-19 pair Jain index", runs.iter().map(|r| low_jain(r)).collect())
                         }
                     };
                     let condition = vec![
@@ -262,7 +285,7 @@ impl Experiment for Starvation {
                         measurements.push(meas);
                         match case {
                             Case::Fairness => format!("J {median:.2}"),
-                            Case::LowPriority => format!("{:.1} % share", 100.0 * median),
+                            Case::LowPriority => format!("J₂ {median:.2}"),
                         }
                     };
                     // Every contender's counts, one sample per round, in the JSON.
@@ -316,7 +339,7 @@ impl Experiment for Starvation {
                     ),
                     Case::LowPriority => (
                         format!("nice 19 among {}", model.name()),
-                        paired_rounds(&vec![1.0 / n; barging.len()], &barging),
+                        paired_rounds(&vec![1.0; barging.len()], &barging),
                     ),
                 };
                 let what = match case {
@@ -346,12 +369,13 @@ impl Experiment for Starvation {
         let headline = effects.iter().find_map(|(_, e)| e.clone());
         let summary = format!(
             "{}. Rule: per round, fairness as Jain's index J(ticket) / J(barging) of the \
-             acquisition counts of {} contenders (no more than the CPUs), and the low-priority case as the \
-             fair share 1/{CONTENDERS} / the share of the nice-19 contender under the barging \
-             mutex; each the geometric mean and 95 % interval over {rounds} rounds, confirmed \
+             acquisition counts of {} contenders (no more than the CPUs), and the low-priority case as \
+             1 / J₂, Jain's index of the nice-19 contender's count against the mean of the {} \
+             others' under the barging mutex (bounded: 1 its due, 2 nothing); each the geometric mean and 95 % interval over {rounds} rounds, confirmed \
              when the interval lies above 1.10×; threads and processes, both cases combined.",
             sentences.join("; "),
-            contender_count(Case::Fairness)
+            contender_count(Case::Fairness),
+            CONTENDERS - 1
         );
         let [thread, process]: [String; 2] =
             cells.try_into().map_err(|_| LabError::NoSamples("starvation cells".to_owned()))?;
@@ -411,10 +435,22 @@ mod tests {
     }
 
     #[test]
-    fn low_share_counts_a_starved_contender_as_one() {
+    fn low_share_and_pair_index_are_bounded() {
         assert!((low_share(&[1, 1, 2]) - 0.25).abs() < 1e-12);
-        assert!((low_share(&[0, 50, 50]) - 0.01).abs() < 1e-12);
+        assert!(low_share(&[0, 50, 50]).abs() < 1e-12);
         assert!(low_share(&[0, 0, 0]).is_nan());
+        // Its due: 1; nothing: ½, however large the others' counts (no division by it).
+        assert!((low_jain(&[50, 50, 50]) - 1.0).abs() < 1e-12);
+        assert!((low_jain(&[0, 50, 50]) - 0.5).abs() < 1e-12);
+        assert!((low_jain(&[0, 1_000_000, 1_000_000]) - 0.5).abs() < 1e-12);
+        // One acquisition against a million is barely above nothing, not a 10⁶× outlier.
+        assert!(low_jain(&[1, 1_000_000, 1_000_000]) < 0.5001);
+        // More than the others is not starvation.
+        assert!((low_jain(&[90, 10, 10]) - 1.0).abs() < 1e-12);
+        // Half of a normal one's: (0.5 + 1)² / (2 · 1.25) = 0.9.
+        assert!((low_jain(&[25, 50, 50]) - 0.9).abs() < 1e-12);
+        assert!(low_jain(&[3, 0, 0]).is_nan());
+        assert!(low_jain(&[3]).is_nan());
     }
 
     /// The ticket lock serves everyone under full contention, threads and processes: every
