@@ -66,15 +66,22 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "pipe", value_parser = parse_transport)]
     pub(crate) transport: mpmt::transport::TransportKind,
     /// Task kind: noop, sha256, primes, sleep, mmchurn (map a block, touch 16 pages, unmap
-    /// it), mallocchurn (the same through malloc/free).
+    /// it), mallocchurn (the same through malloc/free), memtouch (map a block, write every
+    /// page), tcp_request (one blocking request to --addr, or to a loopback server started
+    /// for the run), mixed (hash, then sleep as long), fork (fork children that exit).
     #[arg(long, value_parser = parse_workload)]
     pub(crate) task: mpmt_lab::bench::workload::Workload,
+    /// tcp_request: the server to ask (it must echo each 8-byte request); without it a
+    /// loopback server answering after --size µs runs for the duration of the run.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) addr: Option<std::net::SocketAddr>,
     /// Number of tasks.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) count: u64,
-    /// Size parameter: bytes hashed (sha256, default 65536), range width (primes, default
-    /// 10000), microseconds (sleep, default 1000), block bytes (mmchurn, mallocchurn,
-    /// default 128MiB); ignored by noop. Units KiB, MiB, GiB (1024) or KB, MB, GB (1000).
+    /// Size parameter: bytes hashed (sha256, mixed, default 65536), range width (primes,
+    /// default 10000), microseconds (sleep, tcp_request's server latency, default 1000),
+    /// block bytes (mmchurn, mallocchurn, default 128MiB; memtouch 32MiB), children (fork,
+    /// default 8); ignored by noop. Units KiB, MiB, GiB (1024) or KB, MB, GB (1000).
     #[arg(long, value_parser = parse_task_size)]
     pub(crate) size: Option<u64>,
     /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05

@@ -120,6 +120,7 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         memory_limit: args.memory_limit,
         max_tasks_per_worker: args.max_tasks_per_worker,
         retries: args.retries,
+        addr: args.addr,
     };
     // First Ctrl-C: stop the workers and report what finished; a second one exits at once.
     let stop = Arc::new(AtomicBool::new(false));
