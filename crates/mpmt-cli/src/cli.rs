@@ -21,6 +21,39 @@ pub(crate) enum Command {
     /// Measure every IPC transport between two processes (round-trip latency, one-way
     /// throughput) beside a thread channel, memcpy and a spin-only ping-pong.
     Ipc(IpcArgs),
+    /// Profile a command (`mpmt advise -- CMD ARGS…`) or a built-in kind (--task) and
+    /// recommend a model and worker count, with the reasons; --check measures the advice
+    /// against a sweep over a suite of workloads.
+    Advise(AdviseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdviseArgs {
+    /// Advise on a built-in task kind (see `mpmt run --task`) instead of a command.
+    #[arg(long, value_parser = parse_workload, conflicts_with = "command")]
+    pub(crate) task: Option<mpmt_lab::bench::workload::Workload>,
+    /// --task's size parameter (as `mpmt run --size`).
+    #[arg(long, value_parser = parse_task_size, requires = "task")]
+    pub(crate) size: Option<u64>,
+    /// Check the advice: for a suite of workloads, the recommended configuration's
+    /// throughput against the best of a sweep of models × worker counts.
+    #[arg(long, conflicts_with_all = ["task", "command"])]
+    pub(crate) check: bool,
+    /// --check: smaller workloads, fewer configurations, one repetition.
+    #[arg(long, requires = "check")]
+    pub(crate) quick: bool,
+    /// --check: only the workloads whose name contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...", requires = "check")]
+    pub(crate) only: Option<Vec<String>>,
+    /// Kill the command (and everything it started) after this long, e.g. 30s: an error.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub(crate) max_time: std::time::Duration,
+    /// Print one JSON object instead of the text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The command to profile and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
