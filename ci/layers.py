@@ -23,7 +23,7 @@ LAYERS = {
     "crates/mpmt-lab/src": [
         ["child"],
         ["report"],
-        ["lab"],
+        ["lab", "advise"],
         ["bench"],
         ["measure"],
     ],

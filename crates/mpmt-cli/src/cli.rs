@@ -21,6 +21,39 @@ pub(crate) enum Command {
     /// Measure every IPC transport between two processes (round-trip latency, one-way
     /// throughput) beside a thread channel, memcpy and a spin-only ping-pong.
     Ipc(IpcArgs),
+    /// Profile a command (`mpmt advise -- CMD ARGS…`) or a built-in kind (--task) and
+    /// recommend a model and worker count, with the reasons; --check measures the advice
+    /// against a sweep over a suite of workloads.
+    Advise(AdviseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdviseArgs {
+    /// Advise on a built-in task kind (see `mpmt run --task`) instead of a command.
+    #[arg(long, value_parser = parse_workload, conflicts_with = "command")]
+    pub(crate) task: Option<mpmt_lab::bench::workload::Workload>,
+    /// --task's size parameter (as `mpmt run --size`).
+    #[arg(long, value_parser = parse_task_size, requires = "task")]
+    pub(crate) size: Option<u64>,
+    /// Check the advice: for a suite of workloads, the recommended configuration's
+    /// throughput against the best of a sweep of models × worker counts.
+    #[arg(long, conflicts_with_all = ["task", "command"])]
+    pub(crate) check: bool,
+    /// --check: smaller workloads, fewer configurations, one repetition.
+    #[arg(long, requires = "check")]
+    pub(crate) quick: bool,
+    /// --check: only the workloads whose name contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...", requires = "check")]
+    pub(crate) only: Option<Vec<String>>,
+    /// Kill the command (and everything it started) after this long, e.g. 30s: an error.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub(crate) max_time: std::time::Duration,
+    /// Print one JSON object instead of the text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The command to profile and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,15 +99,22 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "pipe", value_parser = parse_transport)]
     pub(crate) transport: mpmt::transport::TransportKind,
     /// Task kind: noop, sha256, primes, sleep, mmchurn (map a block, touch 16 pages, unmap
-    /// it), mallocchurn (the same through malloc/free).
+    /// it), mallocchurn (the same through malloc/free), memtouch (map a block, write every
+    /// page), tcp_request (one blocking request to --addr, or to a loopback server started
+    /// for the run), mixed (hash, then sleep as long), fork (fork children that exit).
     #[arg(long, value_parser = parse_workload)]
     pub(crate) task: mpmt_lab::bench::workload::Workload,
+    /// tcp_request: the server to ask (it must echo each 8-byte request); without it a
+    /// loopback server answering after --size µs runs for the duration of the run.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) addr: Option<std::net::SocketAddr>,
     /// Number of tasks.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) count: u64,
-    /// Size parameter: bytes hashed (sha256, default 65536), range width (primes, default
-    /// 10000), microseconds (sleep, default 1000), block bytes (mmchurn, mallocchurn,
-    /// default 128MiB); ignored by noop. Units KiB, MiB, GiB (1024) or KB, MB, GB (1000).
+    /// Size parameter: bytes hashed (sha256, mixed, default 65536), range width (primes,
+    /// default 10000), microseconds (sleep, tcp_request's server latency, default 1000),
+    /// block bytes (mmchurn, mallocchurn, default 128MiB; memtouch 32MiB), children (fork,
+    /// default 8); ignored by noop. Units KiB, MiB, GiB (1024) or KB, MB, GB (1000).
     #[arg(long, value_parser = parse_task_size)]
     pub(crate) size: Option<u64>,
     /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05

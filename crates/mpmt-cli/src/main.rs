@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::SIGINT;
 
-use cli::{Cli, Command, IpcArgs, LabArgs, ModelArg, RunArgs};
+use cli::{AdviseArgs, Cli, Command, IpcArgs, LabArgs, ModelArg, RunArgs};
 use mpmt::pool::{Model, available_cpus};
 use mpmt_lab::bench::workload::{RunError, RunSpec};
 use mpmt_lab::lab::{LabConfig, LabError, LabReport};
@@ -79,7 +79,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_workload(args),
         Command::Lab(args) => lab(args),
         Command::Ipc(args) => ipc(args),
+        Command::Advise(args) => advise(args),
     }
+}
+
+fn advise(args: AdviseArgs) -> anyhow::Result<ExitCode> {
+    use mpmt_lab::advise;
+    let exe = std::env::current_exe().context("locating the mpmt binary")?;
+    let text = if args.check {
+        let cfg = advise::check::CheckConfig {
+            quick: args.quick,
+            only: args.only.unwrap_or_default(),
+            exe,
+        };
+        let report = advise::check::run(&cfg, |name| eprintln!("  checking {name}"))
+            .context("checking the advice")?;
+        exporter(args.json).export(Report::Check(&report))?
+    } else {
+        let advice = match args.task {
+            Some(workload) => advise::task(&advise::TaskSpec {
+                workload,
+                size: args.size.unwrap_or(workload.default_size()),
+                exe,
+                target: std::time::Duration::from_secs(1),
+                max_time: args.max_time,
+            }),
+            None if args.command.is_empty() => {
+                return Err(Usage(
+                    "give a command after '--' (mpmt advise -- CMD ARGS…), --task KIND or --check"
+                        .into(),
+                )
+                .into());
+            }
+            None => advise::command(&args.command, args.max_time),
+        };
+        let advice = match advice {
+            Ok(a) => a,
+            Err(mpmt_lab::advise::AdviseError::Run(RunError::Spec(m))) => {
+                return Err(Usage(m).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        exporter(args.json).export(Report::Advice(&advice))?
+    };
+    write!(io::stdout().lock(), "{text}")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -120,6 +164,7 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         memory_limit: args.memory_limit,
         max_tasks_per_worker: args.max_tasks_per_worker,
         retries: args.retries,
+        addr: args.addr,
     };
     // First Ctrl-C: stop the workers and report what finished; a second one exits at once.
     let stop = Arc::new(AtomicBool::new(false));

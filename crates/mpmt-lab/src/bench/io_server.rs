@@ -9,11 +9,11 @@
 //! Bounds: it binds `127.0.0.1:0` only (an ephemeral loopback port); it answers at most
 //! [`Limits::max_requests`] requests (later ones are closed unanswered), serves at most
 //! [`Limits::max_duration`] (then stops accepting and closes every connection), and holds at
-//! most [`Limits::max_connections`] connections at once. That last bound is a plain counting
-//! semaphore ([`Permits`], `std::sync::Mutex` + `Condvar`, in this process): a connection
-//! is accepted only with a permit and gives it back when it closes. (The engine's
-//! process-shared semaphore, being written for the `sync` claims, would bound tasks across
-//! worker processes; here the connections all end in this process, so a local one does.)
+//! most [`Limits::max_connections`] connections at once. That last bound is the engine's
+//! counting semaphore ([`mpmt::sync::semaphore::Semaphore`], one futex word, in this
+//! process's memory: the connections all end here), wrapped in [`Permits`] so a permit can
+//! travel to the thread that serves the connection: a connection is accepted only with a
+//! permit and gives it back when it closes.
 //!
 //! [`IoServer`] owns every thread of the server: [`IoServer::stop`], or dropping it (also
 //! when an experiment fails half-way), stops accepting, closes the connections and joins
@@ -25,11 +25,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mpmt::sync::semaphore::Semaphore;
 use mpmt::task::tcp::MESSAGE_LEN;
 use rustix::event::{PollFd, PollFlags, poll};
 
@@ -49,47 +50,39 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// A counting semaphore: at most `capacity` [`Permit`]s exist at once.
+/// A counting semaphore shared by the acceptor and the connection threads: at most
+/// `capacity` [`Permit`]s exist at once.
 #[derive(Debug)]
-pub struct Permits {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
+pub struct Permits(Semaphore);
 
-/// One unit of a [`Permits`]; given back when dropped.
+/// One unit of a [`Permits`], owned (it moves to the connection's thread); given back when
+/// dropped.
 #[derive(Debug)]
 pub struct Permit(Arc<Permits>);
 
 impl Permits {
-    /// A semaphore with `capacity` permits.
+    /// A semaphore with `capacity` permits (at most `u32::MAX`).
     pub fn new(capacity: usize) -> Arc<Permits> {
-        Arc::new(Permits { free: Mutex::new(capacity), freed: Condvar::new() })
+        Arc::new(Permits(Semaphore::new(u32::try_from(capacity).unwrap_or(u32::MAX))))
     }
 
     /// Takes a permit, waiting up to `timeout` for one to be given back.
     pub fn acquire_timeout(self: &Arc<Self>, timeout: Duration) -> Option<Permit> {
-        let free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut free, _) = self
-            .freed
-            .wait_timeout_while(free, timeout, |free| *free == 0)
-            .unwrap_or_else(PoisonError::into_inner);
-        if *free == 0 {
-            return None;
-        }
-        *free -= 1;
+        // The engine's permit borrows its semaphore; this one owns a share of it instead, and
+        // gives the unit back in its own `Drop`.
+        self.0.acquire_until(Some(Instant::now() + timeout))?.forget();
         Some(Permit(self.clone()))
     }
 
     /// Permits not taken now.
     pub fn available(&self) -> usize {
-        *self.free.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.available() as usize
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.0.freed.notify_one();
+        self.0.0.release();
     }
 }
 

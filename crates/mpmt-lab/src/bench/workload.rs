@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,10 +17,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::bench::io_server::{IoServer, Limits};
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
 use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, TaskError};
-use mpmt::task::builtin::{self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input};
+use mpmt::task::builtin::{
+    self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input, TcpRequestInput,
+};
 use mpmt::task::fault::{FaultKind, FaultPlan};
 use mpmt::task::mmchurn;
 use mpmt::task::{AnyValue, Job};
@@ -41,6 +45,16 @@ pub enum Workload {
     Mmchurn,
     /// `mallocchurn`: the same through `malloc`/`free` (glibc's mmap path above 32 MiB).
     MallocChurn,
+    /// `memtouch`: map a block of `size` bytes, write every page of it, unmap it (the
+    /// `mmchurn` kind touching all pages): memory-heavy work.
+    Memtouch,
+    /// `tcp_request`: one blocking request to a loopback server that answers after `size`
+    /// microseconds ([`RunSpec::addr`], or the lab's [`crate::bench::io_server`] when none).
+    TcpRequest,
+    /// `mixed`: hash `size` bytes, then sleep as long as that took on the CPU.
+    Mixed,
+    /// `fork`: fork `size` children that exit at once, reaping each.
+    Fork,
 }
 
 impl Workload {
@@ -52,6 +66,10 @@ impl Workload {
         Workload::Sleep,
         Workload::Mmchurn,
         Workload::MallocChurn,
+        Workload::Memtouch,
+        Workload::TcpRequest,
+        Workload::Mixed,
+        Workload::Fork,
     ];
 
     /// Its task kind's name.
@@ -63,6 +81,10 @@ impl Workload {
             Workload::Sleep => "sleep",
             Workload::Mmchurn => "mmchurn",
             Workload::MallocChurn => "mallocchurn",
+            Workload::Memtouch => "memtouch",
+            Workload::TcpRequest => "tcp_request",
+            Workload::Mixed => "mixed",
+            Workload::Fork => "fork",
         }
     }
 
@@ -74,10 +96,14 @@ impl Workload {
             Workload::Primes => 10_000,
             Workload::Sleep => 1_000,
             Workload::Mmchurn | Workload::MallocChurn => 128 << 20,
+            Workload::Memtouch => 32 << 20,
+            Workload::TcpRequest => 1_000,
+            Workload::Mixed => 64 * 1024,
+            Workload::Fork => 8,
         }
     }
 
-    fn job(self, index: u64, size: u64) -> Job {
+    fn job(self, index: u64, size: u64, addr: Option<SocketAddr>) -> Job {
         match self {
             Workload::Noop => Job::new::<builtin::Noop>(index),
             Workload::Sha256 => Job::new::<builtin::Sha256>(Sha256Input { index, size }),
@@ -85,6 +111,15 @@ impl Workload {
             Workload::Sleep => Job::new::<builtin::Sleep>(size),
             Workload::Mmchurn => Job::new::<builtin::Mmchurn>(churn_input(index, size)),
             Workload::MallocChurn => Job::new::<builtin::MallocChurn>(churn_input(index, size)),
+            Workload::Memtouch => Job::new::<builtin::Mmchurn>(memtouch_input(index, size)),
+            Workload::TcpRequest => Job::new::<builtin::TcpRequest>(TcpRequestInput {
+                // `run` starts a server when the spec names none, so `addr` is set here.
+                addr: addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+                id: index,
+                timeout_ms: REQUEST_TIMEOUT.as_millis() as u64 + size / 1000,
+            }),
+            Workload::Mixed => Job::new::<builtin::Mixed>(Sha256Input { index, size }),
+            Workload::Fork => Job::new::<builtin::Fork>(size),
         }
     }
 }
@@ -93,6 +128,15 @@ impl Workload {
 fn churn_input(index: u64, size: u64) -> ChurnInput {
     ChurnInput { index, size, pages: ChurnInput::DEFAULT_PAGES, rounds: 1 }
 }
+
+/// Every page of the block written, once.
+fn memtouch_input(index: u64, size: u64) -> ChurnInput {
+    let pages = (size / rustix::param::page_size() as u64).max(1);
+    ChurnInput { index, size, pages: u32::try_from(pages).unwrap_or(u32::MAX), rounds: 1 }
+}
+
+/// How long a `tcp_request` task waits for each step beyond the server's latency.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn primes_range(index: u64, size: u64) -> PrimesInput {
     PrimesInput { lo: index * size, hi: (index + 1) * size }
@@ -141,6 +185,9 @@ pub struct RunSpec {
     pub max_tasks_per_worker: Option<u64>,
     /// Retries of idempotent tasks whose worker died.
     pub retries: u32,
+    /// The server of `tcp_request` tasks; `None`: [`run`] starts the lab's loopback
+    /// [`IoServer`] (answering after `size` µs) for the run and stops it after.
+    pub addr: Option<SocketAddr>,
 }
 
 /// Why a run could not be carried out.
@@ -152,6 +199,9 @@ pub enum RunError {
     /// The spec is contradictory.
     #[error("{0}")]
     Spec(String),
+    /// The loopback server of `tcp_request` could not start.
+    #[error("starting the loopback server for tcp_request: {0}")]
+    Server(std::io::Error),
 }
 
 /// Percentiles of a duration series, in microseconds.
@@ -249,10 +299,25 @@ pub struct RunReport {
 
 /// Checks that the spec can run without harming the machine or hanging.
 fn validate(spec: &RunSpec) -> Result<(), RunError> {
-    if matches!(spec.workload, Workload::Mmchurn | Workload::MallocChurn)
-        && let Some(why) = mmchurn::invalid(&churn_input(0, spec.size))
-    {
+    let churn = match spec.workload {
+        Workload::Mmchurn | Workload::MallocChurn => Some(churn_input(0, spec.size)),
+        Workload::Memtouch => Some(memtouch_input(0, spec.size)),
+        _ => None,
+    };
+    if let Some(why) = churn.as_ref().and_then(mmchurn::invalid) {
         return Err(RunError::Spec(format!("--size {} for {}: {why}", spec.size, spec.workload)));
+    }
+    if spec.addr.is_some() && spec.workload != Workload::TcpRequest {
+        return Err(RunError::Spec(format!(
+            "--addr is the server of tcp_request, not of {}",
+            spec.workload
+        )));
+    }
+    if spec.workload == Workload::TcpRequest && spec.size > MAX_SERVER_LATENCY_US {
+        return Err(RunError::Spec(format!(
+            "--size {} for tcp_request: the server's latency is at most {MAX_SERVER_LATENCY_US} µs",
+            spec.size
+        )));
     }
     if matches!(spec.model, Model::Threads(_)) && spec.memory_limit.is_some() {
         return Err(RunError::Spec(
@@ -309,6 +374,13 @@ pub fn run(
     if let Some(n) = spec.max_tasks_per_worker {
         builder = builder.max_tasks_per_worker(n);
     }
+    // The server lives until this function returns (dropping it stops and joins it), also
+    // when the run fails.
+    let server = match (spec.workload, spec.addr) {
+        (Workload::TcpRequest, None) => Some(start_server(spec)?),
+        _ => None,
+    };
+    let spec = &RunSpec { addr: spec.addr.or(server.as_ref().map(IoServer::addr)), ..spec.clone() };
     let pool = builder.build()?;
     let cpu_before = cpu_with_children();
     // Ctrl-C is watched by the thread that collects outcomes, between waits: no thread of
@@ -343,6 +415,16 @@ pub fn run(
                 value.downcast_ref::<ChurnOutput>()
                     == Some(&mmchurn::expected(churn_input(*index, spec.size)))
             }
+            Workload::Memtouch => {
+                value.downcast_ref::<ChurnOutput>()
+                    == Some(&mmchurn::expected(memtouch_input(*index, spec.size)))
+            }
+            Workload::Mixed => {
+                value.downcast_ref::<[u8; 32]>()
+                    == Some(&builtin::sha256_digest(Sha256Input { index: *index, size: spec.size }))
+            }
+            // Checked as each outcome arrived (`collect`).
+            Workload::TcpRequest | Workload::Fork => true,
             Workload::Noop => true,
         };
         verified += 1;
@@ -417,7 +499,7 @@ fn collect(
 ) -> Collected {
     let mut jobs = (0..spec.count).map(|i| match &spec.inject {
         Some(plan) if plan.is_faulty(i) => plan.kind.job(i),
-        _ => spec.workload.job(i, spec.size),
+        _ => spec.workload.job(i, spec.size, spec.addr),
     });
     let mut c = Collected {
         ok: 0,
@@ -469,11 +551,15 @@ fn collect(
                 if is_faulty(spec, index) {
                     // A fault that returned (e.g. a hang that ended): not an error.
                     c.ok += 1;
-                } else if spec.workload == Workload::Noop {
-                    if value.downcast_ref::<u64>() == Some(&index) {
-                        c.ok += 1;
-                    } else {
-                        *c.errors.entry("wrong_output".into()).or_default() += 1;
+                } else if let Some(expected) = echo(spec, index) {
+                    match value.downcast_ref::<Result<u64, String>>() {
+                        _ if value.downcast_ref::<u64>() == Some(&expected) => c.ok += 1,
+                        Some(Ok(id)) if *id == expected => c.ok += 1,
+                        // The request itself failed (refused, timed out): the service's fault.
+                        Some(Err(_)) => {
+                            *c.errors.entry("request_failed".into()).or_default() += 1;
+                        }
+                        _ => *c.errors.entry("wrong_output".into()).or_default() += 1,
                     }
                 } else {
                     c.ok += 1;
@@ -488,6 +574,36 @@ fn collect(
     }
     c.wall = start.elapsed();
     c
+}
+
+/// What a task's output must equal, for the kinds checked as each outcome arrives: `noop`
+/// echoes its input, `tcp_request` its id, `fork` the number of children it made.
+fn echo(spec: &RunSpec, index: u64) -> Option<u64> {
+    match spec.workload {
+        Workload::Noop | Workload::TcpRequest => Some(index),
+        Workload::Fork => Some(spec.size),
+        _ => None,
+    }
+}
+
+/// The longest latency the started server may be given, µs (a minute).
+const MAX_SERVER_LATENCY_US: u64 = 60_000_000;
+
+/// Starts the loopback server of a `tcp_request` run: latency `size` µs, every task answered
+/// (retries included), connections bounded by the pool's parallelism, serving at most for
+/// as long as every task would take one after the other, plus a minute.
+fn start_server(spec: &RunSpec) -> Result<IoServer, RunError> {
+    let latency = Duration::from_micros(spec.size);
+    let requests = spec.count.saturating_mul(u64::from(spec.retries) + 1);
+    IoServer::start(Limits {
+        latency,
+        max_requests: requests,
+        max_duration: latency
+            .saturating_mul(u32::try_from(requests).unwrap_or(u32::MAX))
+            .saturating_add(Duration::from_secs(60)),
+        max_connections: spec.model.parallelism().max(1) + 1,
+    })
+    .map_err(RunError::Server)
 }
 
 /// Independent primality check for verification (a different method than the task's).

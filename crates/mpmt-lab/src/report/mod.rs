@@ -13,6 +13,8 @@
 pub mod json;
 pub mod terminal;
 
+use crate::advise::Advice;
+use crate::advise::check::CheckReport;
 use crate::bench::ipc::IpcReport;
 use crate::bench::workload::RunReport;
 use crate::lab::LabReport;
@@ -34,6 +36,10 @@ pub enum Report<'a> {
     Ipc(&'a IpcReport),
     /// A workload run (`mpmt run`).
     Run(&'a RunReport),
+    /// A recommendation (`mpmt advise`).
+    Advice(&'a Advice),
+    /// The advice checked against sweeps (`mpmt advise --check`).
+    Check(&'a CheckReport),
 }
 
 /// Turns a report into text in one format.
@@ -57,6 +63,8 @@ impl Exporter for Terminal {
             Report::Lab(r) => terminal::lab::render(r),
             Report::Ipc(r) => terminal::ipc::render(r),
             Report::Run(r) => terminal::run::render(r),
+            Report::Advice(r) => terminal::advise::advice(r),
+            Report::Check(r) => terminal::advise::check(r),
         })
     }
 }
@@ -67,6 +75,8 @@ impl Exporter for Json {
             Report::Lab(r) => json::to_json(r),
             Report::Ipc(r) => json::to_line(r),
             Report::Run(r) => json::to_line(r),
+            Report::Advice(r) => json::to_line(r),
+            Report::Check(r) => json::to_line(r),
         }
     }
 }

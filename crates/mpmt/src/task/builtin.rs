@@ -6,6 +6,8 @@
 //! | `sha256` | [`Sha256Input`] | `[u8; 32]` | hashes `size` bytes of data derived from `index` |
 //! | `primes` | [`PrimesInput`] | `u64` | counts primes in `[lo, hi)` by trial division |
 //! | `sleep` | `u64` µs | `u64` | blocks the thread (a stand-in for blocking I/O) |
+//! | `mixed` | [`Sha256Input`] | `[u8; 32]` | hashes like `sha256`, then sleeps as long as the hash took on the CPU: half compute, half wait |
+//! | `fork` | `u64` | `u64` | forks that many children that exit at once and reaps each: process creation as the work |
 //! | `tcp_request` | [`TcpRequestInput`] | `Result<u64, String>` | one blocking request over TCP ([`super::tcp`]) |
 //! | `mmchurn` | [`ChurnInput`] | [`ChurnOutput`] | maps a block, touches pages, unmaps it ([`super::mmchurn`]) |
 //! | `mallocchurn` | [`ChurnInput`] | [`ChurnOutput`] | the same through `malloc`/`free` |
@@ -35,6 +37,8 @@ pub fn register_all(registry: &mut Registry) -> Result<(), DuplicateKind> {
         .register::<Sha256>()?
         .register::<Primes>()?
         .register::<Sleep>()?
+        .register::<Mixed>()?
+        .register::<Fork>()?
         .register::<TcpRequest>()?
         .register::<Mmchurn>()?
         .register::<MallocChurn>()?
@@ -167,6 +171,53 @@ impl Task for Sleep {
     fn run(micros: u64) -> u64 {
         std::thread::sleep(std::time::Duration::from_micros(micros));
         micros
+    }
+}
+
+/// Hashes like [`Sha256`], then sleeps for as long as the hash took on the CPU
+/// (`CLOCK_THREAD_CPUTIME_ID`, so time spent waiting for a core does not lengthen the sleep):
+/// a task that computes half of its time and waits the other half on any machine, the
+/// stand-in for work that mixes computing with blocking I/O. Returns the digest.
+#[derive(Debug)]
+pub struct Mixed;
+
+impl Task for Mixed {
+    const NAME: &'static str = "mixed";
+    const IDEMPOTENT: bool = true;
+    type Input = Sha256Input;
+    type Output = [u8; 32];
+    fn run(input: Sha256Input) -> [u8; 32] {
+        let cpu = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+            std::time::Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.max(0) as u32)
+        };
+        let before = cpu();
+        let digest = sha256_digest(input);
+        std::thread::sleep(cpu().saturating_sub(before));
+        digest
+    }
+}
+
+/// Forks `count` children one after the other, each of which exits at once
+/// ([`crate::supervise::fork::Routine::Exit`]), and reaps each: work whose cost is creating
+/// processes. Returns how many exited with status 0; a fork that fails counts as none.
+#[derive(Debug)]
+pub struct Fork;
+
+impl Task for Fork {
+    const NAME: &'static str = "fork";
+    const IDEMPOTENT: bool = true;
+    type Input = u64;
+    type Output = u64;
+    fn run(count: u64) -> u64 {
+        use crate::supervise::{Exit as ChildExit, Routine, fork};
+        (0..count)
+            .filter(|_| {
+                fork(Routine::Exit)
+                    .and_then(|mut child| child.wait())
+                    .is_ok_and(|exit| matches!(exit, ChildExit::Code { code: 0 }))
+            })
+            .count() as u64
     }
 }
 

@@ -3,9 +3,12 @@
 //! * `lab.rs`: `mpmt lab`, the article's comparison table filled with measured cells;
 //! * `ipc.rs`: `mpmt ipc`, one table per message size beside the physical limits;
 //! * `run.rs`: `mpmt run`, one workload's throughput, latency, CPU, memory and outcomes;
+//! * `advise.rs`: `mpmt advise`, the recommendation and its reasons; `--check`, the ratio
+//!   per workload;
 //!
 //! and the lines the CLI prints on stderr around them: [`banner`] and [`claim_line`].
 
+pub mod advise;
 pub mod ipc;
 pub mod lab;
 pub mod run;

@@ -1,0 +1,529 @@
+//! `mpmt advise --check`: the advice checked against measurement.
+//!
+//! For each workload of a suite ([`SUITE`], and pure Python on threads when `python3` is
+//! present), the advisor profiles it as any command ([`super::task`]: `mpmt run --model
+//! thread` with one thread per core) and recommends a configuration; then a sweep measures
+//! the throughput (tasks per second, each task's output checked by `mpmt run`'s own checks)
+//! of every model — threads, processes, the hybrid (one process per core × threads) — at
+//! every worker count of [`widths`], the recommended configuration included, in one run.
+//! The ratio is the recommended configuration's throughput over the sweep's best: 1 when the
+//! advice found the best configuration, below 1 by how much it missed.
+//!
+//! The sweep stops at [`super::classify::MAX_WORKERS`] workers, the most the advisor
+//! recommends, and (memory-heavy kinds) where the blocks of all workers would exceed a
+//! quarter of the available memory. Each configuration runs a fixed number of tasks sized
+//! from a calibration, `repeats` times interleaved (1 in quick mode, 3 otherwise), and its
+//! median counts.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::classify::{self, Class, Config, MAX_WORKERS, ModelChoice};
+use super::{AdviseError, TaskSpec};
+use crate::bench::workload::{self, RunSpec, Workload};
+use crate::measure::stats::Summary;
+
+/// The native workloads of the suite: name, kind, size (full run), size (quick run).
+pub const SUITE: &[(&str, Workload, u64, u64)] = &[
+    ("cpu (sha256)", Workload::Sha256, 256 * 1024, 64 * 1024),
+    ("allocation-heavy (mallocchurn)", Workload::MallocChurn, 128 << 20, 128 << 20),
+    ("sleep", Workload::Sleep, 2_000, 1_000),
+    ("loopback tcp (tcp_request)", Workload::TcpRequest, 2_000, 1_000),
+    ("mixed (hash, then wait as long)", Workload::Mixed, 256 * 1024, 64 * 1024),
+    ("memory-heavy (memtouch)", Workload::Memtouch, 64 << 20, 16 << 20),
+    ("fork-heavy (fork)", Workload::Fork, 16, 8),
+];
+
+/// The name of the Python workload.
+pub const PYTHON: &str = "python threads (GIL)";
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// Smaller sizes, fewer configurations, one repetition.
+    pub quick: bool,
+    /// Only the workloads whose name contains one of these (all when empty).
+    pub only: Vec<String>,
+    /// The `mpmt` binary (profiled runs and worker processes).
+    pub exe: PathBuf,
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// `thread`, `process` or `hybrid`.
+    pub model: ModelChoice,
+    /// Workers in all.
+    pub workers: usize,
+    /// Threads per process (hybrid).
+    pub threads_per_process: Option<usize>,
+    /// Tasks per second (median of the repeats).
+    pub throughput: f64,
+}
+
+impl Point {
+    fn config(&self) -> Config {
+        Config {
+            model: self.model,
+            workers: self.workers,
+            threads_per_process: self.threads_per_process,
+        }
+    }
+}
+
+/// One workload's check.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadCheck {
+    /// The workload.
+    pub name: String,
+    /// The class the advisor found.
+    pub class: Class,
+    /// The recommended configuration and its throughput.
+    pub recommended: Point,
+    /// The sweep's best configuration and its throughput.
+    pub best: Point,
+    /// `recommended.throughput / best.throughput`.
+    pub ratio: f64,
+    /// The advisor's reasons.
+    pub reasons: Vec<String>,
+    /// Every configuration measured.
+    pub sweep: Vec<Point>,
+}
+
+/// The suite's result: the `mpmt advise --check --json` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Cores this process may use.
+    pub cores: usize,
+    /// Quick mode.
+    pub quick: bool,
+    /// Per workload.
+    pub workloads: Vec<WorkloadCheck>,
+    /// Workloads not run, with why.
+    pub skipped: Vec<String>,
+    /// The smallest ratio.
+    pub min_ratio: Option<f64>,
+    /// Seconds the check took.
+    pub duration_s: f64,
+}
+
+/// Runs the suite; `progress` gets each workload's name as it starts.
+pub fn run(cfg: &CheckConfig, mut progress: impl FnMut(&str)) -> Result<CheckReport, AdviseError> {
+    let started = Instant::now();
+    let cores = mpmt::pool::available_cpus();
+    let wanted =
+        |name: &str| cfg.only.is_empty() || cfg.only.iter().any(|o| name.contains(o.as_str()));
+    let mut workloads = Vec::new();
+    let mut skipped = Vec::new();
+    for &(name, kind, full, quick) in SUITE.iter().filter(|(name, ..)| wanted(name)) {
+        progress(name);
+        let size = if cfg.quick { quick } else { full };
+        workloads.push(native(cfg, name, kind, size, cores)?);
+    }
+    if wanted(PYTHON) {
+        progress(PYTHON);
+        match python(cfg, cores)? {
+            Some(check) => workloads.push(check),
+            None => skipped.push(format!(
+                "{PYTHON}: python3 not found; install python3 to check the advice for it"
+            )),
+        }
+    }
+    let min_ratio = workloads.iter().map(|w| w.ratio).reduce(f64::min);
+    Ok(CheckReport {
+        cores,
+        quick: cfg.quick,
+        workloads,
+        skipped,
+        min_ratio,
+        duration_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Worker counts of the sweep: 1 and multiples of the cores up to [`MAX_WORKERS`].
+pub fn widths(cores: usize, quick: bool) -> Vec<usize> {
+    let factors: &[usize] = if quick { &[1, 4, 16] } else { &[1, 2, 4, 8, 16] };
+    let mut w: Vec<usize> = std::iter::once(1)
+        .filter(|_| !quick)
+        .chain(factors.iter().map(|f| f * cores))
+        .chain([MAX_WORKERS])
+        .filter(|&w| w <= MAX_WORKERS)
+        .collect();
+    w.sort_unstable();
+    w.dedup();
+    w
+}
+
+/// Every configuration of the sweep at worker counts `widths`, and `extra` (the
+/// recommendation) when not among them.
+fn configs(cores: usize, widths: &[usize], extra: Config) -> Vec<Config> {
+    let mut all = Vec::new();
+    for &w in widths {
+        all.push(Config { model: ModelChoice::Thread, workers: w, threads_per_process: None });
+        all.push(Config { model: ModelChoice::Process, workers: w, threads_per_process: None });
+        if w >= 2 * cores {
+            let t = w / cores;
+            all.push(Config {
+                model: ModelChoice::Hybrid,
+                workers: cores * t,
+                threads_per_process: Some(t),
+            });
+        }
+    }
+    if !all.contains(&extra) {
+        all.push(extra);
+    }
+    all
+}
+
+fn native(
+    cfg: &CheckConfig,
+    name: &str,
+    kind: Workload,
+    size: u64,
+    cores: usize,
+) -> Result<WorkloadCheck, AdviseError> {
+    let target = Duration::from_millis(if cfg.quick { 300 } else { 1000 });
+    let advice = super::task(&TaskSpec {
+        workload: kind,
+        size,
+        exe: cfg.exe.clone(),
+        target,
+        max_time: Duration::from_secs(120),
+    })?;
+    let rec = advice.config();
+    let mut widths = widths(cores, cfg.quick);
+    if kind == Workload::Memtouch {
+        let cap = memory_available() / 4 / size.max(1);
+        widths.retain(|&w| w as u64 <= cap.max(1));
+    }
+    let all = configs(cores, &widths, rec);
+    let per_task = per_task_time(cfg, kind, size)?;
+    let per_config = Duration::from_millis(if cfg.quick { 60 } else { 200 });
+    let mut count = (per_config.as_secs_f64() * cores as f64 / per_task).ceil() as u64;
+    if matches!(advice.class, Class::IoBound | Class::Mixed) || per_task > 0.0005 {
+        // Enough rounds for the widest configuration to be measured, not its start.
+        count = count.max(4 * MAX_WORKERS as u64);
+    }
+    let count = count.clamp(4 * cores as u64, 200_000);
+    let repeats = if cfg.quick { 1 } else { 3 };
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
+    for _ in 0..repeats {
+        for (i, c) in all.iter().enumerate() {
+            samples[i].push(throughput(cfg, kind, size, count, c)?);
+        }
+    }
+    let sweep: Vec<Point> = all
+        .iter()
+        .zip(&samples)
+        .map(|(c, s)| Point {
+            model: c.model,
+            workers: c.workers,
+            threads_per_process: c.threads_per_process,
+            throughput: Summary::from_samples(s).map_or(0.0, |s| s.median),
+        })
+        .collect();
+    Ok(judge(name, advice.class, advice.reasons, rec, sweep))
+}
+
+fn judge(
+    name: &str,
+    class: Class,
+    reasons: Vec<String>,
+    rec: Config,
+    sweep: Vec<Point>,
+) -> WorkloadCheck {
+    let best = sweep
+        .iter()
+        .max_by(|a, b| a.throughput.total_cmp(&b.throughput))
+        .cloned()
+        .expect("a sweep has configurations");
+    let recommended = sweep
+        .iter()
+        .find(|p| p.config() == rec)
+        .cloned()
+        .expect("the recommendation is in the sweep");
+    let ratio = if best.throughput > 0.0 { recommended.throughput / best.throughput } else { 0.0 };
+    WorkloadCheck { name: name.to_owned(), class, recommended, best, ratio, reasons, sweep }
+}
+
+/// Seconds per task on one thread, from a short run.
+fn per_task_time(cfg: &CheckConfig, kind: Workload, size: u64) -> Result<f64, AdviseError> {
+    let report = workload::run(
+        &spec(cfg, kind, size, 8, mpmt::pool::Model::Threads(1)),
+        &AtomicBool::new(false),
+        |_| {},
+    )?;
+    Ok((report.wall_s / 8.0).max(1e-7))
+}
+
+fn spec(
+    cfg: &CheckConfig,
+    kind: Workload,
+    size: u64,
+    count: u64,
+    model: mpmt::pool::Model,
+) -> RunSpec {
+    RunSpec {
+        model,
+        transport: mpmt::transport::TransportKind::Pipe,
+        workload: kind,
+        count,
+        size,
+        inject: None,
+        verify: false,
+        program: Some(cfg.exe.clone()),
+        timeout: None,
+        memory_limit: None,
+        max_tasks_per_worker: None,
+        retries: 0,
+        addr: None,
+    }
+}
+
+/// Tasks per second of one configuration; a task that fails fails the check.
+fn throughput(
+    cfg: &CheckConfig,
+    kind: Workload,
+    size: u64,
+    count: u64,
+    c: &Config,
+) -> Result<f64, AdviseError> {
+    let report = workload::run(
+        &spec(cfg, kind, size, count, c.engine_model()),
+        &AtomicBool::new(false),
+        |_| {},
+    )?;
+    if report.ok != count {
+        return Err(AdviseError::Run(workload::RunError::Spec(format!(
+            "{kind} on {c}: {} of {count} tasks succeeded ({:?})",
+            report.ok, report.errors
+        ))));
+    }
+    Ok(report.tasks_per_s)
+}
+
+fn memory_available() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kib| kib * 1024)
+}
+
+/// Pure Python on threads: `threads` threads each run a loop of `iterations`.
+const THREADS_SCRIPT: &str = r#"
+import sys, threading
+N, ITERS = int(sys.argv[1]), int(sys.argv[2])
+def spin():
+    x = 0
+    for i in range(ITERS):
+        x += i * i % 7
+ts = [threading.Thread(target=spin) for _ in range(N)]
+for t in ts: t.start()
+for t in ts: t.join()
+"#;
+
+/// The Python sweep: counts primes in chunks on each configuration given as
+/// `model:processes:threads` and prints chunks per second per configuration as JSON; every
+/// total is checked against a serial count.
+const SWEEP_SCRIPT: &str = r#"
+import json, sys, time, concurrent.futures as cf, multiprocessing as mp
+LIMIT, CHUNKS, REPS = (int(a) for a in sys.argv[1:4])
+CONFIGS = sys.argv[4:]
+def count(bounds):
+    lo, hi = bounds
+    c = 0
+    for x in range(max(lo, 2), hi):
+        d, p = 2, True
+        while d * d <= x:
+            if x % d == 0:
+                p = False
+                break
+            d += 1
+        c += p
+    return c
+def threads_count(args):
+    t, chunks = args
+    with cf.ThreadPoolExecutor(t) as ex:
+        return sum(ex.map(count, chunks))
+CH = [(LIMIT * i // CHUNKS, LIMIT * (i + 1) // CHUNKS) for i in range(CHUNKS)]
+if __name__ == "__main__":
+    expected = sum(map(count, CH))
+    ctx = mp.get_context("fork")
+    out = {c: [] for c in CONFIGS}
+    for _ in range(REPS):
+        for c in CONFIGS:
+            model, p, t = c.split(":"); p, t = int(p), int(t)
+            if model == "thread":
+                ex = cf.ThreadPoolExecutor(t)
+            else:
+                ex = cf.ProcessPoolExecutor(p, mp_context=ctx)
+            with ex:
+                list(ex.map(count, [(0, 50)] * (2 * p)))
+                start = time.perf_counter()
+                if model == "hybrid":
+                    groups = [(t, CH[g::p]) for g in range(p)]
+                    total = sum(ex.map(threads_count, groups))
+                else:
+                    total = sum(ex.map(count, CH))
+                wall = time.perf_counter() - start
+            if total != expected:
+                print(json.dumps({"error": f"{c} counted {total}, expected {expected}"}))
+                sys.exit(3)
+            out[c].append(CHUNKS / wall)
+    print(json.dumps(out))
+"#;
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SweepOut {
+    Error { error: String },
+    Rates(std::collections::BTreeMap<String, Vec<f64>>),
+}
+
+fn python(cfg: &CheckConfig, cores: usize) -> Result<Option<WorkloadCheck>, AdviseError> {
+    let Ok(python) = which_python() else { return Ok(None) };
+    let iterations = if cfg.quick { 300_000 } else { 1_500_000 };
+    let threads = (2 * cores).max(4);
+    let command: Vec<std::ffi::OsString> = vec![
+        python.clone().into(),
+        "-c".into(),
+        THREADS_SCRIPT.into(),
+        threads.to_string().into(),
+        iterations.to_string().into(),
+    ];
+    let profile = super::profile::run(
+        &command,
+        &super::Limits { max_time: Duration::from_secs(120), stdout: super::Output::Discard },
+    )?;
+    let advice = classify::advise(profile);
+    let rec = advice.config();
+    let widths: Vec<usize> = widths(cores, true).into_iter().filter(|&w| w <= 4 * cores).collect();
+    let all = configs(cores, &widths, rec);
+    let arg = |c: &Config| match c.model {
+        ModelChoice::Thread => format!("thread:1:{}", c.workers),
+        ModelChoice::Process => format!("process:{}:1", c.workers),
+        ModelChoice::Hybrid => {
+            let t = c.threads_per_process.unwrap_or(1).max(1);
+            format!("hybrid:{}:{t}", c.workers / t)
+        }
+    };
+    let (limit, chunks, reps) = if cfg.quick { (40_000, 16, 1) } else { (150_000, 32, 3) };
+    let mut cmd = Command::new(&python);
+    cmd.arg("-c").arg(SWEEP_SCRIPT).args([limit.to_string(), chunks.to_string(), reps.to_string()]);
+    cmd.args(all.iter().map(arg)).stdin(Stdio::null()).stderr(Stdio::inherit());
+    let out = run_bounded(cmd, Duration::from_secs(300))?;
+    let rates = match serde_json::from_slice::<SweepOut>(&out) {
+        Ok(SweepOut::Rates(r)) => r,
+        Ok(SweepOut::Error { error }) => return Err(AdviseError::Python(error)),
+        Err(e) => {
+            return Err(AdviseError::Python(format!(
+                "unreadable output ({e}): {}",
+                String::from_utf8_lossy(&out)
+            )));
+        }
+    };
+    let sweep = all
+        .iter()
+        .map(|c| Point {
+            model: c.model,
+            workers: c.workers,
+            threads_per_process: c.threads_per_process,
+            throughput: rates
+                .get(&arg(c))
+                .and_then(|s| Summary::from_samples(s))
+                .map_or(0.0, |s| s.median),
+        })
+        .collect();
+    Ok(Some(judge(PYTHON, advice.class, advice.reasons, rec, sweep)))
+}
+
+/// `python3` on PATH, or why not.
+pub fn which_python() -> Result<String, String> {
+    let ok = Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok { Ok("python3".into()) } else { Err("python3 not found".into()) }
+}
+
+/// Runs `cmd` with its stdout captured, killing it after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Result<Vec<u8>, AdviseError> {
+    let mut child =
+        cmd.stdout(Stdio::piped()).spawn().map_err(|e| AdviseError::Python(e.to_string()))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                return Err(AdviseError::Python(format!(
+                    "the sweep ran past {} s and was killed",
+                    limit.as_secs()
+                )));
+            }
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() && serde_json::from_slice::<SweepOut>(&out).is_err() {
+        return Err(AdviseError::Python(format!("the sweep exited with {status}")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_are_multiples_of_the_cores_within_the_cap() {
+        assert_eq!(widths(2, false), vec![1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(widths(4, true), vec![4, 16, 64]);
+        assert!(widths(128, false).iter().all(|&w| w <= MAX_WORKERS));
+    }
+
+    #[test]
+    fn the_recommendation_joins_the_sweep_once() {
+        let rec = Config { model: ModelChoice::Thread, workers: 3, threads_per_process: None };
+        let all = configs(2, &[2, 4], rec);
+        assert_eq!(all.iter().filter(|c| **c == rec).count(), 1);
+        assert!(all.iter().any(|c| c.model == ModelChoice::Hybrid && c.workers == 4));
+        let sweep: Vec<Point> = all
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Point {
+                model: c.model,
+                workers: c.workers,
+                threads_per_process: c.threads_per_process,
+                throughput: i as f64 + 1.0,
+            })
+            .collect();
+        let check = judge("x", Class::Mixed, vec![], rec, sweep.clone());
+        assert_eq!(check.best.throughput, sweep.len() as f64);
+        assert!(
+            (check.ratio - 1.0).abs() < 1e-12,
+            "the recommendation was measured last, and best"
+        );
+    }
+}
