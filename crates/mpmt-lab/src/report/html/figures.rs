@@ -159,6 +159,11 @@ fn column(table: &DetailTable, name: &str) -> Option<usize> {
     table.header.iter().position(|h| h == name)
 }
 
+/// A tick of a count axis: whole numbers only (workers come in units).
+fn whole(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 { format!("{v:.0}") } else { String::new() }
+}
+
 fn sizes(v: f64) -> String {
     Unit::Bytes.format(v)
 }
@@ -250,7 +255,7 @@ fn cpu(claim: &ClaimResult) -> Result<Option<String>, ReportError> {
     });
     charts::lines(
         "cpu: speed-up against workers",
-        Axis { label: "workers", log: false, format: |v| format!("{v:.0}") },
+        Axis { label: "workers", log: false, format: whole },
         Axis { label: "speed-up (× one worker)", log: false, format: |v| format!("{v:.1}×") },
         &lines,
     )
@@ -281,7 +286,7 @@ fn io(claim: &ClaimResult) -> Result<Option<String>, ReportError> {
     });
     charts::lines(
         "io: efficiency against workers",
-        Axis { label: "workers", log: true, format: |v| format!("{v:.0}") },
+        Axis { label: "workers", log: false, format: whole },
         Axis { label: "ideal ÷ measured wall", log: false, format: |v| format!("{v:.0} %") },
         &lines,
     )
@@ -315,7 +320,7 @@ fn memory(claim: &ClaimResult) -> Result<Option<String>, ReportError> {
     }
     charts::lines(
         "memory: PSS of the process tree against workers",
-        Axis { label: "workers", log: true, format: |v| format!("{v:.0}") },
+        Axis { label: "workers", log: false, format: whole },
         Axis { label: "PSS", log: false, format: sizes },
         &lines,
     )

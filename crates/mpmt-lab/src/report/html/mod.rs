@@ -28,7 +28,7 @@ use crate::lab::{ClaimResult, DetailTable, Verdict};
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
 
 const STYLE: &str = "
-body{font:14px/1.45 'DejaVu Sans',sans-serif;margin:0 auto;max-width:1100px;padding:16px;color:#222}
+body{font:14px/1.45 'DejaVu Sans','NanumGothic','Noto Sans CJK KR',sans-serif;margin:0 auto;max-width:1100px;padding:16px;color:#222}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 6px;border-bottom:1px solid #ddd}
 h3{font-size:15px;margin:14px 0 4px}
 table{border-collapse:collapse;margin:8px 0;width:100%}
