@@ -253,8 +253,9 @@ pub struct Cell {
     pub process: Option<String>,
     /// The measured multi-thread cell; `null` unless measured.
     pub thread: Option<String>,
-    /// The claim's verdict as text, e.g. `confirmed, strong` (with the condition for
-    /// `depends`), and after `--repeat N` how the repeats agree; `null` unless measured.
+    /// The claim's verdict with its strength, e.g. `confirmed, strong` or `depends` (the
+    /// condition is the claim's), and after `--repeat N` how the repeats agree; `null`
+    /// unless measured.
     pub verdict: Option<String>,
     /// The effect that decided the verdict (see the claim's `ratio`); `null` unless measured.
     pub ratio: Option<f64>,
@@ -354,10 +355,9 @@ fn cell(report: &LabReport, built: &[&str], id: &str, facet: Facet) -> Cell {
             ratio: None,
         };
     };
+    // The condition of a `depends` is left to the claim's own section: it can run to a
+    // paragraph, and the table is read at a glance.
     let mut verdict = claim.verdict.to_string();
-    if let crate::lab::Verdict::Depends { condition } = &claim.verdict {
-        verdict = format!("{verdict} ({condition})");
-    }
     if report.repeats > 1
         && let Some(a) = report.agreement.iter().find(|a| a.id == id)
     {
