@@ -25,6 +25,8 @@ pub(crate) enum Command {
     /// recommend a model and worker count, with the reasons; --check measures the advice
     /// against a sweep over a suite of workloads.
     Advise(AdviseArgs),
+    /// Compare two lab reports (report.json): ratio per figure, differing verdicts flagged.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +56,22 @@ pub(crate) struct AdviseArgs {
     /// The command to profile and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The first report (A), e.g. mpmt-report/report.json.
+    #[arg(value_name = "A.json")]
+    pub(crate) a: PathBuf,
+    /// The second report (B); ratios are B / A.
+    #[arg(value_name = "B.json")]
+    pub(crate) b: PathBuf,
+    /// Print the comparison as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    pub(crate) json: bool,
+    /// Print the comparison as Markdown tables.
+    #[arg(long)]
+    pub(crate) markdown: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,9 +158,19 @@ pub(crate) struct LabArgs {
     /// Run only these claims (comma-separated ids, e.g. create,switch).
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     pub(crate) only: Option<Vec<String>>,
-    /// Also write the full report as JSON to this file.
-    #[arg(long, value_name = "FILE")]
+    /// Print the full report as JSON on stdout instead of the tables; with a FILE, write it
+    /// there too (after every claim) and print the tables.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub(crate) json: Option<PathBuf>,
+    /// The report folder: index.html (charts), report.json, report.md.
+    #[arg(long, value_name = "DIR", default_value = "mpmt-report")]
+    pub(crate) out: PathBuf,
+    /// The language of the article's table: en, or ko (the article's own Korean names).
+    #[arg(long, value_name = "LANG", default_value = "en")]
+    pub(crate) lang: mpmt_lab::report::Lang,
+    /// No progress on stderr (bars, banner, one line per claim).
+    #[arg(long)]
+    pub(crate) quiet: bool,
     /// Run the chosen claims N times and report how their verdicts agree.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) repeat: u32,

@@ -14,11 +14,12 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::SIGINT;
 
-use cli::{AdviseArgs, Cli, Command, IpcArgs, LabArgs, ModelArg, RunArgs};
+use cli::{AdviseArgs, Cli, Command, CompareArgs, IpcArgs, LabArgs, ModelArg, RunArgs};
 use mpmt::pool::{Model, available_cpus};
 use mpmt_lab::bench::workload::{RunError, RunSpec};
 use mpmt_lab::lab::{LabConfig, LabError, LabReport};
-use mpmt_lab::report::{Exporter, Json, Report, Terminal, terminal};
+use mpmt_lab::measure::quiet::{QuietPolicy, wait_for_quiet};
+use mpmt_lab::report::{Document, Exporter, Json, Markdown, Report, Terminal, terminal};
 
 /// Workers note failed allocations, so running out of memory is told apart from an abort.
 #[global_allocator]
@@ -80,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => lab(args),
         Command::Ipc(args) => ipc(args),
         Command::Advise(args) => advise(args),
+        Command::Compare(args) => compare(args),
     }
 }
 
@@ -202,34 +204,57 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()
             .context("locating the mpmt binary for the spawn experiments")?,
     };
-    if let Some(path) = &args.json {
-        // Before the claims run (minutes), not after: a path that cannot be written fails now.
+    // `--json` alone prints the JSON on stdout; `--json FILE` writes it to FILE as well.
+    let json_file = args.json.as_ref().filter(|p| p.as_os_str() != "-");
+    let json_stdout = args.json.is_some() && json_file.is_none();
+    // Before the claims run (minutes), not after: a path that cannot be written fails now.
+    if let Some(path) = json_file {
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(path)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
     }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create the report folder {}", args.out.display()))?;
+    if args.quiet {
+        mpmt_lab::lab::hide_progress();
+    }
+    let say = |line: &str| {
+        if !args.quiet {
+            eprintln!("{line}");
+        }
+    };
     let machine = mpmt_lab::measure::Machine::detect();
-    eprintln!("{}", terminal::banner("lab", cfg.quick, &machine));
+    say(&terminal::banner("lab", cfg.quick, &machine));
+    let before_run = wait_for_quiet(&QuietPolicy::snapshot()).ok();
+    let empty = |repeats: usize| LabReport {
+        machine: machine.clone(),
+        quick: cfg.quick,
+        started_unix_s: 0,
+        duration_s: 0.0,
+        repeats,
+        agreement: Vec::new(),
+        claims: Vec::new(),
+    };
+    if let Some(w) = Document::of_this_build(empty(1), before_run.clone()).busy_warning() {
+        eprintln!("warning: {w}");
+    }
     let mut partial: Vec<mpmt_lab::lab::ClaimResult> = Vec::new();
     let mut write_error = None;
     let repeats = args.repeat as usize;
     let report = mpmt_lab::lab::run_repeated(&cfg, repeats, &mut |claim| {
-        eprintln!("{}", terminal::claim_line(claim));
+        say(&terminal::claim_line(claim));
         partial.push(claim.clone());
         // Written after every claim, so a later failure loses nothing.
-        if let Some(path) = &args.json {
-            let snapshot = LabReport {
-                machine: machine.clone(),
-                quick: cfg.quick,
-                started_unix_s: 0,
-                duration_s: 0.0,
-                repeats,
-                agreement: mpmt_lab::lab::agreement(&partial),
-                claims: partial.clone(),
-            };
-            if let Err(e) = write_json(path, &snapshot) {
+        let mut lab = empty(repeats);
+        lab.agreement = mpmt_lab::lab::agreement(&partial);
+        lab.claims = partial.clone();
+        let snapshot = Document::of_this_build(lab, before_run.clone());
+        let mut paths = vec![args.out.join("report.json")];
+        paths.extend(json_file.cloned());
+        for path in paths {
+            if let Err(e) = write_json(&path, &snapshot) {
                 write_error.get_or_insert(e);
             }
         }
@@ -242,14 +267,44 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = write_error {
         return Err(e);
     }
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
+    let doc = Document::of_this_build(report, before_run);
+    mpmt_lab::report::write_folder(&args.out, &doc, args.lang)?;
+    if let Some(path) = json_file {
+        write_json(path, &doc)?;
     }
     let mut out = io::stdout().lock();
-    write!(out, "{}", Terminal.export(Report::Lab(&report))?)?;
-    if let Some(path) = &args.json {
-        writeln!(out, "JSON report: {}", path.display())?;
+    if json_stdout {
+        write!(out, "{}", Json.export(Report::Lab(&doc, args.lang))?)?;
+    } else {
+        write!(out, "{}", Terminal.export(Report::Lab(&doc, args.lang))?)?;
+        if let Some(path) = json_file {
+            writeln!(out, "JSON report: {}", path.display())?;
+        }
     }
+    say(&format!(
+        "report: {} (and report.json, report.md beside it)",
+        args.out.join("index.html").display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let read = |path: &std::path::Path| -> anyhow::Result<Document> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the report {}", path.display()))?;
+        Document::from_json(&text).with_context(|| format!("reading {}", path.display()))
+    };
+    let (a, b) = (read(&args.a)?, read(&args.b)?);
+    let label = |p: &std::path::Path| p.display().to_string();
+    let comparison = mpmt_lab::report::Comparison::of(&label(&args.a), &a, &label(&args.b), &b);
+    let exporter: &dyn Exporter = if args.json {
+        &Json
+    } else if args.markdown {
+        &Markdown
+    } else {
+        &Terminal
+    };
+    write!(io::stdout().lock(), "{}", exporter.export(Report::Compare(&comparison))?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -285,7 +340,7 @@ fn exporter(json: bool) -> &'static dyn Exporter {
     if json { &Json } else { &Terminal }
 }
 
-fn write_json(path: &std::path::Path, report: &LabReport) -> anyhow::Result<()> {
-    let text = Json.export(Report::Lab(report))?;
+fn write_json(path: &std::path::Path, doc: &Document) -> anyhow::Result<()> {
+    let text = doc.to_json()?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -179,10 +179,20 @@ fn thread_run_with_injected_panics() {
 #[test]
 fn lab_json_has_the_machine_and_computed_claims() {
     let path = std::env::temp_dir().join(format!("mpmt-lab-{}.json", std::process::id()));
-    let out =
-        mpmt(&["lab", "--quick", "--only", "create,switch", "--json", path.to_str().unwrap()]);
+    let dir = std::env::temp_dir().join(format!("mpmt-lab-{}", std::process::id()));
+    let out = mpmt(&[
+        "lab",
+        "--quick",
+        "--only",
+        "create,switch",
+        "--json",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&path);
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Creation cost") && stdout.contains("Context-switch cost"), "{stdout}");

@@ -9,6 +9,8 @@
 //! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
 //! * `cleanup`: no worker process outlives its pool.
 //! * `churn`: the address-space churn kinds verify their work on every model.
+//! * `compare`: `mpmt compare` on saved reports (older schema included) and on the report
+//!   folder `mpmt lab` writes.
 //! * `cli`: the command line: bad arguments exit 2 with a message; `run --json` schema.
 //! * `hardening`: the regressions of issue 14 (start failures, stalled frames, limits).
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
@@ -24,6 +26,7 @@ mod churn;
 mod cleanup;
 mod cli;
 mod common;
+mod compare;
 mod faults;
 mod hardening;
 mod ipc;

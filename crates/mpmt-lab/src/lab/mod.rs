@@ -329,10 +329,20 @@ pub enum LabError {
     NoSamples(String),
 }
 
-/// A progress bar for one experiment, hidden when stderr is not a terminal, so lab code
-/// never checks for a TTY itself.
+/// Set by [`hide_progress`].
+static PROGRESS_HIDDEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Hides every later progress bar (`--quiet`).
+pub fn hide_progress() {
+    PROGRESS_HIDDEN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A progress bar for one experiment, hidden when stderr is not a terminal or after
+/// [`hide_progress`], so lab code never checks for a TTY itself.
 pub fn progress_bar(title: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if PROGRESS_HIDDEN.load(std::sync::atomic::Ordering::Relaxed)
+        || !std::io::stderr().is_terminal()
+    {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0).with_prefix(title.to_owned());
@@ -443,7 +453,19 @@ mod tests {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
         assert_eq!(
             ids,
-            ["create", "switch", "ipc", "cpu", "isolation", "memory", "io", "race", "starvation"]
+            [
+                "create",
+                "switch",
+                "ipc",
+                "cpu",
+                "isolation",
+                "memory",
+                "io",
+                "race",
+                "starvation",
+                "sync",
+                "deadlock"
+            ]
         );
     }
 
@@ -454,7 +476,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory, io, \
-             race, starvation"
+             race, starvation, sync, deadlock"
         );
     }
 

@@ -55,6 +55,14 @@ impl QuietPolicy {
     }
 }
 
+impl QuietPolicy {
+    /// One 0.3 s window and no waiting: how busy the machine is now (the report's "before
+    /// the run").
+    pub fn snapshot() -> QuietPolicy {
+        QuietPolicy { max_wait: Duration::ZERO, ..QuietPolicy::lab(true) }
+    }
+}
+
 /// How quiet the machine was before a claim. Field docs are the JSON schema of a claim's
 /// `quiet` object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

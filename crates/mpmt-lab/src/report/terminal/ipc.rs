@@ -142,6 +142,7 @@ mod tests {
                 os: "linux x86_64".into(),
                 memory_bytes: 1 << 30,
                 mpmt_version: "0.1.0".into(),
+                virtualization: None,
             },
             quick: true,
             placement: Placement {

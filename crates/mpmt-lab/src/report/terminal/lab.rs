@@ -1,43 +1,42 @@
 //! `mpmt lab`'s text output: the article's comparison table, for a terminal.
 //!
-//! [`render`] is a pure function of the report: a `comfy-table` table with one row per claim
-//! and repeat (aspect | multi-process (measured) | multi-thread (measured) | verdict with its
-//! strength | ratio with its 95 % interval), then per claim its verdict condition, summary,
-//! how quiet the machine was, warnings and detail tables; after `--repeat N` (N > 1) a table
-//! of each claim's agreement across the repeats; then the machine line.
+//! [`render`] is a pure function of the report: first the article's table (section 3), its
+//! seven rows in the chosen language, each filled from its claims ([`crate::report::table`]);
+//! then one row per claim and repeat (claim | verdict with its strength | ratio with its
+//! 95 % interval); then per claim its verdict condition, summary, how quiet the machine was,
+//! warnings and detail tables; after `--repeat N` (N > 1) a table of each claim's agreement
+//! across the repeats; then the machine, with its load before the run.
 //! The table width is fixed at [`super::WIDTH`] columns so the output does not depend on
 //! the terminal it is printed to.
 
 use super::table;
-use crate::lab::{LabReport, Verdict};
+use crate::lab::Verdict;
+use crate::report::document::Document;
+use crate::report::table::Lang;
 use std::fmt::Write as _;
 
-/// Renders `report` as text (ends with a newline).
-pub fn render(report: &LabReport) -> String {
-    let mut comparison = table([
-        "aspect",
-        "multi-process (measured)",
-        "multi-thread (measured)",
-        "verdict",
-        "ratio",
-    ]);
+/// Renders `doc` as text with the article's table in `lang` (ends with a newline).
+pub fn render(doc: &Document, lang: Lang) -> String {
+    let report = &doc.lab;
+    let words = lang.words();
+    let mut article = table([words.aspect, words.process, words.thread, words.verdict]);
+    for row in &doc.table {
+        let [process, thread, verdict] = row.texts(lang);
+        article.add_row([row.name(lang).to_owned(), process, thread, verdict]);
+    }
+    let mut comparison = table(["claim", "aspect", "verdict", "ratio [95 % interval]"]);
     let repeated = report.repeats > 1;
     for c in &report.claims {
         let [low, high] = c.interval;
         let high = if high.is_finite() { format!("{high:.2}") } else { "∞".to_owned() };
         comparison.add_row([
-            if repeated {
-                format!("{} (run {})", c.aspect, c.context.repeat)
-            } else {
-                c.aspect.clone()
-            },
-            c.process.clone(),
-            c.thread.clone(),
+            if repeated { format!("{} (run {})", c.id, c.context.repeat) } else { c.id.clone() },
+            c.aspect.clone(),
             c.verdict.to_string(),
             format!("{:.2}× [{low:.2}–{high}]", c.ratio),
         ]);
     }
-    let mut out = format!("{comparison}\n");
+    let mut out = format!("{article}\n{comparison}\n");
     for c in &report.claims {
         let _ = write!(out, "\n[{}] {} {}", c.id, c.verdict, c.claim);
         if let Verdict::Depends { condition } = &c.verdict {
@@ -87,6 +86,16 @@ pub fn render(report: &LabReport) -> String {
         report.machine.one_line(),
         if report.quick { " | quick run" } else { "" }
     );
+    if let Some(q) = &doc.before_run {
+        let _ = writeln!(
+            out,
+            "before the run: {:.0} % busy outside mpmt, load average {:.2} {:.2} {:.2}",
+            q.busy_pct, q.load_avg[0], q.load_avg[1], q.load_avg[2]
+        );
+    }
+    if let Some(w) = doc.busy_warning() {
+        let _ = writeln!(out, "warning: {w}");
+    }
     out
 }
 
@@ -97,24 +106,28 @@ mod tests {
     use crate::report::terminal::WIDTH;
 
     #[test]
-    fn renders_table_summaries_and_machine() {
-        let text = render(&fixture::report());
+    fn matches_the_snapshots() {
+        fixture::assert_snapshot("lab.txt", &render(&fixture::document(), Lang::En));
+        fixture::assert_snapshot("lab.ko.txt", &render(&fixture::document(), Lang::Ko));
+    }
+
+    #[test]
+    fn renders_both_tables_summaries_and_machine() {
+        let text = render(&fixture::document(), Lang::En);
         for needle in [
             "aspect",
             "multi-process (measured)",
-            "multi-thread (measured)",
+            "Resource management",
+            "Use cases",
+            "not built yet",
             "Creation cost",
             "fork+wait 90.0 µs",
             "spawn+join 20.0 µs",
-            "confirmed",
             "4.50× [4.10–5.00]",
             "confirmed, strong",
             "1.24× [1.10–∞]",
             "machine before the claim: 4 % busy outside the lab on CPUs 0,1 (load average 0.20; \
              waited 0.3 s for < 15 %)",
-            "Context-switch cost",
-            "depends",
-            "1.24×",
             "[switch] depends",
             "(holds on one core; not on two cores)",
             "warning: cross-core wake-ups dominate",
@@ -122,10 +135,18 @@ mod tests {
             "process died",
             "machine: Test CPU @ 1GHz | 2 logical cores | 1.00 GiB RAM | kernel 6.1.0-test",
             "quick run",
+            "before the run: 42 % busy outside mpmt, load average 1.50 1.00 0.50",
+            "warning: the machine was busy before the run: 42 %",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH as usize || !l.contains('│')));
+        let ko = render(&fixture::document(), Lang::Ko);
+        for needle in
+            ["항목", "멀티프로세스 (측정)", "자원 관리", "사용 사례", "아직 구현되지 않음"]
+        {
+            assert!(ko.contains(needle), "missing {needle:?} in\n{ko}");
+        }
     }
 
     #[test]
@@ -138,24 +159,25 @@ mod tests {
         report.claims.push(again);
         report.repeats = 2;
         report.agreement = crate::lab::agreement(&report.claims);
-        let text = render(&report);
+        let text = render(&fixture::document_of(report), Lang::En);
         for needle in [
-            "Creation cost (run 1)",
-            "Creation cost (run 2)",
+            "create (run 1)",
+            "create (run 2)",
             "Agreement across 2 repeats:",
             "2/2 confirmed, strong; ratio 4.50–4.70×",
             "4.50, 4.70",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
-        assert!(!render(&fixture::report()).contains("Agreement"));
+        assert!(!render(&fixture::document(), Lang::En).contains("Agreement"));
     }
 
     #[test]
-    fn empty_report_still_has_header_and_machine() {
+    fn empty_report_still_has_every_row_and_machine() {
         let mut report = fixture::report();
         report.claims.clear();
-        let text = render(&report);
+        let text = render(&fixture::document_of(report), Lang::En);
         assert!(text.contains("aspect") && text.contains("machine:"));
+        assert!(text.contains("Memory usage") && text.contains("not run (--only)"));
     }
 }
