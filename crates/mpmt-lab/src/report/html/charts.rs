@@ -23,6 +23,9 @@ use crate::report::ReportError;
 /// Width of every chart, pixels.
 pub(super) const WIDTH: u32 = 760;
 
+/// Width of a line chart's legend column, pixels.
+const LEGEND_WIDTH: u32 = 200;
+
 /// One series of a dot chart.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Dot {
@@ -184,11 +187,13 @@ pub(super) fn lines(
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(text).map_err(error(title))?;
-        let mut chart = ChartBuilder::on(&root)
+        // The legend gets its own column, so it never hides a line.
+        let (plot, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 19))
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(95)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(text)
             .map_err(error(title))?;
@@ -204,7 +209,7 @@ pub(super) fn lines(
             .draw()
             .map_err(text)
             .map_err(error(title))?;
-        let mut colour_index = 0;
+        let (mut colour_index, mut entry) = (0, 0);
         for (line, points) in &lines {
             let style = if line.reference {
                 RGBAColor(110, 110, 110, 1.0).stroke_width(2)
@@ -212,31 +217,27 @@ pub(super) fn lines(
                 colour_index += 1;
                 Palette99::pick(colour_index - 1).to_rgba().stroke_width(2)
             };
-            let legend = style;
             let series = if line.reference {
                 chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
             } else {
                 chart.draw_series(LineSeries::new(points.clone(), style))
             };
-            series
-                .map_err(text)
-                .map_err(error(title))?
-                .label(shorten(&line.name, 40))
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 18, b)], legend));
+            series.map_err(text).map_err(error(title))?;
             if !line.reference {
                 let dots = points.iter().map(|&p| Circle::new(p, 3, style.color.filled()));
                 chart.draw_series(dots).map_err(text).map_err(error(title))?;
             }
+            let y = 50 + 20 * entry;
+            entry += 1;
+            legend
+                .draw(&PathElement::new(vec![(4, y), (24, y)], style))
+                .map_err(text)
+                .map_err(error(title))?;
+            legend
+                .draw(&Text::new(shorten(&line.name, 26), (30, y - 7), ("sans-serif", 14)))
+                .map_err(text)
+                .map_err(error(title))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBAColor(180, 180, 180, 1.0))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(text)
-            .map_err(error(title))?;
         root.present().map_err(text).map_err(error(title))?;
     }
     Ok(Some(finish(svg)))
