@@ -7,7 +7,8 @@
 //!   shows ratios as equal distances, which is what a reader compares);
 //! * [`lines`]: series of `(x, y)` points against each other (scaling curves, latency and
 //!   bandwidth against message size), with dashed lines for the references a figure is read
-//!   against (the ideal, the physical limits), each axis linear or logarithmic.
+//!   against (the ideal, the physical limits), each axis linear or logarithmic, and the
+//!   legend in a column of its own at the right, so it never hides a line.
 //!
 //! A log axis is drawn by plotting `log10` of the values on a linear axis and labelling the
 //! ticks with the values themselves, so both kinds share one coordinate type. Text is laid
