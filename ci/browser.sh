@@ -13,7 +13,8 @@
 #      the page's (file://) for a URL other than a file fails. The browser's own background
 #      requests (component updates and the like) carry no such key and are not the page's;
 #   4. the DOM Chromium built has every <svg> of the file, and the screenshot is a PNG.
-# Screenshots and logs go to target/browser/ (or $BROWSER_OUT).
+# Screenshots and logs go to target/browser/ (or $BROWSER_OUT). `ci/browser.sh PAGE…` checks
+# the pages given instead (e.g. a full report: mpmt-report/index.html).
 #
 # Needs chromium, a Korean font (the report's `--lang ko` table) and python3. When chromium
 # or the font is missing, they are installed with apt (`apt-get install
@@ -28,9 +29,13 @@ korean_font() { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=ko)" ]; }
 if ! command -v chromium >/dev/null || ! korean_font; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing chromium, fonts-dejavu-core and fonts-nanum (Korean) with apt"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            chromium fonts-dejavu-core fonts-nanum >/dev/null
+        if ! { apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                chromium fonts-dejavu-core fonts-nanum >/dev/null; }; then
+            echo "browser check skipped: apt-get could not install chromium (no network or" \
+                "no package lists?); install chromium, fonts-dejavu-core and fonts-nanum"
+            exit 0
+        fi
     else
         echo "browser check skipped: chromium or a Korean font is missing and cannot be" \
             "installed here (needs root and apt-get); install chromium, fonts-dejavu-core" \
@@ -44,10 +49,20 @@ if ! command -v python3 >/dev/null; then
 fi
 
 mkdir -p "$out"
-cp crates/mpmt-lab/tests/snapshots/index.html "$out/synthetic.html"
-cargo build -q -p mpmt-cli
-target/debug/mpmt lab --quick --only create,switch --lang ko --quiet --out "$out/real" >/dev/null
-cp "$out/real/index.html" "$out/real.html"
+names=()
+if [ "$#" -gt 0 ]; then
+    # Pages given on the command line (e.g. mpmt-report/index.html) are checked instead.
+    for page in "$@"; do
+        names+=("page${#names[@]}")
+        cp "$page" "$out/${names[-1]}.html"
+    done
+else
+    cp crates/mpmt-lab/tests/snapshots/index.html "$out/synthetic.html"
+    cargo build -q -p mpmt-cli
+    target/debug/mpmt lab --quick --only create,switch --lang ko --quiet --out "$out/real" >/dev/null
+    cp "$out/real/index.html" "$out/real.html"
+    names=(synthetic real)
+fi
 
 chrome() {
     local profile
@@ -59,7 +74,7 @@ chrome() {
 }
 
 failed=0
-for name in synthetic real; do
+for name in "${names[@]}"; do
     page="$out/$name.html"
     url="file://$(realpath "$page")"
     echo "== $page"

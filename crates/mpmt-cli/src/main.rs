@@ -204,6 +204,13 @@ fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()
             .context("locating the mpmt binary for the spawn experiments")?,
     };
+    // An unknown claim is a usage error before anything is created or measured.
+    let valid: Vec<String> =
+        mpmt_lab::lab::experiments().iter().map(|e| e.id().to_owned()).collect();
+    if let Some(bad) = cfg.only.iter().flatten().find(|id| !valid.contains(id)) {
+        let e = LabError::UnknownExperiment { id: bad.clone(), valid };
+        return Err(Usage(e.to_string()).into());
+    }
     // `--json` alone prints the JSON on stdout; `--json FILE` writes it to FILE as well.
     let json_file = args.json.as_ref().filter(|p| p.as_os_str() != "-");
     let json_stdout = args.json.is_some() && json_file.is_none();

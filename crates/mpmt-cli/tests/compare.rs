@@ -128,3 +128,16 @@ fn lab_writes_a_report_folder_that_compare_reads() {
     assert_eq!(v["claims"][0]["id"], "create");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_usage_error_creates_no_report_folder() {
+    let dir = temp("never");
+    let out = mpmt(&["lab", "--only", "telepathy", "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown experiment 'telepathy'"));
+    assert!(!dir.exists(), "{} was created", dir.display());
+    let out = mpmt(&["lab", "--lang", "fr", "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown language 'fr'"));
+    assert!(!dir.exists());
+}

@@ -1,12 +1,20 @@
 //! Results as JSON: the lab report pretty-printed (a file people read), the `mpmt ipc` and
 //! `mpmt run` reports as one line on stdout ([`to_line`]).
 //!
-//! The lab's JSON is `serde_json`'s rendering of [`LabReport`]; the doc comments on its fields
-//! (and on those of `ClaimResult`, `Measurement`, `Summary` and `Machine`) are the schema.
-//! In short:
+//! The lab's JSON (`report.json`) is `serde_json`'s rendering of a
+//! [`super::Document`]: the [`LabReport`] below plus, since schema version 2,
+//! `schema_version`, `before_run` and `table` ([`super::document`] has the versions and the
+//! migration of version 1, which [`to_json`] still writes for a bare [`LabReport`]). The doc
+//! comments on the fields (and on those of `ClaimResult`, `Measurement`, `Summary`, `Machine`
+//! and `table::Row`) are the schema. In short:
 //!
 //! ```text
-//! { "machine": { "cpu_model", "logical_cores", "kernel", "os", "memory_bytes", "mpmt_version" },
+//! { "schema_version": 2, "before_run": { "busy_pct", "load_avg", … } | null,
+//!   "table": [ { "aspect", "aspect_ko", "article": [p, t], "article_ko": [p, t],
+//!                "claims": [id], "cells": [ { "id", "status", "process", "thread",
+//!                                             "verdict", "ratio" } ] } ],
+//!   "machine": { "cpu_model", "logical_cores", "kernel", "os", "memory_bytes", "mpmt_version",
+//!                "virtualization" },
 //!   "quick": bool, "started_unix_s": int, "duration_s": float, "repeats": int,
 //!   "claims": [ { "id", "claim", "aspect", "process", "thread",
 //!                 "verdict": "confirmed" | "refuted" | "marginal" | "depends",

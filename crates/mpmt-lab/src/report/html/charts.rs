@@ -7,7 +7,8 @@
 //!   shows ratios as equal distances, which is what a reader compares);
 //! * [`lines`]: series of `(x, y)` points against each other (scaling curves, latency and
 //!   bandwidth against message size), with dashed lines for the references a figure is read
-//!   against (the ideal, the physical limits), each axis linear or logarithmic.
+//!   against (the ideal, the physical limits), each axis linear or logarithmic, and the
+//!   legend in a column of its own at the right, so it never hides a line.
 //!
 //! A log axis is drawn by plotting `log10` of the values on a linear axis and labelling the
 //! ticks with the values themselves, so both kinds share one coordinate type. Text is laid
@@ -22,6 +23,9 @@ use crate::report::ReportError;
 
 /// Width of every chart, pixels.
 pub(super) const WIDTH: u32 = 760;
+
+/// Width of a line chart's legend column, pixels.
+const LEGEND_WIDTH: u32 = 200;
 
 /// One series of a dot chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,11 +188,13 @@ pub(super) fn lines(
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(text).map_err(error(title))?;
-        let mut chart = ChartBuilder::on(&root)
+        // The legend gets its own column, so it never hides a line.
+        let (plot, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 19))
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(95)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(text)
             .map_err(error(title))?;
@@ -204,7 +210,7 @@ pub(super) fn lines(
             .draw()
             .map_err(text)
             .map_err(error(title))?;
-        let mut colour_index = 0;
+        let (mut colour_index, mut entry) = (0, 0);
         for (line, points) in &lines {
             let style = if line.reference {
                 RGBAColor(110, 110, 110, 1.0).stroke_width(2)
@@ -212,31 +218,27 @@ pub(super) fn lines(
                 colour_index += 1;
                 Palette99::pick(colour_index - 1).to_rgba().stroke_width(2)
             };
-            let legend = style;
             let series = if line.reference {
                 chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
             } else {
                 chart.draw_series(LineSeries::new(points.clone(), style))
             };
-            series
-                .map_err(text)
-                .map_err(error(title))?
-                .label(shorten(&line.name, 40))
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 18, b)], legend));
+            series.map_err(text).map_err(error(title))?;
             if !line.reference {
                 let dots = points.iter().map(|&p| Circle::new(p, 3, style.color.filled()));
                 chart.draw_series(dots).map_err(text).map_err(error(title))?;
             }
+            let y = 50 + 20 * entry;
+            entry += 1;
+            legend
+                .draw(&PathElement::new(vec![(4, y), (24, y)], style))
+                .map_err(text)
+                .map_err(error(title))?;
+            legend
+                .draw(&Text::new(shorten(&line.name, 26), (30, y - 7), ("sans-serif", 14)))
+                .map_err(text)
+                .map_err(error(title))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBAColor(180, 180, 180, 1.0))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(text)
-            .map_err(error(title))?;
         root.present().map_err(text).map_err(error(title))?;
     }
     Ok(Some(finish(svg)))
