@@ -56,14 +56,25 @@
 //!
 //! The lock and unlock paths, report writing included, touch atomics, thread-local cells and
 //! the futex only: a child forked from a multi-threaded process may use them
-//! (`crate::supervise::fork`, `Routine::LockPair`). Reading a report ([`Registry::reports`])
-//! and the [`Watchdog`] allocate, and belong to the parent.
+//! (`crate::supervise::fork`, `Routine::LockPair`). A forked child inherits its parent
+//! thread's cached identity and stack of held locks; [`super::park::Futex::forget_identity`]
+//! (which `supervise::fork` calls in the child) clears both. Reading a report
+//! ([`Registry::reports`]) and the [`Watchdog`] allocate, and belong to the parent.
+//!
+//! # Cost
+//!
+//! An uncontended lock and unlock adds to the robust mutex's one CAS and one swap: two
+//! thread-local reads and writes (identity, held stack) and two relaxed stores (holder and
+//! site) to the lock's own cache line; the site is packed once per call site and thread.
+//! Holding other locks adds one bit test per held lock. `cargo bench -p mpmt --bench sync`
+//! measures the ratio to the plain mutex.
 
 mod graph;
 mod mutex;
 mod text;
 
 pub use graph::{Cycle, Watchdog};
+pub(crate) use mutex::forget_identity;
 pub use mutex::{DetectingGuard, DetectingMutex, Failure, LockPair};
 pub use text::{Kind, Report, Site, Step};
 
