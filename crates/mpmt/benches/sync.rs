@@ -10,7 +10,8 @@
 //! | ticket lock, Jain's fairness index under full contention | ≥ 0.99 |
 //!
 //! and, for scale, futex operations per second per thread beside `perf bench futex hash`
-//! (when `perf` is installed). Each figure is the median over interleaved rounds; the
+//! (when `perf` is installed), and the process-shareable MPMC queue beside crossbeam's
+//! `ArrayQueue` (the same algorithm, in-process only) between threads. Each figure is the median over interleaved rounds; the
 //! verdict column is computed from the figures. Not part of `cargo test`.
 #![cfg(not(loom))]
 
@@ -65,6 +66,7 @@ fn main() {
     contended(&mut rows);
     fairness(&mut rows, cpus);
     futex_hash(&mut rows, cpus);
+    queue(&mut rows);
     println!("\n{:<72} {:>22} {:>9} {:>8}", "figure", "value", "target", "met");
     for r in &rows {
         let met = match r.met {
@@ -326,4 +328,68 @@ fn futex_hash(rows: &mut Vec<Row>, cpus: usize) {
             met: None,
         });
     }
+}
+
+/// Two producers and two consumers move `QUEUE_ITEMS` values each way through a ring of 1024:
+/// `mpmt::sync::queue::Queue` in a shared page vs crossbeam's `ArrayQueue`; values per second.
+const QUEUE_ITEMS: u64 = 1_000_000;
+
+fn queue(rows: &mut Vec<Row>) {
+    use crossbeam_queue::ArrayQueue;
+    use mpmt::sync::queue::Queue;
+    let page = SharedPage::anonymous(Queue::bytes(1024)).unwrap();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let q = Queue::init(&page, 0, 1024).unwrap();
+        ours.push(mpmc(|v| q.push(v).is_ok(), || q.pop()));
+        let a = ArrayQueue::new(1024);
+        theirs.push(mpmc(|v| a.push(v).is_ok(), || a.pop()));
+    }
+    let ratio = median(ours.iter().zip(&theirs).map(|(x, y)| x / y).collect());
+    rows.push(Row {
+        what: format!(
+            "MPMC queue, 2P/2C threads: ours {:.1} M/s / ArrayQueue {:.1} M/s",
+            median(ours) / 1e6,
+            median(theirs) / 1e6
+        ),
+        value: format!("{ratio:.2}×"),
+        target: "",
+        met: None,
+    });
+}
+
+fn mpmc(push: impl Fn(u64) -> bool + Sync, pop: impl Fn() -> Option<u64> + Sync) -> f64 {
+    let sum = AtomicU64::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..2u64 {
+            let push = &push;
+            s.spawn(move || {
+                for i in 0..QUEUE_ITEMS {
+                    while !push(p * QUEUE_ITEMS + i) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (pop, sum) = (&pop, &sum);
+            s.spawn(move || {
+                let mut local = 0u64;
+                for _ in 0..QUEUE_ITEMS {
+                    loop {
+                        if let Some(v) = pop() {
+                            local = local.wrapping_add(v);
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+                sum.fetch_add(local, Ordering::SeqCst);
+            });
+        }
+    });
+    let n = 2 * QUEUE_ITEMS;
+    assert_eq!(sum.into_inner(), n * (n - 1) / 2, "a value lost or duplicated");
+    n as f64 / t.elapsed().as_secs_f64()
 }
