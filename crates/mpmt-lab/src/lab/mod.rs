@@ -443,7 +443,19 @@ mod tests {
         let ids: Vec<&str> = experiments().iter().map(|e| e.id()).collect();
         assert_eq!(
             ids,
-            ["create", "switch", "ipc", "cpu", "isolation", "memory", "io", "race", "starvation"]
+            [
+                "create",
+                "switch",
+                "ipc",
+                "cpu",
+                "isolation",
+                "memory",
+                "io",
+                "race",
+                "starvation",
+                "sync",
+                "deadlock"
+            ]
         );
     }
 
@@ -454,7 +466,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory, io, \
-             race, starvation"
+             race, starvation, sync, deadlock"
         );
     }
 
