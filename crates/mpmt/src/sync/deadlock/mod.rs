@@ -34,7 +34,9 @@
 //! holder took it) and its `lock` returns [`Failure::Deadlock`]; its caller drops its guards
 //! and the others proceed. No member hangs, with or without a watchdog. A [`Watchdog`] thread
 //! (in any process that maps the page) scans the whole graph periodically, calls back with
-//! each cycle it confirms, and tells the victim to give up at once.
+//! each cycle it confirms, and tells the victim to give up at once; with
+//! [`Registry::set_self_break`]`(false)` only the watchdog breaks cycles (a supervisor that
+//! decides, say, which of its workers to sacrifice).
 //!
 //! # Against `tracing-mutex` and `parking_lot`'s `deadlock_detection`
 //!
@@ -170,6 +172,9 @@ pub struct Registry {
     locks_used: AtomicU32,
     /// Reports claimed (may exceed [`MAX_REPORTS`]; the excess is dropped).
     reports_used: AtomicU32,
+    /// Non-zero: waiters do not break cycles themselves; a [`Watchdog`] does.
+    watchdog_only: AtomicU32,
+    _pad: AtomicU32,
     locks: [LockSlot; MAX_LOCKS],
     /// Bit `j` of row `i`: lock `j` was taken while holding lock `i`.
     order: [AtomicU64; MAX_LOCKS],
@@ -216,6 +221,7 @@ impl Registry {
         let r: &Registry = page.view(offset);
         r.locks_used.store(0, Ordering::SeqCst);
         r.reports_used.store(0, Ordering::SeqCst);
+        r.watchdog_only.store(0, Ordering::SeqCst);
         for l in &r.locks {
             RobustMutex::reset(&l.mutex);
             l.holder.store(0, Ordering::SeqCst);
@@ -254,6 +260,13 @@ impl Registry {
             Some(n) if !n.is_empty() => n,
             _ => format!("#{i}"),
         }
+    }
+
+    /// Whether waiters break a deadlock themselves (the default) or leave it to a
+    /// [`Watchdog`] (`false`): then a deadlock with no watchdog running hangs, as an
+    /// uninstrumented one would, but is broken by whichever process runs the watchdog.
+    pub fn set_self_break(&self, on: bool) {
+        self.watchdog_only.store(u32::from(!on), Ordering::SeqCst);
     }
 
     /// Every report written so far, oldest first.

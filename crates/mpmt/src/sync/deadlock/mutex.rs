@@ -279,7 +279,9 @@ impl<'r> DetectingMutex<'r> {
             let aborted = reg.waiters[w].abort.load(Ordering::SeqCst) != 0;
             let cycle = reg.cycle_from(w);
             let confirmed = match (&cycle, &last) {
-                (Some(c), Some(l)) => c == l && c.victim() == me,
+                (Some(c), Some(l)) => {
+                    c == l && c.victim() == me && reg.watchdog_only.load(Ordering::Relaxed) == 0
+                }
                 _ => false,
             };
             if aborted || confirmed {
