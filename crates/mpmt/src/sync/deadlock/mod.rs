@@ -40,20 +40,25 @@
 //!
 //! # Against `tracing-mutex` and `parking_lot`'s `deadlock_detection`
 //!
-//! `tracing-mutex` keeps a process-global lock-order DAG (maintained with an incremental
-//! topological order) and a per-thread stack of held locks, and refuses (panics or errs) the
-//! acquisition that would close a cycle; `parking_lot` with the `deadlock_detection`
-//! feature records what each parked thread waits for, and `parking_lot::deadlock::
-//! check_deadlock()`, called from a thread of the user's, returns the threads of each cycle
-//! with their backtraces. We follow both designs, and go further where they cannot: their
-//! graphs live in the heap of one process, so a cycle through a lock shared by two processes
-//! is invisible to them; ours live in the shared page, so the order one process established
-//! is checked against another's, and a wait-for cycle across processes is found by either of
-//! them or by a third. Ours also names the sites of both edges (not only the one that closes
-//! the cycle) and breaks an actual deadlock instead of only reporting it. What they have and
-//! we do not: an unbounded number of locks (we have [`MAX_LOCKS`] per registry, held at most
-//! [`MAX_HELD`] deep per thread) and full backtraces rather than one caller site.
-//!
+//! `tracing-mutex` keeps a process-global lock-order graph (kept acyclic with Pearce and
+//! Kelly's dynamic topological order, after Abseil's `Mutex`) and a per-thread stack of held
+//! locks; each acquisition adds an edge from the *last* lock held, and an acquisition that
+//! would close a cycle panics. `parking_lot` with the `deadlock_detection` feature records
+//! what each parked thread waits for, and `parking_lot::deadlock::check_deadlock()`, called
+//! from a thread of the user's, returns each cycle's threads with their backtraces; the
+//! reported threads then stay blocked for good, and waits with a deadline are left out. We
+//! follow both designs and go further where they cannot: their graphs live in the heap of one
+//! process, so a cycle through a lock shared by two processes is invisible to them; ours live
+//! in the shared page, so the order one process established is checked against another's,
+//! and a wait-for cycle across processes is found by either of them or by a third. Ours adds
+//! an edge from *every* held lock (not only the last), names the sites of every edge of the
+//! cycle (not only the one that closes it), reports and carries on instead of panicking,
+//! includes waits with a deadline, and breaks an actual deadlock (one victim's `lock`
+//! returns an error) instead of leaving its threads blocked. What they have and we do not:
+//! an unbounded number of locks (we have [`MAX_LOCKS`] per registry, held at most
+//! [`MAX_HELD`] deep per thread), full backtraces rather than one caller site, and in
+//! `parking_lot`'s case detection for every lock of the program without a separate type.
+
 //! # Fork and async-signal safety
 //!
 //! The lock and unlock paths, report writing included, touch atomics, thread-local cells and
