@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Model-checks with loom the shm ring's index and sleep/wake protocols
 # (crates/mpmt/tests/loom_ring.rs) and the sync primitives: semaphore, ticket lock, robust
-# mutex, CAS counter, MPMC queue (crates/mpmt/tests/loom_sync.rs).
+# mutex, spin lock, CAS counter, MPMC queue (crates/mpmt/tests/loom_sync.rs).
 #
 # Runtime: about 1 minute from clean on a 2-vCPU VM (mostly compiling the crate and its
 # dependencies under --cfg loom, in their own target dir); the models themselves take

@@ -7,11 +7,12 @@
 #![cfg(not(loom))]
 
 use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mpmt::supervise::{Exit, Routine, fork};
 use mpmt::sync::SharedPage;
-use mpmt::sync::deadlock::{DetectingMutex, Detector, Kind, LockPair};
+use mpmt::sync::deadlock::{Cycle, DetectingMutex, Detector, Kind, LockPair, Watchdog};
 
 /// Bound on every wait here: a hang fails the test instead.
 const BOUND: Duration = Duration::from_secs(20);
@@ -101,4 +102,31 @@ fn an_order_taken_in_one_process_is_checked_in_another() {
     let pids = reports[0].pids();
     assert_eq!(pids.len(), 2, "{}", reports[0]);
     assert!(pids.contains(&std::process::id()));
+}
+
+/// With self-breaking off, only a watchdog in this process can break a deadlock between two
+/// children: it reports the cycle with the children's pids and tells the victim to give up.
+#[test]
+fn a_watchdog_in_another_process_breaks_a_deadlock_between_children() {
+    let d = Arc::new(Detector::new().unwrap());
+    let reg = d.registry();
+    reg.set_self_break(false);
+    let locks: Vec<_> = ["left", "right"].iter().map(|s| reg.register(s).unwrap()).collect();
+    let seen: Arc<Mutex<Vec<Cycle>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let dog = Watchdog::spawn(Arc::clone(&d), Duration::from_millis(2), move |c: &Cycle| {
+        log.lock().unwrap().push(*c)
+    })
+    .unwrap();
+    let codes = run_children(&locks, &[(0, 1), (1, 0)]);
+    drop(dog);
+    assert_eq!(codes.iter().filter(|&&c| c == LockPair::DEADLOCK).count(), 1, "{codes:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let pids: Vec<u32> = seen[0].members().iter().map(|m| m.0).collect();
+    assert_eq!(pids.len(), 2);
+    assert!(!pids.contains(&std::process::id()));
+    assert_ne!(pids[0], pids[1]);
+    let actual = reg.reports().into_iter().filter(|r| r.kind == Kind::Actual).count();
+    assert_eq!(actual, 1);
 }

@@ -1,6 +1,6 @@
 //! Loom model checks of the futex-based and lock-free structures of `mpmt::sync`: the
-//! semaphore, the ticket lock, the robust mutex (with an owner that dies), the CAS
-//! counter and the process-shared MPMC queue.
+//! semaphore, the ticket lock, the robust mutex (with an owner that dies), the spin lock,
+//! the CAS counter and the process-shared MPMC queue.
 //!
 //! Each model runs the real code, compiled against loom's atomics through
 //! `mpmt::sync::primitive`, with [`ModelPark`] standing in for the kernel: its `wait` has no
@@ -21,6 +21,7 @@ use mpmt::sync::primitive::{AtomicU32, Ordering};
 use mpmt::sync::queue::{Header, Queue, Slot};
 use mpmt::sync::robust::{LockError, RobustMutex};
 use mpmt::sync::semaphore::Semaphore;
+use mpmt::sync::spin::SpinLock;
 use mpmt::sync::ticket::TicketLock;
 
 loom::thread_local! {
@@ -296,5 +297,27 @@ fn mpmc_queue_delivers_each_value_once() {
         pushed.sort_unstable();
         assert_eq!(got, pushed);
         assert!(!pushed.is_empty());
+    });
+}
+
+/// The spin lock excludes: two threads each bump the guarded data once under it.
+#[test]
+fn spin_lock_excludes() {
+    loom::model(|| {
+        let lock = Arc::new(SpinLock::new());
+        let data = Arc::new(Guarded::new());
+        let other = {
+            let (lock, data) = (lock.clone(), data.clone());
+            thread::spawn(move || {
+                let _g = lock.lock();
+                data.bump();
+            })
+        };
+        {
+            let _g = lock.lock();
+            data.bump();
+        }
+        other.join().unwrap();
+        assert_eq!(data.get(), 2);
     });
 }

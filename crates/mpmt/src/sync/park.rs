@@ -65,7 +65,10 @@ impl Futex {
     /// store): a child made by `fork` calls it before it touches a robust mutex.
     pub fn forget_identity() {
         #[cfg(not(loom))]
-        PID.with(|pid| pid.set(0));
+        {
+            PID.with(|pid| pid.set(0));
+            super::deadlock::forget_identity();
+        }
     }
 }
 

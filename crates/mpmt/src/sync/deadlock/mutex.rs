@@ -11,43 +11,58 @@ use super::{Kind, MAX_HELD, MAX_LOCKS, Registry, SLICE, ident};
 use crate::sync::park::{Futex, Park};
 use crate::sync::robust::{LockError, RobustGuard};
 
+/// What a thread keeps of its own: one thread-local, so each lock and unlock reaches it once.
+struct Local {
+    /// This thread's identity ([`ident`]); 0 until first asked, and again in a forked child
+    /// ([`forget_identity`]).
+    id: Cell<u64>,
+    /// Locks held, as `registry address << 6 | index`, oldest first; `len` of them valid.
+    held: [Cell<u64>; MAX_HELD],
+    len: Cell<usize>,
+    /// The last site packed: `(location address, packed, registry address)`. The
+    /// uncontended path packs the same few sites over and over.
+    site: Cell<(usize, u64, usize)>,
+}
+
 std::thread_local! {
-    /// This thread's `(pid, tid)`, `(0, 0)` until first asked; re-read when the process id
-    /// changes (a forked child inherits its parent thread's cells).
-    static ME: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
-    /// Locks held by this thread, as `registry address << 6 | index`, oldest first.
-    static HELD: [Cell<u64>; MAX_HELD] = const { [const { Cell::new(0) }; MAX_HELD] };
-    /// How many of `HELD` are in use, and by which process (see `ME`).
-    static HELD_LEN: Cell<(u32, usize)> = const { Cell::new((0, 0)) };
-}
-
-/// This thread's identity ([`ident`]). Async-signal-safe: a thread-local read, and after a
-/// fork `getpid`/`gettid` once.
-fn me() -> u64 {
-    let pid = Futex.me();
-    ME.with(|c| {
-        let (p, t) = c.get();
-        if p == pid {
-            return ident(p, t);
+    static LOCAL: Local = const {
+        Local {
+            id: Cell::new(0),
+            held: [const { Cell::new(0) }; MAX_HELD],
+            len: Cell::new(0),
+            site: Cell::new((0, 0, 0)),
         }
-        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-        c.set((pid, tid));
-        ident(pid, tid)
-    })
+    };
 }
 
-/// The held stack's length for this process (a forked child starts with none held).
-fn held_len() -> usize {
-    let pid = Futex.me();
-    HELD_LEN.with(|c| match c.get() {
-        (p, n) if p == pid => n,
-        _ => {
-            c.set((pid, 0));
-            0
+/// Forgets the calling thread's identity and held locks: a child made by `fork` inherits
+/// its parent thread's, which are not its own. Async-signal-safe (thread-local stores);
+/// called by [`Futex::forget_identity`], which `crate::supervise::fork` calls in the child.
+pub(crate) fn forget_identity() {
+    LOCAL.with(|l| {
+        l.id.set(0);
+        l.len.set(0);
+    });
+}
+
+impl Local {
+    /// This thread's identity ([`ident`]): `getpid` and `gettid` once, then cached.
+    #[inline]
+    fn me(&self) -> u64 {
+        match self.id.get() {
+            0 => {
+                let pid = Futex.me();
+                let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+                let id = ident(pid, tid);
+                self.id.set(id);
+                id
+            }
+            id => id,
         }
-    })
+    }
 }
 
+#[inline]
 fn key(reg: &Registry, index: u8) -> u64 {
     ((reg as *const Registry as u64) << 6) | u64::from(index)
 }
@@ -123,18 +138,19 @@ impl DetectingGuard<'_> {
 }
 
 impl Drop for DetectingGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let slot = &self.lock.reg.locks[usize::from(self.lock.index)];
         slot.holder.store(0, Ordering::Relaxed);
         // Remove from the held stack (usually the top; any order of release is allowed).
         let k = key(self.lock.reg, self.lock.index);
-        let n = held_len();
-        HELD.with(|h| {
-            if let Some(pos) = (0..n).rev().find(|&i| h[i].get() == k) {
+        LOCAL.with(|l| {
+            let n = l.len.get();
+            if let Some(pos) = (0..n).rev().find(|&i| l.held[i].get() == k) {
                 for i in pos..n - 1 {
-                    h[i].set(h[i + 1].get());
+                    l.held[i].set(l.held[i + 1].get());
                 }
-                HELD_LEN.with(|c| c.set((Futex.me(), n - 1)));
+                l.len.set(n - 1);
             }
         });
         drop(self.inner.take());
@@ -154,6 +170,7 @@ impl<'r> DetectingMutex<'r> {
     /// Locks, waiting as long as it takes unless the wait is a deadlock (module docs of
     /// [`super`]). Records the caller's site.
     #[track_caller]
+    #[inline]
     pub fn lock(self) -> Result<DetectingGuard<'r>, Failure<'r>> {
         self.lock_at(None, Location::caller())
     }
@@ -164,47 +181,64 @@ impl<'r> DetectingMutex<'r> {
         self.lock_at(Some(deadline), Location::caller())
     }
 
+    #[inline]
     fn lock_at(
         self,
         deadline: Option<Instant>,
         loc: &'static Location<'static>,
     ) -> Result<DetectingGuard<'r>, Failure<'r>> {
         let reg = self.reg;
-        let me = me();
-        let n = held_len();
         let k = key(reg, self.index);
-        let held: [u64; MAX_HELD] = HELD.with(|h| std::array::from_fn(|i| h[i].get()));
-        let held = &held[..n];
-        if held.contains(&k) {
+        let (me, n) = LOCAL.with(|l| (l.me(), l.len.get()));
+        if n > 0 {
+            self.check_held(me, n, k, loc)?;
+        }
+        let slot = &reg.locks[usize::from(self.index)];
+        match slot.mutex.try_lock() {
+            Some(g) => Ok(LOCAL.with(|l| self.acquired(l, g, me, loc, k))),
+            None => self.wait(me, deadline, loc, k),
+        }
+    }
+
+    /// With `n` locks held: refuses a recursive lock and (a) adds the lock-order edge from
+    /// every held lock of this registry.
+    #[cold]
+    #[inline(never)]
+    fn check_held(
+        self,
+        me: u64,
+        n: usize,
+        k: u64,
+        loc: &'static Location<'static>,
+    ) -> Result<(), Failure<'r>> {
+        let reg = self.reg;
+        if n >= MAX_HELD {
+            return Err(Failure::TooDeep);
+        }
+        let held: [u64; MAX_HELD] = LOCAL.with(|l| std::array::from_fn(|i| l.held[i].get()));
+        if held[..n].contains(&k) {
             let site = reg.pack(loc);
             let report = reg.write_report(Kind::Recursive, &[(self.index, me, site, 0)]);
             return Err(Failure::Deadlock { report });
         }
-        if n >= MAX_HELD {
-            return Err(Failure::TooDeep);
-        }
-        // (a) The lock order: an edge from every lock of this registry held.
         let base = key(reg, 0);
-        for &h in held {
+        for &h in &held[..n] {
             if h & !63 == base {
                 reg.add_edge((h & 63) as u8, self.index, me, loc);
             }
         }
-        let slot = &reg.locks[usize::from(self.index)];
-        if let Some(g) = slot.mutex.try_lock() {
-            return Ok(self.acquired(g, me, loc, k, n));
-        }
-        self.wait(me, deadline, loc, k, n)
+        Ok(())
     }
 
     /// The slow path: register the wait-for edge, wait in slices, look for a cycle.
+    #[cold]
+    #[inline(never)]
     fn wait(
         self,
         me: u64,
         deadline: Option<Instant>,
         loc: &'static Location<'static>,
         k: u64,
-        n: usize,
     ) -> Result<DetectingGuard<'r>, Failure<'r>> {
         let reg = self.reg;
         let slot = &reg.locks[usize::from(self.index)];
@@ -222,11 +256,13 @@ impl<'r> DetectingMutex<'r> {
             match slot.mutex.lock_until(Some(until)) {
                 Ok(g) => {
                     release(wait);
-                    return Ok(self.acquired(g, me, loc, k, n));
+                    return Ok(LOCAL.with(|l| self.acquired(l, g, me, loc, k)));
                 }
                 Err(LockError::OwnerDied(g)) => {
                     release(wait);
-                    return Err(Failure::OwnerDied(self.acquired(g, me, loc, k, n)));
+                    return Err(Failure::OwnerDied(
+                        LOCAL.with(|l| self.acquired(l, g, me, loc, k)),
+                    ));
                 }
                 Err(LockError::NotRecoverable) => {
                     release(wait);
@@ -243,7 +279,9 @@ impl<'r> DetectingMutex<'r> {
             let aborted = reg.waiters[w].abort.load(Ordering::SeqCst) != 0;
             let cycle = reg.cycle_from(w);
             let confirmed = match (&cycle, &last) {
-                (Some(c), Some(l)) => c == l && c.victim() == me,
+                (Some(c), Some(l)) => {
+                    c == l && c.victim() == me && reg.watchdog_only.load(Ordering::Relaxed) == 0
+                }
                 _ => false,
             };
             if aborted || confirmed {
@@ -258,40 +296,33 @@ impl<'r> DetectingMutex<'r> {
         }
     }
 
+    #[inline]
     fn acquired(
         self,
+        l: &Local,
         g: RobustGuard<'r>,
         me: u64,
         loc: &'static Location<'static>,
         k: u64,
-        n: usize,
     ) -> DetectingGuard<'r> {
         let slot = &self.reg.locks[usize::from(self.index)];
-        slot.site.store(self.reg.pack_cached(loc), Ordering::Relaxed);
+        let (lp, rp) = (loc as *const Location<'_> as usize, self.reg as *const Registry as usize);
+        let site = match l.site.get() {
+            (a, packed, b) if a == lp && b == rp => packed,
+            _ => {
+                let packed = self.reg.pack(loc);
+                l.site.set((lp, packed, rp));
+                packed
+            }
+        };
+        slot.site.store(site, Ordering::Relaxed);
         slot.holder.store(me, Ordering::Relaxed);
-        HELD.with(|h| h[n].set(k));
-        HELD_LEN.with(|c| c.set((Futex.me(), n + 1)));
-        DetectingGuard { lock: self, inner: Some(g) }
-    }
-}
-
-std::thread_local! {
-    /// A one-entry cache of the last site packed by this thread (its file interned): the
-    /// uncontended path packs the same few sites over and over.
-    static LAST_SITE: Cell<(usize, u64, usize)> = const { Cell::new((0, 0, 0)) };
-}
-
-impl Registry {
-    /// [`Registry::pack`] through this thread's one-entry cache.
-    fn pack_cached(&self, loc: &'static Location<'static>) -> u64 {
-        let (l, packed, r) = LAST_SITE.with(Cell::get);
-        let (lp, rp) = (loc as *const Location<'_> as usize, self as *const Registry as usize);
-        if l == lp && r == rp {
-            return packed;
+        let n = l.len.get();
+        if let Some(c) = l.held.get(n) {
+            c.set(k);
+            l.len.set(n + 1);
         }
-        let packed = self.pack(loc);
-        LAST_SITE.with(|c| c.set((lp, packed, rp)));
-        packed
+        DetectingGuard { lock: self, inner: Some(g) }
     }
 }
 
@@ -349,6 +380,7 @@ impl LockPair<'_> {
 impl Registry {
     /// Adds the edge `from → to` taken by `me` at `loc`; the first time it closes a cycle,
     /// writes a [`Kind::Potential`] report. Allocation-free.
+    #[cold]
     fn add_edge(&self, from: u8, to: u8, me: u64, loc: &'static Location<'static>) {
         let (f, t) = (usize::from(from), usize::from(to));
         if f >= MAX_LOCKS || t >= MAX_LOCKS {
