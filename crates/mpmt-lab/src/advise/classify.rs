@@ -6,12 +6,14 @@
 //!
 //! 1. **lock-bound** when at least two threads did the work, on a machine of two cores or
 //!    more, they waited at least [`WAITING`] of their time, the tree kept at least
-//!    [`LOCK_MIN_UTILISATION`] core busy (the waits were on each other, not on the outside
-//!    world), and either most of their sleeping samples ([`LOCK_SHARE`]) were in a futex (a
-//!    user-space lock: a hot mutex, or a Python interpreter's GIL when the program is
-//!    `python`) or a kernel lock (`rwsem`, `mutex`: e.g. the address space's `mmap_lock`,
-//!    which threads share and processes do not), or, where `wchan` is hidden, the tree never
-//!    used more than [`ONE_CORE`] cores.
+//!    [`LOCK_MIN_UTILISATION`] core busy, and less than [`OUTSIDE_SHARE`] of their sleeping
+//!    samples were waits on the outside world (sockets, pipes, timers, storage, children):
+//!    threads that wait, but not for anything outside, wait for each other. Which lock it
+//!    looks like: a kernel lock when they slept more in `rwsem`/`mutex` than on futexes, or
+//!    when most of the CPU time is in the kernel and under [`LOCK_SHARE`] of the sleeps are
+//!    on futexes (mapping and faulting serialise on the address space's `mmap_lock`, which
+//!    threads share and processes do not); the GIL when the program is `python`; a hot
+//!    user-space lock (mutex, condition variable) otherwise.
 //! 2. **cpu-bound** when `f ≥` [`CPU_BOUND`]; **io-bound** when `f ≤` [`IO_BOUND`]; **mixed**
 //!    between.
 //!
@@ -39,14 +41,15 @@ use crate::measure::units::Unit;
 pub const CPU_BOUND: f64 = 0.8;
 /// The largest compute fraction of an I/O-bound command.
 pub const IO_BOUND: f64 = 0.2;
-/// Lock-bound: the least share of the working threads' sleeps spent on locks.
+/// The least share of futex sleeps that names a user-space lock in kernel-heavy work.
 pub const LOCK_SHARE: f64 = 0.5;
+/// Lock-bound: the largest share of the working threads' sleeps spent waiting on the
+/// outside world.
+pub const OUTSIDE_SHARE: f64 = 0.3;
 /// Lock-bound: the least share of their time the working threads waited.
 pub const WAITING: f64 = 0.2;
 /// Lock-bound: the least utilisation, cores.
 pub const LOCK_MIN_UTILISATION: f64 = 0.3;
-/// "Never more than one core": the most cores a serialised tree may show in a window.
-pub const ONE_CORE: f64 = 1.5;
 /// The least share of system time in the CPU time that makes work kernel-heavy.
 pub const KERNEL_HEAVY: f64 = 0.5;
 /// The most workers recommended.
@@ -180,8 +183,10 @@ pub fn advise(p: Profile) -> Advice {
     let f = p.compute_fraction.clamp(0.0, 1.0);
     let share = |k: SleepKind| p.sleeps.get(&k).copied().unwrap_or(0.0);
     let lock_share = share(SleepKind::Futex) + share(SleepKind::KernelLock);
-    let outside = share(SleepKind::Network) + share(SleepKind::Timer) + share(SleepKind::Disk);
-    let wchan_hidden = share(SleepKind::Other) >= 0.99;
+    let outside = share(SleepKind::Network)
+        + share(SleepKind::Timer)
+        + share(SleepKind::Disk)
+        + share(SleepKind::Child);
     let python = is_python(&p);
     let kernel_share = if p.cpu_s > 0.0 { p.sys_s / p.cpu_s } else { 0.0 };
     let kernel_heavy = kernel_share >= KERNEL_HEAVY;
@@ -219,12 +224,11 @@ pub fn advise(p: Profile) -> Advice {
             p.sleeps.iter().map(|(k, v)| format!("{} {}", sleep_name(*k), pct(*v))).collect();
         reasons.push(format!("The working threads slept in: {}.", list.join(", ")));
     }
-    let serialised = p.peak_cores <= ONE_CORE;
     let lock_bound = n >= 2
         && p.working_threads >= 2
         && 1.0 - f >= WAITING
         && p.utilisation >= LOCK_MIN_UTILISATION
-        && (lock_share >= LOCK_SHARE || (wchan_hidden && serialised));
+        && outside < OUTSIDE_SHARE;
     let class = if lock_bound {
         Class::LockBound
     } else if f >= CPU_BOUND {
@@ -241,10 +245,15 @@ pub fn advise(p: Profile) -> Advice {
     let sized = goetz.clamp(n, MAX_WORKERS).min(memory_cap.max(1));
     let (model, workers, tpp) = match class {
         Class::LockBound => {
-            let what = if share(SleepKind::KernelLock) > share(SleepKind::Futex) {
-                "a kernel lock (its threads sleep in rwsem/mutex waits: threads of one process \
-                 share its address space and its mmap_lock, processes do not)"
-                    .to_owned()
+            let kernel_lock = share(SleepKind::KernelLock) > share(SleepKind::Futex)
+                || (kernel_heavy && share(SleepKind::Futex) < LOCK_SHARE);
+            let what = if kernel_lock {
+                format!(
+                    "a kernel lock ({} of the CPU time is in the kernel: threads of one process \
+                     share its address space and its mmap_lock, processes do not)",
+                    pct(kernel_share)
+                )
+                .to_owned()
             } else if python {
                 "the Python interpreter's global lock (GIL): the program is python and its \
                  threads sleep on a futex while one of them runs"
@@ -255,9 +264,12 @@ pub fn advise(p: Profile) -> Advice {
                     .to_owned()
             };
             reasons.push(format!(
-                "Lock-bound: {} threads did the work but {} of their sleeps were on locks and \
+                "Lock-bound: {} threads did the work and waited {} of their time, but only {} of \
+                 their sleeps were on the outside world ({} on futexes or kernel locks), and \
                  they kept {:.2} cores busy (at most {:.2}): it looks like {what}.",
                 p.working_threads,
+                pct(1.0 - f),
+                pct(outside),
                 pct(lock_share),
                 p.utilisation,
                 p.peak_cores,

@@ -33,7 +33,7 @@ pub enum AdviseError {
     #[error("no command to profile: give one after '--', e.g. mpmt advise -- sha256sum FILE")]
     NoCommand,
     /// The command could not start.
-    #[error("cannot run '{command}': {source}{}", not_found_hint(source))]
+    #[error("cannot run '{command}'{}", not_found_hint(source))]
     Spawn {
         /// The command line.
         command: String,
@@ -86,7 +86,7 @@ pub enum AdviseError {
 
 fn not_found_hint(e: &std::io::Error) -> &'static str {
     if e.kind() == std::io::ErrorKind::NotFound {
-        " (command not found: is it on PATH?)"
+        ": command not found (is it on PATH?)"
     } else {
         ""
     }
