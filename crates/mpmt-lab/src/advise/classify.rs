@@ -25,8 +25,12 @@
 //!   interpreter (its GIL lets one thread compute at a time), threads otherwise (no IPC, one
 //!   copy of the memory).
 //! * io-bound and mixed: Goetz's sizing, `n × (1 + wait/compute)` (*Java Concurrency in
-//!   Practice*, 2006, §8.2), capped at [`MAX_WORKERS`] and by memory (half the available
-//!   memory divided by the memory per working thread); threads, which cost the least
+//!   Practice*, 2006, §8.2), rounded up to a power of two, capped at [`MAX_WORKERS`] and by
+//!   memory (half the available memory divided by the memory per working thread). The
+//!   formula is the least count that keeps the cores busy if every task computed and waited
+//!   exactly the mean; tasks that bunch up need more. A pool too small loses throughput in
+//!   proportion, one up to twice too large costs only the memory of threads that wait, so
+//!   the error is put on the cheap side. Threads, which cost the least
 //!   memory and start fastest, unless the compute part needs processes (Python, or kernel
 //!   time as above): then the hybrid, `n` processes × enough threads each.
 //! * lock-bound: `n` processes, each with its own lock (interpreter, address space); the
@@ -242,7 +246,7 @@ pub fn advise(p: Profile) -> Advice {
     let wait_per_compute = (1.0 - f) / f.max(0.01);
     let goetz = (n as f64 * (1.0 + wait_per_compute)).ceil() as usize;
     let memory_cap = memory_cap(&p);
-    let sized = goetz.clamp(n, MAX_WORKERS).min(memory_cap.max(1));
+    let sized = goetz.next_power_of_two().clamp(n, MAX_WORKERS).min(memory_cap.max(1));
     let (model, workers, tpp) = match class {
         Class::LockBound => {
             let kernel_lock = share(SleepKind::KernelLock) > share(SleepKind::Futex)
@@ -359,6 +363,10 @@ pub fn advise(p: Profile) -> Advice {
 fn cap_note(goetz: usize, sized: usize, memory_cap: usize) -> String {
     if sized == goetz {
         String::new()
+    } else if sized == goetz.next_power_of_two() {
+        format!(
+            ", rounded up to {sized} (a pool too small loses throughput, one too large only memory)"
+        )
     } else if sized == memory_cap {
         format!(
             ", capped at {sized} by memory (half the available memory per working thread's PSS)"
@@ -437,6 +445,9 @@ mod tests {
         // Waits 3 s per computed second on 4 cores: 4 × (1 + 3) = 16 threads.
         let a = advise(profile(0.25, 1, 0.25));
         assert_eq!((a.class, a.model, a.workers), (Class::Mixed, ModelChoice::Thread, 16));
+        // 4 × (1 + 2) = 12, rounded up to 16.
+        let a = advise(profile(1.0 / 3.0, 1, 0.33));
+        assert_eq!((a.class, a.workers), (Class::Mixed, 16));
         let a = advise(profile(0.001, 1, 0.001));
         assert_eq!((a.class, a.workers), (Class::IoBound, MAX_WORKERS));
     }
