@@ -80,7 +80,7 @@ pub struct CheckConfig {
 }
 
 /// One measured configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Point {
     /// `thread`, `process` or `hybrid`.
     pub model: ModelChoice,
@@ -103,7 +103,7 @@ impl Point {
 }
 
 /// One workload's check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkloadCheck {
     /// The workload.
     pub name: String,
@@ -122,7 +122,7 @@ pub struct WorkloadCheck {
 }
 
 /// The suite's result: the `mpmt advise --check --json` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     /// Cores this process may use.
     pub cores: usize,

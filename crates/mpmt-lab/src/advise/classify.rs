@@ -36,7 +36,7 @@
 //! * lock-bound: `n` processes, each with its own lock (interpreter, address space); the
 //!   hybrid when the threads also waited on the outside world (sockets, timers, disks).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, SleepKind};
 use crate::measure::units::Unit;
@@ -60,7 +60,7 @@ pub const KERNEL_HEAVY: f64 = 0.5;
 pub const MAX_WORKERS: usize = 64;
 
 /// What kind of work a command does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
     /// Computes nearly all the time.
@@ -86,7 +86,7 @@ impl Class {
 }
 
 /// The concurrency model recommended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelChoice {
     /// Threads of one process.
@@ -109,7 +109,7 @@ impl ModelChoice {
 }
 
 /// A configuration: a model and its workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// The model.
     pub model: ModelChoice,
@@ -145,7 +145,7 @@ impl std::fmt::Display for Config {
 }
 
 /// The advice: the `mpmt advise --json` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Advice {
     /// `cpu-bound`, `io-bound`, `lock-bound` or `mixed`.
     pub class: Class,

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::{Pid, WaitId, WaitIdOptions, pidfd_open, waitid};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::AdviseError;
 use crate::measure::memory;
@@ -72,7 +72,7 @@ pub enum Output {
 }
 
 /// Why a sleeping thread slept, from its `wchan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SleepKind {
     /// A futex: a user-space lock, condition variable or GIL.
@@ -140,7 +140,7 @@ struct Track {
 }
 
 /// The figures of one profiled run (the `measured` object of `mpmt advise --json`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Profile {
     /// The command line.
     pub command: Vec<String>,
