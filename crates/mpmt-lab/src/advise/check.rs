@@ -541,5 +541,18 @@ mod tests {
             (check.ratio - 1.0).abs() < 1e-12,
             "the recommendation was measured last, and best"
         );
+        // The report's JSON reads back (the HTML report may load a saved one).
+        let report = CheckReport {
+            cores: 2,
+            quick: true,
+            workloads: vec![check],
+            skipped: vec![],
+            min_ratio: Some(1.0),
+            duration_s: 1.0,
+        };
+        let back: CheckReport =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(back.workloads[0].class, Class::Mixed);
+        assert_eq!(back.workloads[0].recommended.config(), rec);
     }
 }
