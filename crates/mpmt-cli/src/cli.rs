@@ -135,6 +135,9 @@ pub(crate) struct RunArgs {
     /// default 8); ignored by noop. Units KiB, MiB, GiB (1024) or KB, MB, GB (1000).
     #[arg(long, value_parser = parse_task_size)]
     pub(crate) size: Option<u64>,
+    /// mmchurn, mallocchurn: map–touch–unmap rounds per task.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) rounds: u32,
     /// Replace a seeded fraction of the tasks by a fault, e.g. segfault:0.05
     /// (panic, abort, segfault, exit, oom [needs --memory-limit], hang [needs --timeout]).
     #[arg(long, value_name = "KIND:RATE", value_parser = parse_fault)]

@@ -102,6 +102,7 @@ fn advise(args: AdviseArgs) -> anyhow::Result<ExitCode> {
             Some(workload) => advise::task(&advise::TaskSpec {
                 workload,
                 size: args.size.unwrap_or(workload.default_size()),
+                rounds: 1,
                 exe,
                 target: std::time::Duration::from_secs(1),
                 max_time: args.max_time,
@@ -166,6 +167,7 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         memory_limit: args.memory_limit,
         max_tasks_per_worker: args.max_tasks_per_worker,
         retries: args.retries,
+        rounds: args.rounds,
         addr: args.addr,
     };
     // First Ctrl-C: stop the workers and report what finished; a second one exits at once.

@@ -1,5 +1,7 @@
 //! Integration tests: one binary (`autotests = false`), driving the real `mpmt` binary.
 //!
+//! * `advise`: `mpmt advise` classes of known workloads, its errors and `--max-time`,
+//!   `--check`'s JSON; `mpmt run --task tcp_request` with the server it starts.
 //! * `blame`: exact blame in hybrid workers (culprit vs collateral), the retry policy, and
 //!   scheduling that keeps a task from waiting behind a hang (issue 8).
 //! * `common`: helpers: the binary's path, a pool whose workers run that binary, children of
@@ -21,6 +23,7 @@
 //!
 //! The soak test runs in its own binary (`tests/soak.rs`): it compares the process's open
 //! descriptors before and after, which concurrent tests in one process would disturb.
+mod advise;
 mod blame;
 mod churn;
 mod cleanup;

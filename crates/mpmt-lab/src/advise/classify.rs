@@ -6,12 +6,14 @@
 //!
 //! 1. **lock-bound** when at least two threads did the work, on a machine of two cores or
 //!    more, they waited at least [`WAITING`] of their time, the tree kept at least
-//!    [`LOCK_MIN_UTILISATION`] core busy (the waits were on each other, not on the outside
-//!    world), and either most of their sleeping samples ([`LOCK_SHARE`]) were in a futex (a
-//!    user-space lock: a hot mutex, or a Python interpreter's GIL when the program is
-//!    `python`) or a kernel lock (`rwsem`, `mutex`: e.g. the address space's `mmap_lock`,
-//!    which threads share and processes do not), or, where `wchan` is hidden, the tree never
-//!    used more than [`ONE_CORE`] cores.
+//!    [`LOCK_MIN_UTILISATION`] core busy, and less than [`OUTSIDE_SHARE`] of their sleeping
+//!    samples were waits on the outside world (sockets, pipes, timers, storage, children):
+//!    threads that wait, but not for anything outside, wait for each other. Which lock it
+//!    looks like: a kernel lock when they slept more in `rwsem`/`mutex` than on futexes, or
+//!    when most of the CPU time is in the kernel and under [`LOCK_SHARE`] of the sleeps are
+//!    on futexes (mapping and faulting serialise on the address space's `mmap_lock`, which
+//!    threads share and processes do not); the GIL when the program is `python`; a hot
+//!    user-space lock (mutex, condition variable) otherwise.
 //! 2. **cpu-bound** when `f ≥` [`CPU_BOUND`]; **io-bound** when `f ≤` [`IO_BOUND`]; **mixed**
 //!    between.
 //!
@@ -23,14 +25,18 @@
 //!   interpreter (its GIL lets one thread compute at a time), threads otherwise (no IPC, one
 //!   copy of the memory).
 //! * io-bound and mixed: Goetz's sizing, `n × (1 + wait/compute)` (*Java Concurrency in
-//!   Practice*, 2006, §8.2), capped at [`MAX_WORKERS`] and by memory (half the available
-//!   memory divided by the memory per working thread); threads, which cost the least
+//!   Practice*, 2006, §8.2), rounded up to a power of two, capped at [`MAX_WORKERS`] and by
+//!   memory (half the available memory divided by the memory per working thread). The
+//!   formula is the least count that keeps the cores busy if every task computed and waited
+//!   exactly the mean; tasks that bunch up need more. A pool too small loses throughput in
+//!   proportion, one up to twice too large costs only the memory of threads that wait, so
+//!   the error is put on the cheap side. Threads, which cost the least
 //!   memory and start fastest, unless the compute part needs processes (Python, or kernel
 //!   time as above): then the hybrid, `n` processes × enough threads each.
 //! * lock-bound: `n` processes, each with its own lock (interpreter, address space); the
 //!   hybrid when the threads also waited on the outside world (sockets, timers, disks).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, SleepKind};
 use crate::measure::units::Unit;
@@ -39,21 +45,22 @@ use crate::measure::units::Unit;
 pub const CPU_BOUND: f64 = 0.8;
 /// The largest compute fraction of an I/O-bound command.
 pub const IO_BOUND: f64 = 0.2;
-/// Lock-bound: the least share of the working threads' sleeps spent on locks.
+/// The least share of futex sleeps that names a user-space lock in kernel-heavy work.
 pub const LOCK_SHARE: f64 = 0.5;
+/// Lock-bound: the largest share of the working threads' sleeps spent waiting on the
+/// outside world.
+pub const OUTSIDE_SHARE: f64 = 0.3;
 /// Lock-bound: the least share of their time the working threads waited.
 pub const WAITING: f64 = 0.2;
 /// Lock-bound: the least utilisation, cores.
 pub const LOCK_MIN_UTILISATION: f64 = 0.3;
-/// "Never more than one core": the most cores a serialised tree may show in a window.
-pub const ONE_CORE: f64 = 1.5;
 /// The least share of system time in the CPU time that makes work kernel-heavy.
 pub const KERNEL_HEAVY: f64 = 0.5;
 /// The most workers recommended.
 pub const MAX_WORKERS: usize = 64;
 
 /// What kind of work a command does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
     /// Computes nearly all the time.
@@ -79,7 +86,7 @@ impl Class {
 }
 
 /// The concurrency model recommended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelChoice {
     /// Threads of one process.
@@ -102,7 +109,7 @@ impl ModelChoice {
 }
 
 /// A configuration: a model and its workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// The model.
     pub model: ModelChoice,
@@ -138,7 +145,7 @@ impl std::fmt::Display for Config {
 }
 
 /// The advice: the `mpmt advise --json` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Advice {
     /// `cpu-bound`, `io-bound`, `lock-bound` or `mixed`.
     pub class: Class,
@@ -180,8 +187,10 @@ pub fn advise(p: Profile) -> Advice {
     let f = p.compute_fraction.clamp(0.0, 1.0);
     let share = |k: SleepKind| p.sleeps.get(&k).copied().unwrap_or(0.0);
     let lock_share = share(SleepKind::Futex) + share(SleepKind::KernelLock);
-    let outside = share(SleepKind::Network) + share(SleepKind::Timer) + share(SleepKind::Disk);
-    let wchan_hidden = share(SleepKind::Other) >= 0.99;
+    let outside = share(SleepKind::Network)
+        + share(SleepKind::Timer)
+        + share(SleepKind::Disk)
+        + share(SleepKind::Child);
     let python = is_python(&p);
     let kernel_share = if p.cpu_s > 0.0 { p.sys_s / p.cpu_s } else { 0.0 };
     let kernel_heavy = kernel_share >= KERNEL_HEAVY;
@@ -219,12 +228,11 @@ pub fn advise(p: Profile) -> Advice {
             p.sleeps.iter().map(|(k, v)| format!("{} {}", sleep_name(*k), pct(*v))).collect();
         reasons.push(format!("The working threads slept in: {}.", list.join(", ")));
     }
-    let serialised = p.peak_cores <= ONE_CORE;
     let lock_bound = n >= 2
         && p.working_threads >= 2
         && 1.0 - f >= WAITING
         && p.utilisation >= LOCK_MIN_UTILISATION
-        && (lock_share >= LOCK_SHARE || (wchan_hidden && serialised));
+        && outside < OUTSIDE_SHARE;
     let class = if lock_bound {
         Class::LockBound
     } else if f >= CPU_BOUND {
@@ -238,13 +246,18 @@ pub fn advise(p: Profile) -> Advice {
     let wait_per_compute = (1.0 - f) / f.max(0.01);
     let goetz = (n as f64 * (1.0 + wait_per_compute)).ceil() as usize;
     let memory_cap = memory_cap(&p);
-    let sized = goetz.clamp(n, MAX_WORKERS).min(memory_cap.max(1));
+    let sized = goetz.next_power_of_two().clamp(n, MAX_WORKERS).min(memory_cap.max(1));
     let (model, workers, tpp) = match class {
         Class::LockBound => {
-            let what = if share(SleepKind::KernelLock) > share(SleepKind::Futex) {
-                "a kernel lock (its threads sleep in rwsem/mutex waits: threads of one process \
-                 share its address space and its mmap_lock, processes do not)"
-                    .to_owned()
+            let kernel_lock = share(SleepKind::KernelLock) > share(SleepKind::Futex)
+                || (kernel_heavy && share(SleepKind::Futex) < LOCK_SHARE);
+            let what = if kernel_lock {
+                format!(
+                    "a kernel lock ({} of the CPU time is in the kernel: threads of one process \
+                     share its address space and its mmap_lock, processes do not)",
+                    pct(kernel_share)
+                )
+                .to_owned()
             } else if python {
                 "the Python interpreter's global lock (GIL): the program is python and its \
                  threads sleep on a futex while one of them runs"
@@ -255,9 +268,12 @@ pub fn advise(p: Profile) -> Advice {
                     .to_owned()
             };
             reasons.push(format!(
-                "Lock-bound: {} threads did the work but {} of their sleeps were on locks and \
+                "Lock-bound: {} threads did the work and waited {} of their time, but only {} of \
+                 their sleeps were on the outside world ({} on futexes or kernel locks), and \
                  they kept {:.2} cores busy (at most {:.2}): it looks like {what}.",
                 p.working_threads,
+                pct(1.0 - f),
+                pct(outside),
                 pct(lock_share),
                 p.utilisation,
                 p.peak_cores,
@@ -347,6 +363,10 @@ pub fn advise(p: Profile) -> Advice {
 fn cap_note(goetz: usize, sized: usize, memory_cap: usize) -> String {
     if sized == goetz {
         String::new()
+    } else if sized == goetz.next_power_of_two() {
+        format!(
+            ", rounded up to {sized} (a pool too small loses throughput, one too large only memory)"
+        )
     } else if sized == memory_cap {
         format!(
             ", capped at {sized} by memory (half the available memory per working thread's PSS)"
@@ -425,6 +445,9 @@ mod tests {
         // Waits 3 s per computed second on 4 cores: 4 × (1 + 3) = 16 threads.
         let a = advise(profile(0.25, 1, 0.25));
         assert_eq!((a.class, a.model, a.workers), (Class::Mixed, ModelChoice::Thread, 16));
+        // 4 × (1 + 2) = 12, rounded up to 16.
+        let a = advise(profile(1.0 / 3.0, 1, 0.33));
+        assert_eq!((a.class, a.workers), (Class::Mixed, 16));
         let a = advise(profile(0.001, 1, 0.001));
         assert_eq!((a.class, a.workers), (Class::IoBound, MAX_WORKERS));
     }

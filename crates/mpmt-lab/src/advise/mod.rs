@@ -17,7 +17,6 @@ pub mod classify;
 pub mod profile;
 
 use std::ffi::OsString;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ pub enum AdviseError {
     #[error("no command to profile: give one after '--', e.g. mpmt advise -- sha256sum FILE")]
     NoCommand,
     /// The command could not start.
-    #[error("cannot run '{command}': {source}{}", not_found_hint(source))]
+    #[error("cannot run '{command}'{}", not_found_hint(source))]
     Spawn {
         /// The command line.
         command: String,
@@ -86,7 +85,7 @@ pub enum AdviseError {
 
 fn not_found_hint(e: &std::io::Error) -> &'static str {
     if e.kind() == std::io::ErrorKind::NotFound {
-        " (command not found: is it on PATH?)"
+        ": command not found (is it on PATH?)"
     } else {
         ""
     }
@@ -105,6 +104,8 @@ pub struct TaskSpec {
     pub workload: Workload,
     /// Its size parameter.
     pub size: u64,
+    /// Rounds per task of the churn kinds.
+    pub rounds: u32,
     /// The `mpmt` binary (runs the workload as the profiled command).
     pub exe: std::path::PathBuf,
     /// How long the profiled run should last, roughly.
@@ -113,27 +114,27 @@ pub struct TaskSpec {
     pub max_time: Duration,
 }
 
-/// Profiles `mpmt run --model thread --workers CORES --task KIND` and advises: one thread per
-/// core shows whether the kind scales on threads, waits, or contends. The task count is
-/// sized from a short calibration run so that the profiled run lasts about `target`.
+/// Threads per core of the profiled run of a built-in kind.
+pub const THREADS_PER_CORE: usize = 4;
+
+/// Profiles `mpmt run --model thread --workers 4×CORES --task KIND` and advises. More
+/// threads than cores show how the kind behaves past the cores: threads that compute queue
+/// for a CPU (which is not counted as waiting), threads that wait leave the CPUs to the
+/// others, threads that contend sleep on their lock; and the pool's cost per task is spread
+/// as it is at the widths the advice recommends. The task count is sized from a short
+/// calibration run so that the profiled run lasts about `target`.
 pub fn task(spec: &TaskSpec) -> Result<Advice, AdviseError> {
-    let cores = mpmt::pool::available_cpus();
-    let count = calibrated_count(spec, cores)?;
-    let command = run_command(&spec.exe, spec.workload, spec.size, count, cores);
+    let threads = THREADS_PER_CORE * mpmt::pool::available_cpus();
+    let count = calibrated_count(spec, threads)?;
+    let command = run_command(spec, count, threads);
     let profile =
         profile::run(&command, &Limits { max_time: spec.max_time, stdout: Output::Discard })?;
     Ok(classify::advise(profile))
 }
 
-/// The command line that runs `count` tasks on `threads` threads.
-pub fn run_command(
-    exe: &Path,
-    workload: Workload,
-    size: u64,
-    count: u64,
-    threads: usize,
-) -> Vec<OsString> {
-    let mut command: Vec<OsString> = vec![exe.into()];
+/// The command line that runs `count` tasks of `spec` on `threads` threads.
+pub fn run_command(spec: &TaskSpec, count: u64, threads: usize) -> Vec<OsString> {
+    let mut command: Vec<OsString> = vec![spec.exe.clone().into()];
     for a in [
         "run".to_owned(),
         "--model".into(),
@@ -141,9 +142,11 @@ pub fn run_command(
         "--workers".into(),
         threads.to_string(),
         "--task".into(),
-        workload.name().into(),
+        spec.workload.name().into(),
         "--size".into(),
-        size.to_string(),
+        spec.size.to_string(),
+        "--rounds".into(),
+        spec.rounds.to_string(),
         "--count".into(),
         count.to_string(),
         "--json".into(),
@@ -153,8 +156,10 @@ pub fn run_command(
     command
 }
 
-/// Tasks for a run of about `target` on `cores` threads, from a run of a few tasks on one.
-fn calibrated_count(spec: &TaskSpec, cores: usize) -> Result<u64, AdviseError> {
+/// Tasks for a run of about `target` on `threads` threads, from a run of a few tasks on one
+/// (as if the tasks kept every core busy: a run of waiting tasks is shorter).
+fn calibrated_count(spec: &TaskSpec, threads: usize) -> Result<u64, AdviseError> {
+    let cores = mpmt::pool::available_cpus().min(threads);
     let probe = RunSpec {
         model: mpmt::pool::Model::Threads(1),
         transport: mpmt::transport::TransportKind::Pipe,
@@ -168,10 +173,11 @@ fn calibrated_count(spec: &TaskSpec, cores: usize) -> Result<u64, AdviseError> {
         memory_limit: None,
         max_tasks_per_worker: None,
         retries: 0,
+        rounds: spec.rounds,
         addr: None,
     };
     let report = workload::run(&probe, &AtomicBool::new(false), |_| {})?;
     let per_task = (report.wall_s / probe.count as f64).max(1e-6);
     let count = (spec.target.as_secs_f64() * cores as f64 / per_task).ceil() as u64;
-    Ok(count.clamp(4 * cores as u64, 1_000_000))
+    Ok(count.clamp(4 * threads as u64, 1_000_000))
 }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::{Pid, WaitId, WaitIdOptions, pidfd_open, waitid};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::AdviseError;
 use crate::measure::memory;
@@ -72,7 +72,7 @@ pub enum Output {
 }
 
 /// Why a sleeping thread slept, from its `wchan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SleepKind {
     /// A futex: a user-space lock, condition variable or GIL.
@@ -140,13 +140,13 @@ struct Track {
 }
 
 /// The figures of one profiled run (the `measured` object of `mpmt advise --json`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Profile {
     /// The command line.
     pub command: Vec<String>,
-    /// The root process's executable (`/proc/PID/exe`), where readable.
+    /// The root process's executable (`/proc/PID/exe`) as last seen alive, where readable.
     pub exe: Option<String>,
-    /// The root process's name (`/proc/PID/comm`).
+    /// The root process's name (`/proc/PID/comm`) as last seen alive.
     pub comm: String,
     /// CPUs this process may run on: the cores the advice sizes pools by.
     pub cores: usize,
@@ -238,7 +238,6 @@ pub fn run(command: &[OsString], limits: &Limits) -> Result<Profile, AdviseError
     let wall = started.elapsed();
     // The root is a zombie now: its totals include every reaped descendant.
     let totals = sampler.totals();
-    let exe = std::fs::read_link(format!("/proc/{}/exe", sampler.root)).ok();
     running.reap();
     if let Some(code) = status.exit_status().filter(|&c| c != 0) {
         return Err(AdviseError::Failed { command: shown.join(" "), code });
@@ -251,7 +250,6 @@ pub fn run(command: &[OsString], limits: &Limits) -> Result<Profile, AdviseError
     }
     let mut profile = sampler.finish(wall, totals);
     profile.command = shown;
-    profile.exe = exe.map(|p| p.display().to_string()).or(profile.exe);
     Ok(profile)
 }
 
@@ -335,6 +333,7 @@ struct Sampler {
     threads: HashMap<(u32, u32), Track>,
     io: HashMap<u32, Io>,
     comm: String,
+    exe: Option<String>,
     samples: u32,
     peak_pss: u64,
     peak_rss: u64,
@@ -350,6 +349,7 @@ impl Sampler {
             threads: HashMap::new(),
             io: HashMap::new(),
             comm: String::new(),
+            exe: None,
             samples: 0,
             peak_pss: 0,
             peak_rss: 0,
@@ -362,8 +362,14 @@ impl Sampler {
     fn sample(&mut self) {
         let now = Instant::now();
         let pids = tree(self.root);
-        if self.comm.is_empty() {
-            self.comm = read(&format!("/proc/{}/comm", self.root)).trim().to_owned();
+        // Read again each time: a wrapper (a shell script, a version-manager shim) may
+        // `exec` the real program after the start.
+        let comm = read(&format!("/proc/{}/comm", self.root));
+        if !comm.is_empty() {
+            self.comm = comm.trim().to_owned();
+        }
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", self.root)) {
+            self.exe = Some(exe.display().to_string());
         }
         let (mut pss, mut rss) = (0, 0);
         let pss_now = self.samples.is_multiple_of(PSS_EVERY);
@@ -503,7 +509,7 @@ impl Sampler {
         let runnable = (sampled_cpu + queued) / wall_s;
         Profile {
             command: Vec::new(),
-            exe: None,
+            exe: self.exe,
             comm: self.comm,
             cores: mpmt::pool::available_cpus(),
             wall_s,

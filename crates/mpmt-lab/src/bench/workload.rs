@@ -103,14 +103,15 @@ impl Workload {
         }
     }
 
-    fn job(self, index: u64, size: u64, addr: Option<SocketAddr>) -> Job {
+    fn job(self, index: u64, spec: &RunSpec) -> Job {
+        let (size, addr) = (spec.size, spec.addr);
         match self {
             Workload::Noop => Job::new::<builtin::Noop>(index),
             Workload::Sha256 => Job::new::<builtin::Sha256>(Sha256Input { index, size }),
             Workload::Primes => Job::new::<builtin::Primes>(primes_range(index, size)),
             Workload::Sleep => Job::new::<builtin::Sleep>(size),
-            Workload::Mmchurn => Job::new::<builtin::Mmchurn>(churn_input(index, size)),
-            Workload::MallocChurn => Job::new::<builtin::MallocChurn>(churn_input(index, size)),
+            Workload::Mmchurn => Job::new::<builtin::Mmchurn>(churn_input(index, spec)),
+            Workload::MallocChurn => Job::new::<builtin::MallocChurn>(churn_input(index, spec)),
             Workload::Memtouch => Job::new::<builtin::Mmchurn>(memtouch_input(index, size)),
             Workload::TcpRequest => Job::new::<builtin::TcpRequest>(TcpRequestInput {
                 // `run` starts a server when the spec names none, so `addr` is set here.
@@ -124,9 +125,15 @@ impl Workload {
     }
 }
 
-/// One map–touch–unmap round per task of `mpmt run`, so `tasks/s` is rounds per second.
-fn churn_input(index: u64, size: u64) -> ChurnInput {
-    ChurnInput { index, size, pages: ChurnInput::DEFAULT_PAGES, rounds: 1 }
+/// [`RunSpec::rounds`] map–touch–unmap rounds per task (one in `mpmt run`, so `tasks/s` is
+/// rounds per second).
+fn churn_input(index: u64, spec: &RunSpec) -> ChurnInput {
+    ChurnInput {
+        index,
+        size: spec.size,
+        pages: ChurnInput::DEFAULT_PAGES,
+        rounds: spec.rounds.max(1),
+    }
 }
 
 /// Every page of the block written, once.
@@ -185,6 +192,8 @@ pub struct RunSpec {
     pub max_tasks_per_worker: Option<u64>,
     /// Retries of idempotent tasks whose worker died.
     pub retries: u32,
+    /// Map–touch–unmap rounds per task of the churn kinds (`mpmt run`: 1).
+    pub rounds: u32,
     /// The server of `tcp_request` tasks; `None`: [`run`] starts the lab's loopback
     /// [`IoServer`] (answering after `size` µs) for the run and stops it after.
     pub addr: Option<SocketAddr>,
@@ -300,7 +309,7 @@ pub struct RunReport {
 /// Checks that the spec can run without harming the machine or hanging.
 fn validate(spec: &RunSpec) -> Result<(), RunError> {
     let churn = match spec.workload {
-        Workload::Mmchurn | Workload::MallocChurn => Some(churn_input(0, spec.size)),
+        Workload::Mmchurn | Workload::MallocChurn => Some(churn_input(0, spec)),
         Workload::Memtouch => Some(memtouch_input(0, spec.size)),
         _ => None,
     };
@@ -413,7 +422,7 @@ pub fn run(
             Workload::Sleep => value.downcast_ref::<u64>() == Some(&spec.size),
             Workload::Mmchurn | Workload::MallocChurn => {
                 value.downcast_ref::<ChurnOutput>()
-                    == Some(&mmchurn::expected(churn_input(*index, spec.size)))
+                    == Some(&mmchurn::expected(churn_input(*index, spec)))
             }
             Workload::Memtouch => {
                 value.downcast_ref::<ChurnOutput>()
@@ -499,7 +508,7 @@ fn collect(
 ) -> Collected {
     let mut jobs = (0..spec.count).map(|i| match &spec.inject {
         Some(plan) if plan.is_faulty(i) => plan.kind.job(i),
-        _ => spec.workload.job(i, spec.size, spec.addr),
+        _ => spec.workload.job(i, spec),
     });
     let mut c = Collected {
         ok: 0,

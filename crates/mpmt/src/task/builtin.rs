@@ -336,6 +336,14 @@ mod tests {
     }
 
     #[test]
+    fn mixed_returns_the_digest_and_fork_counts_its_children() {
+        let input = Sha256Input { index: 3, size: 50_000 };
+        assert_eq!(Mixed::run(input), sha256_digest(input));
+        assert_eq!(Fork::run(3), 3);
+        assert_eq!(Fork::run(0), 0);
+    }
+
+    #[test]
     fn primes_counts_match_known_values() {
         assert_eq!(Primes::run(PrimesInput { lo: 0, hi: 100 }), 25);
         assert_eq!(Primes::run(PrimesInput { lo: 0, hi: 1_000_000 }), 78_498);

@@ -10,7 +10,8 @@ use crate::advise::check::{CheckReport, Point};
 /// Renders an advice (ends with a newline).
 pub fn advice(a: &Advice) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{}", a.measured.command.join(" "));
+    let shown: Vec<String> = a.measured.command.iter().map(|arg| quoted(arg)).collect();
+    let _ = writeln!(s, "{}", shown.join(" "));
     let _ = writeln!(s, "  class         {}", a.class.name());
     let _ = writeln!(s, "  recommended   {}", a.config());
     if let Some(lock) = &a.lock {
@@ -20,6 +21,15 @@ pub fn advice(a: &Advice) -> String {
         let _ = writeln!(s, "  · {r}");
     }
     s
+}
+
+/// An argument as a shell would need it on one line: quoted when it holds spaces, quotes or
+/// newlines (shown as `\n`).
+fn quoted(arg: &str) -> String {
+    if !arg.is_empty() && !arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+        return arg.to_owned();
+    }
+    format!("'{}'", arg.replace('\'', "'\\''").replace('\n', "\\n"))
 }
 
 fn point(p: &Point) -> String {
@@ -59,4 +69,17 @@ pub fn check(r: &CheckReport) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_quoted_on_one_line() {
+        assert_eq!(quoted("sleep"), "sleep");
+        assert_eq!(quoted("a b"), "'a b'");
+        assert_eq!(quoted("x\ny"), "'x\\ny'");
+        assert_eq!(quoted("it's"), "'it'\\''s'");
+    }
 }
