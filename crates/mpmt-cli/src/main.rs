@@ -118,6 +118,7 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         program: None,
         timeout: args.timeout,
         memory_limit: args.memory_limit,
+        memory_cap: args.memory_cap,
         max_tasks_per_worker: args.max_tasks_per_worker,
         retries: args.retries,
     };

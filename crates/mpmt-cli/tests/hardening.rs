@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use mpmt::pool::{Model, TaskError};
+use mpmt::supervise::MemoryCap;
 use mpmt::task::builtin::Noop;
 use mpmt::task::fault::FaultKind;
 
@@ -185,7 +186,13 @@ fn a_thread_that_cannot_start_is_a_reported_error_never_a_panic() {
 fn a_memory_limit_too_small_to_start_a_worker_is_named_in_the_error() {
     use mpmt::pool::{PoolError, StartError};
 
-    let err = builder(Model::Processes(1)).memory_limit(4 << 20).build().unwrap_err();
+    // RLIMIT_AS: the address space a worker needs to start; a cgroup counts pages in use, and
+    // a worker starts within 4 MiB of those.
+    let err = builder(Model::Processes(1))
+        .memory_limit(4 << 20)
+        .memory_cap(MemoryCap::RlimitAs)
+        .build()
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         matches!(&err, PoolError::WorkerStart { cause: StartError::OutOfMemory { limit, .. } }
@@ -194,7 +201,15 @@ fn a_memory_limit_too_small_to_start_a_worker_is_named_in_the_error() {
     );
     assert!(text.contains("memory limit of 4 MiB"), "{text}");
     assert!(!text.contains("run_if_worker"), "{text}");
-    let out = crate::common::mpmt(&["run", "--task", "noop", "--memory-limit", "4MiB"]);
+    let out = crate::common::mpmt(&[
+        "run",
+        "--task",
+        "noop",
+        "--memory-limit",
+        "4MiB",
+        "--memory-cap",
+        "rlimit_as",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("memory limit of 4 MiB"), "{stderr}");
@@ -210,7 +225,10 @@ fn a_hybrid_worker_whose_threads_cannot_start_is_a_start_failure_not_a_restart_l
     use mpmt::pool::{PoolError, StartError};
 
     let model = Model::Hybrid { processes: 1, threads: 254 };
-    let err = builder(model).memory_limit(64 << 20).build().unwrap_err();
+    // Under RLIMIT_AS, which counts the stacks' address space (a cgroup counts only pages in
+    // use, and the worker starts: the fix for address-space caps, see memcap.rs).
+    let err =
+        builder(model).memory_limit(64 << 20).memory_cap(MemoryCap::RlimitAs).build().unwrap_err();
     assert!(
         matches!(
             &err,
@@ -234,6 +252,8 @@ fn a_hybrid_worker_whose_threads_cannot_start_is_a_start_failure_not_a_restart_l
         "254",
         "--memory-limit",
         "64MiB",
+        "--memory-cap",
+        "rlimit_as",
         "--json",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -430,6 +450,9 @@ fn worker_stderr_is_inherited_discarded_or_captured_per_task() {
     let pool = builder(Model::Processes(1))
         .worker_stderr(WorkerStderr::Capture)
         .memory_limit(128 << 20)
+        // The allocator's message is what RLIMIT_AS makes a worker print; a cgroup's OOM
+        // killer leaves no last words.
+        .memory_cap(MemoryCap::RlimitAs)
         .build()
         .unwrap();
     let quiet = pool.submit::<Noop>(1).unwrap().wait_completion();

@@ -13,6 +13,7 @@
 //! * `hardening`: the regressions of issue 14 (start failures, stalled frames, limits).
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
+//! * `memcap`: memory caps through cgroups: one per worker, always removed; the fallback.
 //! * `memory`: the `memory` claim's probe child measures each pool's process tree.
 //! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
 //! * `transport`: every transport through real worker processes, with and without crashes.
@@ -28,6 +29,7 @@ mod faults;
 mod hardening;
 mod ipc;
 mod isolation;
+mod memcap;
 mod memory;
 mod protocol;
 mod signals;

@@ -108,13 +108,15 @@ fn soak(model: Model) {
     }
     let stats = pool.stats();
     assert_eq!(stats.workers_alive, workers, "{stats:?}");
+    // The best cap available: a memory cgroup per worker where this process may make one.
+    let cap = stats.memory_cap.expect("a memory limit has a mechanism");
     // Five of the six kinds kill their worker; in the hybrid model one death may take two
     // faulty tasks running side by side.
     match model {
         Model::Processes(_) => assert_eq!(stats.restarts, 500),
         _ => assert!((100..=500).contains(&stats.restarts), "{}", stats.restarts),
     }
-    eprintln!("{model}: {counts:?}, {} restarts", stats.restarts);
+    eprintln!("{model} ({cap}): {counts:?}, {} restarts", stats.restarts);
     pool.shutdown();
 }
 

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
 use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, TaskError};
+use mpmt::supervise::MemoryCap;
 use mpmt::task::builtin::{self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input};
 use mpmt::task::fault::{FaultKind, FaultPlan};
 use mpmt::task::mmchurn;
@@ -135,8 +136,10 @@ pub struct RunSpec {
     pub program: Option<PathBuf>,
     /// Longest a task may run.
     pub timeout: Option<Duration>,
-    /// Address-space limit per worker process, bytes.
+    /// Memory limit per worker process, bytes.
     pub memory_limit: Option<u64>,
+    /// The mechanism that enforces it (default: the best available).
+    pub memory_cap: Option<MemoryCap>,
     /// Recycle worker processes after this many tasks.
     pub max_tasks_per_worker: Option<u64>,
     /// Retries of idempotent tasks whose worker died.
@@ -240,6 +243,10 @@ pub struct RunReport {
     pub leaked_threads: u64,
     /// From noticing a worker's death to its replacement being ready, microseconds.
     pub recovery_us: Option<Percentiles>,
+    /// The memory limit per worker process, bytes (`null`: none).
+    pub memory_limit: Option<u64>,
+    /// What enforced it: `"cgroup2"`, `"cgroup1"` or `"rlimit_as"` (`null`: no limit).
+    pub memory_cap_mechanism: Option<MemoryCap>,
     /// Peers the transport refused (`tcp`: a connection without the pool's secret, or with
     /// no complete handshake in time); 0 for the other transports and the thread model.
     pub rejected_peers: u64,
@@ -305,6 +312,9 @@ pub fn run(
     }
     if let Some(m) = spec.memory_limit {
         builder = builder.memory_limit(m);
+    }
+    if let Some(m) = spec.memory_cap {
+        builder = builder.memory_cap(m);
     }
     if let Some(n) = spec.max_tasks_per_worker {
         builder = builder.max_tasks_per_worker(n);
@@ -380,6 +390,8 @@ pub fn run(
         recycled: stats.recycled,
         leaked_threads: stats.leaked_threads,
         recovery_us: Percentiles::of(&recoveries),
+        memory_limit: spec.memory_limit,
+        memory_cap_mechanism: stats.memory_cap,
         rejected_peers: stats.rejected_peers,
         interrupted: stop.load(Ordering::Acquire),
     })

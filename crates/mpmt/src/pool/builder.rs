@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::shared::{Limits, Shared};
 use super::{Engine, Model, Pool, PoolError, process, thread};
+use crate::supervise::{CapPlan, MemoryCap};
 use crate::task::Registry;
 use crate::transport::TransportKind;
 
@@ -49,6 +50,7 @@ pub struct PoolBuilder {
     limits: Limits,
     registry: Option<Arc<Registry>>,
     stderr: WorkerStderr,
+    memory_cap: Option<MemoryCap>,
 }
 
 impl Default for PoolBuilder {
@@ -63,6 +65,7 @@ impl Default for PoolBuilder {
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             registry: None,
             stderr: WorkerStderr::Inherit,
+            memory_cap: None,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -138,12 +141,25 @@ impl PoolBuilder {
         self
     }
 
-    /// Address-space limit of each worker process, in bytes (process and hybrid models).
-    /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
-    /// The thread model has no worker process to cap: [`PoolBuilder::build`] refuses the
-    /// setting there ([`PoolError::Config`]) rather than ignore it silently.
+    /// Memory limit of each worker process, in bytes (process and hybrid models), enforced
+    /// by the best mechanism available ([`crate::supervise::cgroup`]): a memory cgroup per
+    /// worker (v2 `memory.max`, else v1 `memory.limit_in_bytes`), which counts memory in use
+    /// and whose OOM killer ends the worker, else `RLIMIT_AS`, which counts address space, so
+    /// thread stacks and malloc arenas count too (a hybrid worker needs room for its
+    /// threads). [`Pool::stats`] says which one (`memory_cap`), as does each
+    /// [`super::TaskError::OutOfMemory`]. The thread model has no worker process to cap:
+    /// [`PoolBuilder::build`] refuses the setting there ([`PoolError::Config`]) rather than
+    /// ignore it silently.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.limits.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Uses exactly this mechanism for [`memory_limit`](PoolBuilder::memory_limit) instead of
+    /// the best available; [`PoolBuilder::build`] fails ([`PoolError::Config`], saying why)
+    /// where it cannot be used. `MemoryCap::RlimitAs` is always available.
+    pub fn memory_cap(mut self, mechanism: MemoryCap) -> Self {
+        self.memory_cap = Some(mechanism);
         self
     }
 
@@ -233,8 +249,19 @@ impl PoolBuilder {
                     .into(),
             ));
         }
+        if self.memory_cap.is_some() && self.limits.memory_limit.is_none() {
+            return Err(PoolError::Config(
+                "a memory cap mechanism was chosen but no memory limit was set".into(),
+            ));
+        }
+        // The cgroup (if any) lives as long as the pool's workers: they hold it.
+        let cap = match self.limits.memory_limit {
+            Some(_) => Some(CapPlan::choose(self.memory_cap).map_err(PoolError::Config)?),
+            None => None,
+        };
         let slots = self.model.processes().max(self.model.parallelism());
-        let shared = Arc::new(Shared::new(slots, self.limits.clone()));
+        let shared =
+            Arc::new(Shared::new(slots, self.limits.clone(), cap.as_ref().map(|c| c.mechanism)));
         let capacity = self.queue_capacity;
         let mut channel = None;
         let (engine, tx, rx) = match self.model {
@@ -257,6 +284,7 @@ impl PoolBuilder {
                     threads,
                     frame_timeout: self.frame_timeout,
                     stderr: self.stderr,
+                    cap,
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone())?;

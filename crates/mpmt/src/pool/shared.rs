@@ -28,6 +28,8 @@ pub(crate) struct Limits {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
+    /// What caps the workers' memory, when `limits.memory_limit` is set.
+    pub(crate) memory_cap: Option<crate::supervise::MemoryCap>,
     pub(crate) restarts: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
     pub(crate) recycled: AtomicU64,
@@ -54,9 +56,14 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(super) fn new(slots: usize, limits: Limits) -> Shared {
+    pub(super) fn new(
+        slots: usize,
+        limits: Limits,
+        memory_cap: Option<crate::supervise::MemoryCap>,
+    ) -> Shared {
         Shared {
             limits,
+            memory_cap,
             restarts: AtomicU64::new(0),
             spawn_failures: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
@@ -114,4 +121,6 @@ pub struct PoolStats {
     pub recoveries: Vec<Duration>,
     /// Peers refused by the transport (`tcp`: a wrong or missing secret).
     pub rejected_peers: u64,
+    /// What caps each worker's memory (`None`: no memory limit set).
+    pub memory_cap: Option<crate::supervise::MemoryCap>,
 }

@@ -21,7 +21,8 @@
 //! 2. disables core dumps (a crash is an expected event here, not a debugging session);
 //! 3. maps its status page ([`crate::supervise::status`]), from then on noting failed
 //!    allocations ([`OomAwareAlloc`]), opens its channel ([`crate::transport::connect`]) and
-//!    applies its memory limit (`RLIMIT_AS`);
+//!    applies its memory limit (`RLIMIT_AS`, when the pool caps it that way rather than by
+//!    a cgroup, which the worker joined before `exec`);
 //! 4. starts its task threads (hybrid model) and only then says `Hello`: a worker is started
 //!    once it can run tasks, so one that cannot (its threads do not fit its memory limit) is
 //!    a start failure the pool reports, not a death it would answer with a replacement;
@@ -98,7 +99,7 @@ pub(crate) struct WorkerArgs {
     pub(crate) threads: usize,
     /// Descriptor of the status page.
     pub(crate) status_fd: Option<i32>,
-    /// `RLIMIT_AS` in bytes.
+    /// `RLIMIT_AS` in bytes (only when the pool has no cgroup for the worker).
     pub(crate) memory_limit: Option<u64>,
     /// How long a task frame that has begun may take to arrive.
     pub(crate) frame_timeout: Option<std::time::Duration>,

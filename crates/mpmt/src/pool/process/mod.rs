@@ -70,6 +70,8 @@ pub(crate) struct Config {
     pub(crate) frame_timeout: Duration,
     /// Where workers' stderr goes.
     pub(crate) stderr: super::WorkerStderr,
+    /// How workers' memory is capped, when the pool has a memory limit.
+    pub(crate) cap: Option<crate::supervise::CapPlan>,
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of
@@ -101,6 +103,9 @@ pub enum StartError {
         #[source]
         source: TransportError,
     },
+    /// The worker's memory cgroup could not be created or set up.
+    #[error("cannot create the worker's memory cgroup: {0}")]
+    Cgroup(#[source] io::Error),
     /// The file that captures the worker's stderr could not be created.
     #[error("cannot create the worker's stderr capture: {0}")]
     StderrCapture(#[source] io::Error),
@@ -128,10 +133,11 @@ pub enum StartError {
     /// The worker ran out of memory before it was ready: its memory limit is too small for
     /// the program, its channel and its task threads' stacks.
     #[error(
-        "worker {worker} ran out of memory while starting{}: the memory limit of {} is too \
+        "worker {worker} ran out of memory while starting{}: the memory limit of {}{} is too \
          small for its program, its channel{}; raise it",
         requested.map(|r| format!(" (an allocation of {r} bytes failed)")).unwrap_or_default(),
         mib(*limit),
+        mechanism.map(|m| format!(" ({m})")).unwrap_or_default(),
         if *threads > 1 { format!(" and {threads} task threads' stacks") } else { String::new() }
     )]
     OutOfMemory {
@@ -143,6 +149,8 @@ pub enum StartError {
         limit: u64,
         /// Task threads per worker.
         threads: usize,
+        /// What capped the worker's memory.
+        mechanism: Option<crate::supervise::MemoryCap>,
     },
     /// The worker program ran but could not set itself up (its channel, its limits, its
     /// task threads); it said why on stderr.

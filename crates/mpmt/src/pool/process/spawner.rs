@@ -106,13 +106,19 @@ pub(super) fn start(
     let (page, page_fd): (StatusPage, OwnedFd) =
         StatusPage::create(config.threads).map_err(StartError::StatusPage)?;
     let pending = config.transport.open().map_err(StartError::Channel)?;
+    // Under a cgroup the kernel caps the worker; RLIMIT_AS is the worker's own doing.
+    let cgroup = match (&config.cap, limits.memory_limit) {
+        (Some(plan), Some(limit)) => plan.worker(limit).map_err(StartError::Cgroup)?,
+        _ => None,
+    };
+    let rlimit = limits.memory_limit.filter(|_| cgroup.is_none());
     let args = WorkerArgs {
         link: pending.child_arg(),
         parent: std::process::id(),
         max_frame: config.max_frame,
         threads: config.threads,
         status_fd: Some(page_fd.as_raw_fd()),
-        memory_limit: limits.memory_limit,
+        memory_limit: rlimit,
         frame_timeout: Some(config.frame_timeout),
     };
     let mut argv = vec![WORKER_COMMAND.to_owned()];
@@ -120,10 +126,12 @@ pub(super) fn start(
     let mut inherit = pending.child_fds();
     inherit.push(page_fd.as_raw_fd());
     let mut env = pending.child_env();
-    if limits.memory_limit.is_some() {
+    if rlimit.is_some() {
         // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
         // 8 × CPUs): under an address-space limit that alone can exhaust it.
         env.push(("MALLOC_ARENA_MAX", "1".into()));
+    }
+    if limits.memory_limit.is_some() {
         // An allocation failure is an expected way for such a worker to die; Rust's
         // handler would otherwise capture and print a backtrace each time (slow, and noise).
         env.push(("RUST_BACKTRACE", "0".into()));
@@ -136,7 +144,7 @@ pub(super) fn start(
             (Some(Arc::new(log)), Stdio::from(fd))
         }
     };
-    let process = supervise::spawn_with(&config.program, &argv, &env, &inherit, stderr)
+    let process = supervise::spawn_in(&config.program, &argv, &env, &inherit, stderr, cgroup)
         .map_err(|source| StartError::Spawn { program: config.program.clone(), source })?;
     drop(page_fd);
     let deadline = Instant::now() + START_TIMEOUT;
@@ -188,15 +196,22 @@ pub(super) fn start(
         Ok(Event::Closed(cause)) => {
             let exit = worker.finish(Duration::from_millis(500));
             let noted = worker.watched.page.oom_request();
+            let oom_killed = worker.process.oom_killed();
             Err(match (exit, limits.memory_limit) {
                 // Out of memory: noted by the allocator, or an abort under a memory limit (a
-                // program without `OomAwareAlloc`).
-                (Exit::Signal { signal: 6 }, Some(limit)) => StartError::OutOfMemory {
-                    worker: slot,
-                    requested: noted,
-                    limit,
-                    threads: config.threads,
-                },
+                // program without `OomAwareAlloc`), or a kill its memory cgroup counted.
+                (Exit::Signal { signal: 6 }, Some(limit))
+                | (Exit::Signal { signal: 9 }, Some(limit))
+                    if exit == (Exit::Signal { signal: 6 }) || oom_killed =>
+                {
+                    StartError::OutOfMemory {
+                        worker: slot,
+                        requested: noted,
+                        limit,
+                        threads: config.threads,
+                        mechanism: shared.memory_cap,
+                    }
+                }
                 (Exit::Code { code }, _) if code == ChildCode::Setup.code() => {
                     StartError::Setup { worker: slot, exit, threads: config.threads }
                 }
