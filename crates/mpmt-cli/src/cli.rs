@@ -33,6 +33,14 @@ pub(crate) enum ModelArg {
     Hybrid,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SpawnArg {
+    /// A fork server forks every worker.
+    ForkServer,
+    /// Every worker is the program executed afresh.
+    Exec,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Concurrency model.
@@ -60,6 +68,10 @@ pub(crate) struct RunArgs {
     /// (default: the best available).
     #[arg(long, value_name = "MECHANISM", requires = "memory_limit", value_parser = parse_memory_cap)]
     pub(crate) memory_cap: Option<mpmt::supervise::MemoryCap>,
+    /// How worker processes start: fork-server (forked by a helper executed once, the
+    /// default) or exec (each one the program executed afresh).
+    #[arg(long, value_enum, default_value = "fork-server")]
+    pub(crate) spawn: SpawnArg,
     /// Replace each worker process after this many tasks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_tasks_per_worker: Option<u64>,

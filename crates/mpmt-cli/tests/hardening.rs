@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mpmt::pool::{Model, TaskError};
+use mpmt::pool::{Model, Spawn, TaskError};
 use mpmt::supervise::MemoryCap;
 use mpmt::task::builtin::Noop;
 use mpmt::task::fault::FaultKind;
@@ -55,7 +55,10 @@ impl Drop for Program {
 #[test]
 fn a_pool_that_cannot_restart_its_workers_fails_every_queued_task_and_never_hangs() {
     let program = Program::new("give-up");
+    // Exec: removing the program is this test's way to make starts fail (a fork server, once
+    // running, needs no program file; its own death is tested in forkserver.rs).
     let pool = builder(Model::Processes(1))
+        .spawn(Spawn::Exec)
         .worker_program(&program.path)
         .worker_start_attempts(3)
         .queue_capacity(4)
@@ -87,7 +90,11 @@ fn a_pool_that_cannot_restart_its_workers_fails_every_queued_task_and_never_hang
 #[test]
 fn a_pool_keeps_retrying_worker_starts_until_one_succeeds() {
     let program = Program::new("retry");
-    let pool = builder(Model::Processes(1)).worker_program(&program.path).build().unwrap();
+    let pool = builder(Model::Processes(1))
+        .spawn(Spawn::Exec)
+        .worker_program(&program.path)
+        .build()
+        .unwrap();
     program.remove();
     let crash = pool.submit_job(FaultKind::Segfault.job(0)).unwrap();
     let queued: Vec<_> = (0..20).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
@@ -122,7 +129,9 @@ fn a_frame_that_stops_mid_way_fails_its_worker_and_the_pool_keeps_serving() {
     use mpmt::task::builtin::Sleep;
     use mpmt::transport::frame::{FrameKind, encode_header};
 
+    // Exec: the worker's command line names its channel (a forked worker's is its server's).
     let pool = builder(Model::Processes(1))
+        .spawn(Spawn::Exec)
         .frame_timeout(std::time::Duration::from_millis(200))
         .build()
         .unwrap();

@@ -6,6 +6,8 @@
 //!   this process.
 //! * `faults`: fault injection into each model: exact outcome counts, 0 lost, the pool keeps
 //!   serving and restores its workers.
+//! * `forkserver`: workers forked by the fork server: the pool's children, only their own
+//!   descriptors, the server's death costs nothing.
 //! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
 //! * `cleanup`: no worker process outlives its pool.
 //! * `churn`: the address-space churn kinds verify their work on every model.
@@ -26,6 +28,7 @@ mod cleanup;
 mod cli;
 mod common;
 mod faults;
+mod forkserver;
 mod hardening;
 mod ipc;
 mod isolation;

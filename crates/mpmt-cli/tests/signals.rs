@@ -52,9 +52,11 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts `mpmt run ARGS` (output captured) and waits until its `workers` workers exist;
-/// returns the guarded child and the workers' pids.
+/// Starts `mpmt run ARGS` (output captured) and waits until its `workers` workers exist (and
+/// its fork server, unless `--spawn exec`); returns the guarded child and the pids of all its
+/// children (the fork server included).
 fn start_run(args: &[&str], workers: usize) -> (KillOnDrop, Vec<u32>) {
+    let workers = if args.contains(&"exec") { workers } else { workers + 1 };
     let child = Command::new(bin())
         .arg("run")
         .args(args)
@@ -87,10 +89,18 @@ fn ctrl_c_stops_the_workers_and_prints_partial_results() {
     assert!(workers.iter().all(|&w| !alive(w)));
 }
 
+/// Both spawn modes: the fork server and the workers it forked die with the parent.
 #[test]
 fn killing_the_parent_kills_every_worker() {
+    for spawn in ["fork-server", "exec"] {
+        kill_the_parent(spawn);
+    }
+}
+
+fn kill_the_parent(spawn: &str) {
     let args = ["--model", "process", "--workers", "3", "--task", "sleep", "--size", "50000"];
-    let (child, workers) = start_run(&[&args[..], &["--count", "100000"]].concat(), 3);
+    let (child, workers) =
+        start_run(&[&args[..], &["--count", "100000", "--spawn", spawn]].concat(), 3);
     let pid = child.pid();
     signal(pid, Signal::KILL);
     let _ = child.take().wait();
@@ -99,7 +109,7 @@ fn killing_the_parent_kills_every_worker() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let survivors: Vec<_> = workers.iter().filter(|&&w| alive(w)).collect();
-    assert!(survivors.is_empty(), "workers {survivors:?} outlived their parent by 1 s");
+    assert!(survivors.is_empty(), "{spawn}: {survivors:?} outlived their parent by 1 s");
 }
 
 /// Names of the message queues a process holds open, from its descriptors in /proc (an

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
-use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, TaskError};
+use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, Spawn, TaskError};
 use mpmt::supervise::MemoryCap;
 use mpmt::task::builtin::{self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input};
 use mpmt::task::fault::{FaultKind, FaultPlan};
@@ -140,6 +140,8 @@ pub struct RunSpec {
     pub memory_limit: Option<u64>,
     /// The mechanism that enforces it (default: the best available).
     pub memory_cap: Option<MemoryCap>,
+    /// How worker processes start.
+    pub spawn: Spawn,
     /// Recycle worker processes after this many tasks.
     pub max_tasks_per_worker: Option<u64>,
     /// Retries of idempotent tasks whose worker died.
@@ -247,6 +249,9 @@ pub struct RunReport {
     pub memory_limit: Option<u64>,
     /// What enforced it: `"cgroup2"`, `"cgroup1"` or `"rlimit_as"` (`null`: no limit).
     pub memory_cap_mechanism: Option<MemoryCap>,
+    /// How worker processes started at the end of the run (`"fork_server"`, or `"exec"`,
+    /// also after a fork server died); `null` for threads.
+    pub spawn: Option<Spawn>,
     /// Peers the transport refused (`tcp`: a connection without the pool's secret, or with
     /// no complete handshake in time); 0 for the other transports and the thread model.
     pub rejected_peers: u64,
@@ -302,8 +307,11 @@ pub fn run(
     mut on_outcome: impl FnMut(u64),
 ) -> Result<RunReport, RunError> {
     validate(spec)?;
-    let mut builder =
-        Pool::builder().model(spec.model).transport(spec.transport).retries(spec.retries);
+    let mut builder = Pool::builder()
+        .model(spec.model)
+        .transport(spec.transport)
+        .retries(spec.retries)
+        .spawn(spec.spawn);
     if let Some(p) = &spec.program {
         builder = builder.worker_program(p);
     }
@@ -392,6 +400,7 @@ pub fn run(
         recovery_us: Percentiles::of(&recoveries),
         memory_limit: spec.memory_limit,
         memory_cap_mechanism: stats.memory_cap,
+        spawn: stats.spawn,
         rejected_peers: stats.rejected_peers,
         interrupted: stop.load(Ordering::Acquire),
     })

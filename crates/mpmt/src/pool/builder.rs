@@ -37,6 +37,20 @@ pub enum WorkerStderr {
     Capture,
 }
 
+/// How a process pool starts its worker processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spawn {
+    /// A fork server (the default): one single-threaded helper, the worker program executed
+    /// once at pool start, forks every worker on request ([`crate::supervise::zygote`]);
+    /// workers share its pages copy-on-write and start in a fork's time. If it cannot start,
+    /// or dies, the pool says so on stderr and executes workers from then on.
+    #[default]
+    ForkServer,
+    /// Every worker is the worker program executed afresh.
+    Exec,
+}
+
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
@@ -51,6 +65,7 @@ pub struct PoolBuilder {
     registry: Option<Arc<Registry>>,
     stderr: WorkerStderr,
     memory_cap: Option<MemoryCap>,
+    spawn: Spawn,
 }
 
 impl Default for PoolBuilder {
@@ -66,6 +81,7 @@ impl Default for PoolBuilder {
             registry: None,
             stderr: WorkerStderr::Inherit,
             memory_cap: None,
+            spawn: Spawn::default(),
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -194,6 +210,12 @@ impl PoolBuilder {
         self
     }
 
+    /// How worker processes are started (default [`Spawn::ForkServer`]).
+    pub fn spawn(mut self, spawn: Spawn) -> Self {
+        self.spawn = spawn;
+        self
+    }
+
     /// Where worker processes' standard error goes (default [`WorkerStderr::Inherit`]).
     pub fn worker_stderr(mut self, policy: WorkerStderr) -> Self {
         self.stderr = policy;
@@ -285,6 +307,7 @@ impl PoolBuilder {
                     frame_timeout: self.frame_timeout,
                     stderr: self.stderr,
                     cap,
+                    spawn: self.spawn,
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone())?;

@@ -69,7 +69,7 @@ mod slot;
 pub mod thread;
 
 pub use builder::{
-    DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, WorkerStderr, available_cpus,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, Spawn, WorkerStderr, available_cpus,
 };
 pub use error::{PoolError, SubmitError};
 pub use map::Map;
@@ -235,6 +235,15 @@ impl Pool {
             recoveries: lock(&s.recoveries).iter().copied().collect(),
             rejected_peers: self.channel.as_ref().map_or(0, |t| t.rejected_peers()),
             memory_cap: s.memory_cap,
+            spawn: match s.fork_server.load(Ordering::Acquire) {
+                0 if self.model.processes() > 0 => Some(Spawn::Exec),
+                0 => None,
+                _ => Some(Spawn::ForkServer),
+            },
+            fork_server_pid: match s.fork_server.load(Ordering::Acquire) {
+                0 => None,
+                pid => Some(pid),
+            },
         }
     }
 

@@ -2,7 +2,7 @@
 //! live counters ([`Shared`]), of which [`PoolStats`] is a snapshot.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// What caps the workers' memory, when `limits.memory_limit` is set.
     pub(crate) memory_cap: Option<crate::supervise::MemoryCap>,
+    /// The pid of the pool's fork server while it serves; 0 when workers are exec'd.
+    pub(crate) fork_server: AtomicU32,
     pub(crate) restarts: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
     pub(crate) recycled: AtomicU64,
@@ -64,6 +66,7 @@ impl Shared {
         Shared {
             limits,
             memory_cap,
+            fork_server: AtomicU32::new(0),
             restarts: AtomicU64::new(0),
             spawn_failures: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
@@ -123,4 +126,9 @@ pub struct PoolStats {
     pub rejected_peers: u64,
     /// What caps each worker's memory (`None`: no memory limit set).
     pub memory_cap: Option<crate::supervise::MemoryCap>,
+    /// How worker processes are started now (`None` for the thread model): `Exec` also
+    /// after the fork server died or could not start.
+    pub spawn: Option<super::Spawn>,
+    /// The fork server's pid while it serves.
+    pub fork_server_pid: Option<u32>,
 }

@@ -13,6 +13,8 @@
 //!   only judge of how a child died, never the child's own report; [`ChildCode`]: the exit
 //!   codes of our own children;
 //! * [`status`]: the page through which a worker says which task each thread runs;
+//! * [`zygote`]: the fork server: a single-threaded helper exec'd once per pool that forks
+//!   workers on request, as the pool's children (`CLONE_PARENT`);
 //! * [`Watchdog`]: the one time-limit mechanism: a thread per pool that finds tasks running
 //!   past their timeout, or a phase deadline that kills registered processes when it passes.
 
@@ -23,6 +25,7 @@ pub mod fork;
 mod spawn;
 pub mod status;
 mod watchdog;
+pub mod zygote;
 
 pub use cgroup::{CapPlan, MemoryCap};
 pub use exit::{ChildCode, Exit, signal_name};

@@ -153,10 +153,7 @@ pub fn spawn_in(
         // From here the pidfd owns the process's fate; std's Child is not needed (dropping it
         // neither waits nor kills).
         Ok(mut spawned) => {
-            spawned.cgroup = cgroup.map(|mut c| {
-                c.joined();
-                c
-            });
+            spawned.set_cgroup(cgroup);
             Ok(spawned)
         }
         Err(e) => {
@@ -179,6 +176,14 @@ impl Spawned {
         // The child is ours and not yet waited for, so the pid cannot have been recycled here.
         let pidfd = pidfd_open(raw, PidfdFlags::empty())?;
         Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None, cgroup: None })
+    }
+
+    /// Hands the process the cgroup it joined (removed once the process is reaped).
+    pub(super) fn set_cgroup(&mut self, cgroup: Option<WorkerCgroup>) {
+        self.cgroup = cgroup.map(|mut c| {
+            c.joined();
+            c
+        });
     }
 
     /// The memory cgroup the process runs in, if it has its own.

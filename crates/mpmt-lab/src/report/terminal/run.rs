@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use mpmt::pool::Spawn;
 use mpmt::supervise::MemoryCap;
 
 use crate::bench::workload::RunReport;
@@ -13,9 +14,14 @@ use crate::bench::workload::RunReport;
 pub fn render(r: &RunReport) -> String {
     let mut s = String::new();
     let transport = r.transport.map(|t| format!(", {t}")).unwrap_or_default();
+    let spawn = match r.spawn {
+        Some(Spawn::ForkServer) => ", fork server",
+        Some(Spawn::Exec) => ", exec",
+        None => "",
+    };
     let _ = writeln!(
         s,
-        "model {} ({} workers{transport}) · task {} (size {}) · {} tasks",
+        "model {} ({} workers{transport}{spawn}) · task {} (size {}) · {} tasks",
         r.model, r.workers, r.task, r.size, r.count
     );
     let _ = writeln!(

@@ -72,6 +72,8 @@ pub(crate) struct Config {
     pub(crate) stderr: super::WorkerStderr,
     /// How workers' memory is capped, when the pool has a memory limit.
     pub(crate) cap: Option<crate::supervise::CapPlan>,
+    /// How workers are started.
+    pub(crate) spawn: super::Spawn,
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of

@@ -4,11 +4,18 @@
 //! forks must live as long as the pool: no driver may be it. After the first death the
 //! spawner keeps one **spare** worker started and greeted, so a replacement is a hand-over.
 //!
-//! A worker is started by [`start`]: its status page, its channel, fork and exec of the
-//! worker program, the transport's handshake, the reader thread, and the worker's `Hello`.
+//! A worker is started by [`start`]: its status page, its channel, its process — forked by
+//! the pool's fork server ([`crate::supervise::zygote`], the default), or the worker program
+//! executed — the transport's handshake, the reader thread, and the worker's `Hello`.
+//!
+//! The spawner thread starts the fork server first (so the server's `PR_SET_PDEATHSIG`, like
+//! every worker's, follows this thread) and owns it. A server that cannot start, or that
+//! dies (a request finds its socket closed, or it stops answering), is reported once on
+//! stderr and the pool executes workers from then on; the workers it forked are the pool's
+//! children and live on.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -22,11 +29,13 @@ use super::reader::{Event, Inflight, read_loop};
 use super::stderr::StderrLog;
 use super::{Config, StartError};
 use crate::pool::Shared;
-use crate::pool::WorkerStderr;
+use crate::pool::{Spawn, WorkerStderr};
+use crate::supervise::cgroup::WorkerCgroup;
 use crate::supervise::status::StatusPage;
-use crate::supervise::{self, ChildCode, Exit, Overdue, Watchdog};
+use crate::supervise::zygote::{ForkError, ForkServer};
+use crate::supervise::{self, ChildCode, Exit, MemoryCap, Overdue, Spawned, Watchdog};
 use crate::transport::frame::{FrameReader, FrameWriter};
-use crate::worker::{WORKER_COMMAND, WorkerArgs};
+use crate::worker::{FORK_SERVER_COMMAND, WORKER_COMMAND, WorkerArgs};
 
 /// How long a new worker may take to say hello.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,7 +57,11 @@ impl Spawner {
     ) -> std::io::Result<Spawner> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let thread = std::thread::Builder::new().name("mpmt-spawner".into()).spawn(move || {
-            let start = || start(&config, &shared, watchdog.as_deref());
+            let mut server = match config.spawn {
+                Spawn::ForkServer => start_fork_server(&config, &shared),
+                Spawn::Exec => None,
+            };
+            let mut start = || start(&config, &shared, watchdog.as_deref(), &mut server);
             let mut spare: Option<Result<WorkerHandle, StartError>> = None;
             for (replacement, reply) in rx {
                 // A spare that failed to start is not handed out: try afresh.
@@ -65,6 +78,7 @@ impl Spawner {
             if let Some(Ok(worker)) = spare {
                 worker.stop();
             }
+            shared.fork_server.store(0, Ordering::Release);
         })?;
         Ok(Spawner { requests: Some(tx), thread: Some(thread) })
     }
@@ -93,11 +107,78 @@ impl SpawnHandle {
     }
 }
 
+/// Environment every worker gets, whichever way it starts (the fork server gets it at its
+/// `exec`, since glibc reads `MALLOC_ARENA_MAX` once, at start-up).
+fn pool_env(config: &Config, shared: &Shared) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if shared.limits.memory_limit.is_none() {
+        return env;
+    }
+    if config.cap.as_ref().is_none_or(|c| c.mechanism == MemoryCap::RlimitAs) {
+        // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
+        // 8 × CPUs): under an address-space limit that alone can exhaust it.
+        env.push(("MALLOC_ARENA_MAX", "1".into()));
+    }
+    // An allocation failure is an expected way for such a worker to die; Rust's handler
+    // would otherwise capture and print a backtrace each time (slow, and noise).
+    env.push(("RUST_BACKTRACE", "0".into()));
+    env
+}
+
+/// Starts the pool's fork server; `None` (said on stderr) if it cannot start.
+fn start_fork_server(config: &Config, shared: &Shared) -> Option<ForkServer> {
+    match ForkServer::start(&config.program, FORK_SERVER_COMMAND, &pool_env(config, shared)) {
+        Ok(server) => {
+            shared.fork_server.store(server.pid(), Ordering::Release);
+            Some(server)
+        }
+        Err(e) => {
+            eprintln!("mpmt: cannot start the fork server ({e}); workers are executed instead");
+            None
+        }
+    }
+}
+
+/// Starts the worker process: forked by the fork server if there is one, else executed.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    config: &Config,
+    shared: &Shared,
+    server: &mut Option<ForkServer>,
+    argv: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+    stderr: Option<OwnedFd>,
+    mut cgroup: Option<WorkerCgroup>,
+) -> Result<Spawned, StartError> {
+    let spawn_error = |source| StartError::Spawn { program: config.program.clone(), source };
+    if let Some(fs) = server.as_mut() {
+        let err = stderr.as_ref().map(|f| f.as_fd());
+        match fs.fork(&argv[1..], env, inherit, err, &mut cgroup) {
+            Ok(process) => return Ok(process),
+            Err(ForkError::Fork(source)) => return Err(spawn_error(source)),
+            Err(ForkError::Gone(e)) => {
+                eprintln!(
+                    "mpmt: the fork server (pid {}) is gone ({e}); workers are executed from \
+                     now on",
+                    fs.pid()
+                );
+                shared.fork_server.store(0, Ordering::Release);
+                // Dropping it reaps it.
+                *server = None;
+            }
+        }
+    }
+    let stderr = stderr.map_or_else(Stdio::inherit, Stdio::from);
+    supervise::spawn_in(&config.program, argv, env, inherit, stderr, cgroup).map_err(spawn_error)
+}
+
 /// Spawns a worker and waits for its hello (on the spawner thread).
 pub(super) fn start(
     config: &Config,
     shared: &Arc<Shared>,
     watchdog: Option<&Watchdog>,
+    server: &mut Option<ForkServer>,
 ) -> Result<WorkerHandle, StartError> {
     static STARTED: AtomicU64 = AtomicU64::new(0);
     // Numbered by start until a driver adopts it and gives it its slot number.
@@ -126,26 +207,19 @@ pub(super) fn start(
     let mut inherit = pending.child_fds();
     inherit.push(page_fd.as_raw_fd());
     let mut env = pending.child_env();
-    if rlimit.is_some() {
-        // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
-        // 8 × CPUs): under an address-space limit that alone can exhaust it.
-        env.push(("MALLOC_ARENA_MAX", "1".into()));
-    }
-    if limits.memory_limit.is_some() {
-        // An allocation failure is an expected way for such a worker to die; Rust's
-        // handler would otherwise capture and print a backtrace each time (slow, and noise).
-        env.push(("RUST_BACKTRACE", "0".into()));
-    }
+    env.extend(pool_env(config, shared));
     let (stderr_log, stderr) = match config.stderr {
-        WorkerStderr::Inherit => (None, Stdio::inherit()),
-        WorkerStderr::Discard => (None, Stdio::null()),
+        WorkerStderr::Inherit => (None, None),
+        WorkerStderr::Discard => {
+            let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
+            (None, Some(OwnedFd::from(null.map_err(StartError::StderrCapture)?)))
+        }
         WorkerStderr::Capture => {
             let (log, fd) = StderrLog::create().map_err(StartError::StderrCapture)?;
-            (Some(Arc::new(log)), Stdio::from(fd))
+            (Some(Arc::new(log)), Some(fd))
         }
     };
-    let process = supervise::spawn_in(&config.program, &argv, &env, &inherit, stderr, cgroup)
-        .map_err(|source| StartError::Spawn { program: config.program.clone(), source })?;
+    let process = launch(config, shared, server, &argv, &env, &inherit, stderr, cgroup)?;
     drop(page_fd);
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
