@@ -146,6 +146,10 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     let report = match report {
         Ok(r) => r,
         Err(RunError::Spec(m)) => return Err(Usage(m).into()),
+        Err(RunError::Pool(mpmt::pool::PoolError::Interrupted)) => {
+            eprintln!("mpmt: interrupted while starting the workers; nothing ran");
+            return Ok(ExitCode::from(130));
+        }
         Err(e) => return Err(e).context("running the workload"),
     };
     write!(io::stdout().lock(), "{}", exporter(args.json).export(Report::Run(&report))?)?;

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -223,6 +224,9 @@ pub struct RunReport {
     pub injected: u64,
     /// The injected fault kind.
     pub inject_kind: Option<FaultKind>,
+    /// Pool start, seconds: from `build()` called to every worker ready (each process said
+    /// hello), before the first submission.
+    pub start_s: f64,
     /// Wall time from the first submission to the last outcome, seconds.
     pub wall_s: f64,
     /// `count / wall_s`.
@@ -303,7 +307,7 @@ fn validate(spec: &RunSpec) -> Result<(), RunError> {
 /// `cancelled`, and the report covers what finished.
 pub fn run(
     spec: &RunSpec,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     mut on_outcome: impl FnMut(u64),
 ) -> Result<RunReport, RunError> {
     validate(spec)?;
@@ -311,7 +315,9 @@ pub fn run(
         .model(spec.model)
         .transport(spec.transport)
         .retries(spec.retries)
-        .spawn(spec.spawn);
+        .spawn(spec.spawn)
+        // Ctrl-C while the workers start stops the start (issue 14.8).
+        .stop_flag(stop.clone());
     if let Some(p) = &spec.program {
         builder = builder.worker_program(p);
     }
@@ -327,7 +333,9 @@ pub fn run(
     if let Some(n) = spec.max_tasks_per_worker {
         builder = builder.max_tasks_per_worker(n);
     }
+    let building = Instant::now();
     let pool = builder.build()?;
+    let start = building.elapsed();
     let cpu_before = cpu_with_children();
     // Ctrl-C is watched by the thread that collects outcomes, between waits: no thread of
     // its own, so none that could fail to start (issue 14.4: `ulimit -u` reached).
@@ -383,6 +391,7 @@ pub fn run(
         lost: spec.count - outcomes,
         injected,
         inject_kind: spec.inject.map(|p| p.kind),
+        start_s: start.as_secs_f64(),
         wall_s: wall.as_secs_f64(),
         tasks_per_s: spec.count as f64 / wall.as_secs_f64().max(1e-9),
         latency_us: Percentiles::of(&latency),

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use super::shared::{Limits, Shared};
@@ -66,6 +66,7 @@ pub struct PoolBuilder {
     stderr: WorkerStderr,
     memory_cap: Option<MemoryCap>,
     spawn: Spawn,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for PoolBuilder {
@@ -82,6 +83,7 @@ impl Default for PoolBuilder {
             stderr: WorkerStderr::Inherit,
             memory_cap: None,
             spawn: Spawn::default(),
+            stop: None,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -216,6 +218,14 @@ impl PoolBuilder {
         self
     }
 
+    /// A flag (set by a Ctrl-C handler, say) that interrupts [`PoolBuilder::build`] while it
+    /// starts worker processes: once set, no further worker is started, those started are
+    /// stopped, and `build` returns [`PoolError::Interrupted`] (checked every 10 ms).
+    pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
     /// Where worker processes' standard error goes (default [`WorkerStderr::Inherit`]).
     pub fn worker_stderr(mut self, policy: WorkerStderr) -> Self {
         self.stderr = policy;
@@ -310,7 +320,7 @@ impl PoolBuilder {
                     spawn: self.spawn,
                 };
                 let (pool, tx, rx) =
-                    process::ProcessPool::start(p, config, capacity, shared.clone())?;
+                    process::ProcessPool::start(p, config, capacity, shared.clone(), self.stop)?;
                 (Engine::Process(pool), tx, rx)
             }
         };

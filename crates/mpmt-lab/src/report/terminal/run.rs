@@ -24,6 +24,8 @@ pub fn render(r: &RunReport) -> String {
         "model {} ({} workers{transport}{spawn}) · task {} (size {}) · {} tasks",
         r.model, r.workers, r.task, r.size, r.count
     );
+    let _ =
+        writeln!(s, "  start         {:.3} ms   (pool built, every worker ready)", r.start_s * 1e3);
     let _ = writeln!(
         s,
         "  wall          {:.3} s   {:.0} tasks/s   {:.3} µs/task",

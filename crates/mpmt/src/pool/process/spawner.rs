@@ -4,9 +4,12 @@
 //! forks must live as long as the pool: no driver may be it. After the first death the
 //! spawner keeps one **spare** worker started and greeted, so a replacement is a hand-over.
 //!
-//! A worker is started by [`start`]: its status page, its channel, its process — forked by
-//! the pool's fork server ([`crate::supervise::zygote`], the default), or the worker program
-//! executed — the transport's handshake, the reader thread, and the worker's `Hello`.
+//! A worker is started in two halves. [`launch`], on the spawner thread: its status page, its
+//! channel, its process — forked by the pool's fork server ([`crate::supervise::zygote`], the
+//! default), or the worker program executed — the transport's handshake and the reader
+//! thread. [`greet`], on the asking driver's thread: the wait for the worker's `Hello`. So
+//! the spawner launches the next worker while earlier ones start up: a pool's workers come up
+//! side by side, not one after another.
 //!
 //! The spawner thread starts the fork server first (so the server's `PR_SET_PDEATHSIG`, like
 //! every worker's, follows this thread) and owns it. A server that cannot start, or that
@@ -40,13 +43,14 @@ use crate::worker::{FORK_SERVER_COMMAND, WORKER_COMMAND, WorkerArgs};
 /// How long a new worker may take to say hello.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Asks the spawner for a worker.
-type Request = (bool, Sender<Result<WorkerHandle, StartError>>);
+/// Asks the spawner for a worker: launched, and whether it was the spare.
+type Request = (bool, Sender<(Result<WorkerHandle, StartError>, bool)>);
 
 /// The thread that starts every worker of a pool (see the module docs).
 pub(super) struct Spawner {
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    config: Arc<Config>,
 }
 
 impl Spawner {
@@ -56,18 +60,24 @@ impl Spawner {
         watchdog: Option<Arc<Watchdog>>,
     ) -> std::io::Result<Spawner> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
+        let handle_config = config.clone();
         let thread = std::thread::Builder::new().name("mpmt-spawner".into()).spawn(move || {
             let mut server = match config.spawn {
                 Spawn::ForkServer => start_fork_server(&config, &shared),
                 Spawn::Exec => None,
             };
-            let mut start = || start(&config, &shared, watchdog.as_deref(), &mut server);
+            let mut start = || launch(&config, &shared, watchdog.as_deref(), &mut server);
             let mut spare: Option<Result<WorkerHandle, StartError>> = None;
             for (replacement, reply) in rx {
-                // A spare that failed to start is not handed out: try afresh.
+                if shared.aborting.load(Ordering::Acquire) {
+                    // Aborted, or start-up interrupted: answer at once, start nothing.
+                    let _ = reply.send((Err(StartError::Stopping), false));
+                    continue;
+                }
+                // A spare that failed to launch is not handed out: try afresh.
                 let worker = match spare.take() {
-                    Some(Ok(worker)) => Ok(worker),
-                    _ => start(),
+                    Some(Ok(worker)) => (Ok(worker), true),
+                    _ => (start(), false),
                 };
                 let _ = reply.send(worker);
                 // From the first death on, keep the next replacement ready.
@@ -80,11 +90,11 @@ impl Spawner {
             }
             shared.fork_server.store(0, Ordering::Release);
         })?;
-        Ok(Spawner { requests: Some(tx), thread: Some(thread) })
+        Ok(Spawner { requests: Some(tx), thread: Some(thread), config: handle_config })
     }
 
     pub(super) fn handle(&self) -> SpawnHandle {
-        SpawnHandle(self.requests.clone().expect("live spawner"))
+        SpawnHandle(self.requests.clone().expect("live spawner"), self.config.clone())
     }
 
     pub(super) fn join(mut self) {
@@ -96,14 +106,22 @@ impl Spawner {
 }
 
 /// A driver's way to ask the spawner for a worker.
-pub(super) struct SpawnHandle(Sender<Request>);
+pub(super) struct SpawnHandle(Sender<Request>, Arc<Config>);
 
 impl SpawnHandle {
     /// A started worker that said hello; `replacement` after a death (this enables the spare).
     pub(super) fn get(&self, replacement: bool) -> Result<WorkerHandle, StartError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.0.send((replacement, tx)).map_err(|_| StartError::SpawnerGone)?;
-        rx.recv().map_err(|_| StartError::SpawnerGone)?
+        let ask = |replacement| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.0.send((replacement, tx)).map_err(|_| StartError::SpawnerGone)?;
+            rx.recv().map_err(|_| StartError::SpawnerGone)
+        };
+        let (launched, spare) = ask(replacement)?;
+        match launched.and_then(|w| greet(w, &self.1)) {
+            // A spare that did not come up is not this start's failure: one fresh try.
+            Err(_) if spare => ask(replacement)?.0.and_then(|w| greet(w, &self.1)),
+            other => other,
+        }
     }
 }
 
@@ -141,7 +159,7 @@ fn start_fork_server(config: &Config, shared: &Shared) -> Option<ForkServer> {
 
 /// Starts the worker process: forked by the fork server if there is one, else executed.
 #[allow(clippy::too_many_arguments)]
-fn launch(
+fn process(
     config: &Config,
     shared: &Shared,
     server: &mut Option<ForkServer>,
@@ -173,8 +191,9 @@ fn launch(
     supervise::spawn_in(&config.program, argv, env, inherit, stderr, cgroup).map_err(spawn_error)
 }
 
-/// Spawns a worker and waits for its hello (on the spawner thread).
-pub(super) fn start(
+/// Launches a worker (on the spawner thread): its process, its channel, its reader. It is
+/// ready once [`greet`] saw its `Hello`.
+pub(super) fn launch(
     config: &Config,
     shared: &Arc<Shared>,
     watchdog: Option<&Watchdog>,
@@ -219,7 +238,7 @@ pub(super) fn start(
             (Some(Arc::new(log)), Some(fd))
         }
     };
-    let process = launch(config, shared, server, &argv, &env, &inherit, stderr, cgroup)?;
+    let process = process(config, shared, server, &argv, &env, &inherit, stderr, cgroup)?;
     drop(page_fd);
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
@@ -250,7 +269,7 @@ pub(super) fn start(
         let entry: Arc<dyn Overdue> = watched.clone();
         watchdog.watch(Arc::downgrade(&entry) as Weak<dyn Overdue>);
     }
-    let mut worker = WorkerHandle {
+    let worker = WorkerHandle {
         slot,
         process,
         writer: FrameWriter::new(link.tx, config.max_frame),
@@ -265,6 +284,14 @@ pub(super) fn start(
         budget: limits.max_tasks_per_worker,
         stderr: stderr_log,
     };
+    Ok(worker)
+}
+
+/// Waits for a launched worker's `Hello` (on the driver's thread, so the spawner can launch
+/// the next worker meanwhile); a worker that ends or stays silent instead fails its start,
+/// told apart by how it ended.
+pub(super) fn greet(mut worker: WorkerHandle, config: &Config) -> Result<WorkerHandle, StartError> {
+    let (slot, limits) = (worker.slot, worker.shared.limits.clone());
     match worker.events.recv_timeout(START_TIMEOUT) {
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
@@ -283,7 +310,7 @@ pub(super) fn start(
                         requested: noted,
                         limit,
                         threads: config.threads,
-                        mechanism: shared.memory_cap,
+                        mechanism: worker.shared.memory_cap,
                     }
                 }
                 (Exit::Code { code }, _) if code == ChildCode::Setup.code() => {
