@@ -44,7 +44,7 @@ use crate::worker::{FORK_SERVER_COMMAND, WORKER_COMMAND, WorkerArgs};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks the spawner for a worker: launched, and whether it was the spare.
-type Request = (bool, Sender<(Result<WorkerHandle, StartError>, bool)>);
+type Request = (bool, Sender<(Result<Launched, StartError>, bool)>);
 
 /// The thread that starts every worker of a pool (see the module docs).
 pub(super) struct Spawner {
@@ -67,7 +67,7 @@ impl Spawner {
                 Spawn::Exec => None,
             };
             let mut start = || launch(&config, &shared, watchdog.as_deref(), &mut server);
-            let mut spare: Option<Result<WorkerHandle, StartError>> = None;
+            let mut spare: Option<Result<Launched, StartError>> = None;
             for (replacement, reply) in rx {
                 if shared.aborting.load(Ordering::Acquire) {
                     // Aborted, or start-up interrupted: answer at once, start nothing.
@@ -85,8 +85,8 @@ impl Spawner {
                     spare = Some(start());
                 }
             }
-            if let Some(Ok(worker)) = spare {
-                worker.stop();
+            if let Some(Ok(launched)) = spare {
+                launched.worker.stop();
             }
             shared.fork_server.store(0, Ordering::Release);
         })?;
@@ -198,7 +198,7 @@ pub(super) fn launch(
     shared: &Arc<Shared>,
     watchdog: Option<&Watchdog>,
     server: &mut Option<ForkServer>,
-) -> Result<WorkerHandle, StartError> {
+) -> Result<Launched, StartError> {
     static STARTED: AtomicU64 = AtomicU64::new(0);
     // Numbered by start until a driver adopts it and gives it its slot number.
     let slot = STARTED.fetch_add(1, Ordering::Relaxed) as usize;
@@ -253,12 +253,11 @@ pub(super) fn launch(
     let (events_tx, events) = crossbeam_channel::unbounded();
     let reader =
         FrameReader::new(link.rx, config.max_frame).with_frame_timeout(config.frame_timeout);
-    let reader = {
+    // The reader thread is started by `greet`, on the driver's thread: one thing less for
+    // the spawner to do per worker (the worker's frames wait in its channel meanwhile).
+    let read: ReadLoop = {
         let (inflight, log) = (inflight.clone(), stderr_log.clone());
-        std::thread::Builder::new()
-            .name(format!("mpmt-reader-{slot}"))
-            .spawn(move || read_loop(reader, &inflight, &events_tx, log.as_deref()))
-            .map_err(StartError::ReaderThread)?
+        Box::new(move || read_loop(reader, &inflight, &events_tx, log.as_deref()))
     };
     let watched = Arc::new(Watched {
         page: Arc::new(page),
@@ -275,7 +274,7 @@ pub(super) fn launch(
         writer: FrameWriter::new(link.tx, config.max_frame),
         inflight,
         events,
-        reader: Some(reader),
+        reader: None,
         interrupt: link.interrupt,
         watched,
         shared: shared.clone(),
@@ -284,14 +283,32 @@ pub(super) fn launch(
         budget: limits.max_tasks_per_worker,
         stderr: stderr_log,
     };
-    Ok(worker)
+    Ok(Launched { worker, read })
+}
+
+/// The loop of a launched worker's reader thread, not started yet.
+type ReadLoop = Box<dyn FnOnce() + Send>;
+
+/// A worker whose process runs and whose channel is open, before its reader thread starts
+/// and its `Hello` is seen ([`greet`]).
+pub(super) struct Launched {
+    worker: WorkerHandle,
+    read: ReadLoop,
 }
 
 /// Waits for a launched worker's `Hello` (on the driver's thread, so the spawner can launch
 /// the next worker meanwhile); a worker that ends or stays silent instead fails its start,
 /// told apart by how it ended.
-pub(super) fn greet(mut worker: WorkerHandle, config: &Config) -> Result<WorkerHandle, StartError> {
+pub(super) fn greet(launched: Launched, config: &Config) -> Result<WorkerHandle, StartError> {
+    let Launched { mut worker, read } = launched;
     let (slot, limits) = (worker.slot, worker.shared.limits.clone());
+    match std::thread::Builder::new().name(format!("mpmt-reader-{slot}")).spawn(read) {
+        Ok(thread) => worker.reader = Some(thread),
+        Err(e) => {
+            worker.finish(Duration::ZERO);
+            return Err(StartError::ReaderThread(e));
+        }
+    }
     match worker.events.recv_timeout(START_TIMEOUT) {
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
