@@ -157,6 +157,11 @@ fn start_fork_server(config: &Config, shared: &Shared) -> Option<ForkServer> {
     }
 }
 
+/// A fork error that will not pass: the fork server cannot fork here at all.
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM | libc::ENOSYS))
+}
+
 /// Starts the worker process: forked by the fork server if there is one, else executed.
 #[allow(clippy::too_many_arguments)]
 fn process(
@@ -174,11 +179,15 @@ fn process(
         let err = stderr.as_ref().map(|f| f.as_fd());
         match fs.fork(&argv[1..], env, inherit, err, &mut cgroup) {
             Ok(process) => return Ok(process),
-            Err(ForkError::Fork(source)) => return Err(spawn_error(source)),
-            Err(ForkError::Gone(e)) => {
+            // A shortage (EAGAIN, ENOMEM): this start fails, as an exec would.
+            Err(ForkError::Fork(source)) if !unsupported(&source) => {
+                return Err(spawn_error(source));
+            }
+            // Gone, or it cannot fork this way here (a sandbox refusing CLONE_PARENT).
+            Err(ForkError::Fork(e) | ForkError::Gone(e)) => {
                 eprintln!(
-                    "mpmt: the fork server (pid {}) is gone ({e}); workers are executed from \
-                     now on",
+                    "mpmt: the fork server (pid {}) cannot fork workers ({e}); workers are \
+                     executed from now on",
                     fs.pid()
                 );
                 shared.fork_server.store(0, Ordering::Release);
