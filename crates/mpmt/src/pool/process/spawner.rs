@@ -82,7 +82,7 @@ impl Spawner {
                 let _ = reply.send(worker);
                 // From the first death on, keep the next replacement ready.
                 if replacement && !shared.aborting.load(Ordering::Acquire) {
-                    spare = Some(start());
+                    spare = Some(start().and_then(Launched::start_reader));
                 }
             }
             if let Some(Ok(launched)) = spare {
@@ -292,7 +292,7 @@ pub(super) fn launch(
         budget: limits.max_tasks_per_worker,
         stderr: stderr_log,
     };
-    Ok(Launched { worker, read })
+    Ok(Launched { worker, read: Some(read) })
 }
 
 /// The loop of a launched worker's reader thread, not started yet.
@@ -302,22 +302,34 @@ type ReadLoop = Box<dyn FnOnce() + Send>;
 /// and its `Hello` is seen ([`greet`]).
 pub(super) struct Launched {
     worker: WorkerHandle,
-    read: ReadLoop,
+    /// The reader thread's loop, until it is started.
+    read: Option<ReadLoop>,
+}
+
+impl Launched {
+    /// Starts the reader thread now (a spare's, off any driver's path: a replacement is then
+    /// a pure hand-over).
+    fn start_reader(mut self) -> Result<Launched, StartError> {
+        if let Some(read) = self.read.take() {
+            let name = format!("mpmt-reader-{}", self.worker.slot);
+            match std::thread::Builder::new().name(name).spawn(read) {
+                Ok(thread) => self.worker.reader = Some(thread),
+                Err(e) => {
+                    self.worker.finish(Duration::ZERO);
+                    return Err(StartError::ReaderThread(e));
+                }
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// Waits for a launched worker's `Hello` (on the driver's thread, so the spawner can launch
 /// the next worker meanwhile); a worker that ends or stays silent instead fails its start,
 /// told apart by how it ended.
 pub(super) fn greet(launched: Launched, config: &Config) -> Result<WorkerHandle, StartError> {
-    let Launched { mut worker, read } = launched;
+    let Launched { mut worker, .. } = launched.start_reader()?;
     let (slot, limits) = (worker.slot, worker.shared.limits.clone());
-    match std::thread::Builder::new().name(format!("mpmt-reader-{slot}")).spawn(read) {
-        Ok(thread) => worker.reader = Some(thread),
-        Err(e) => {
-            worker.finish(Duration::ZERO);
-            return Err(StartError::ReaderThread(e));
-        }
-    }
     match worker.events.recv_timeout(START_TIMEOUT) {
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
