@@ -84,6 +84,14 @@ pub(crate) enum ModelArg {
     Hybrid,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SpawnArg {
+    /// A fork server forks every worker.
+    ForkServer,
+    /// Every worker is the program executed afresh.
+    Exec,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Concurrency model.
@@ -102,10 +110,19 @@ pub(crate) struct RunArgs {
     /// process is killed and replaced (a thread is abandoned and replaced).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) timeout: Option<std::time::Duration>,
-    /// Address-space limit per worker process, e.g. 256MiB: a task that exceeds it ends
-    /// `out_of_memory` (process and hybrid models).
+    /// Memory limit per worker process, e.g. 256MiB: a task that exceeds it ends
+    /// `out_of_memory` (process and hybrid models). Enforced by a memory cgroup per worker
+    /// where one can be made (v2, else v1), else by RLIMIT_AS (address space).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) memory_limit: Option<u64>,
+    /// Enforce --memory-limit with exactly this mechanism: cgroup2, cgroup1 or rlimit_as
+    /// (default: the best available).
+    #[arg(long, value_name = "MECHANISM", requires = "memory_limit", value_parser = parse_memory_cap)]
+    pub(crate) memory_cap: Option<mpmt::supervise::MemoryCap>,
+    /// How worker processes start: fork-server (forked by a helper executed once, the
+    /// default) or exec (each one the program executed afresh).
+    #[arg(long, value_enum, default_value = "fork-server")]
+    pub(crate) spawn: SpawnArg,
     /// Replace each worker process after this many tasks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_tasks_per_worker: Option<u64>,
@@ -211,6 +228,14 @@ fn parse_sizes(s: &str) -> Result<mpmt_lab::bench::ipc::SizeList, String> {
 
 fn parse_transport(s: &str) -> Result<mpmt::transport::TransportKind, String> {
     s.parse().map_err(|e: mpmt::transport::TransportError| e.to_string())
+}
+
+fn parse_memory_cap(s: &str) -> Result<mpmt::supervise::MemoryCap, String> {
+    use mpmt::supervise::MemoryCap;
+    [MemoryCap::Cgroup2, MemoryCap::Cgroup1, MemoryCap::RlimitAs]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| format!("'{s}' is not a memory cap mechanism: cgroup2, cgroup1, rlimit_as"))
 }
 
 fn parse_workload(s: &str) -> Result<mpmt_lab::bench::workload::Workload, String> {

@@ -35,6 +35,9 @@ const HIDDEN: &[(&str, Hidden)] = &[
     (mpmt::worker::WORKER_COMMAND, |args| {
         mpmt::worker::run(&mpmt::task::Registry::builtin(), args.into_iter())
     }),
+    (mpmt::worker::FORK_SERVER_COMMAND, |args| {
+        mpmt::worker::fork_server(&mpmt::task::Registry::builtin(), args.into_iter())
+    }),
     (mpmt_lab::child::PEER_COMMAND, mpmt_lab::child::ipc_peer),
     (mpmt_lab::child::CELL_COMMAND, mpmt_lab::child::lab_cell),
     (mpmt_lab::child::EXIT_COMMAND, mpmt_lab::child::exit_at_once),
@@ -165,6 +168,11 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         program: None,
         timeout: args.timeout,
         memory_limit: args.memory_limit,
+        memory_cap: args.memory_cap,
+        spawn: match args.spawn {
+            cli::SpawnArg::ForkServer => mpmt::pool::Spawn::ForkServer,
+            cli::SpawnArg::Exec => mpmt::pool::Spawn::Exec,
+        },
         max_tasks_per_worker: args.max_tasks_per_worker,
         retries: args.retries,
         rounds: args.rounds,
@@ -187,6 +195,10 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     let report = match report {
         Ok(r) => r,
         Err(RunError::Spec(m)) => return Err(Usage(m).into()),
+        Err(RunError::Pool(mpmt::pool::PoolError::Interrupted)) => {
+            eprintln!("mpmt: interrupted while starting the workers; nothing ran");
+            return Ok(ExitCode::from(130));
+        }
         Err(e) => return Err(e).context("running the workload"),
     };
     write!(io::stdout().lock(), "{}", exporter(args.json).export(Report::Run(&report))?)?;

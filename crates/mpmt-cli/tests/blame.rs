@@ -76,7 +76,14 @@ fn a_retried_culprit_never_runs_beside_the_task_it_took_down() {
 
 #[test]
 fn running_out_of_memory_is_blamed_on_its_thread_and_not_retried_by_default() {
-    let pool = builder(ONE_PROCESS).memory_limit(192 << 20).retries(1).build().unwrap();
+    // The allocator names the thread whose allocation failed; a cgroup's OOM killer strikes
+    // the whole process at a page fault and names none, so blame needs RLIMIT_AS.
+    let pool = builder(ONE_PROCESS)
+        .memory_limit(192 << 20)
+        .memory_cap(mpmt::supervise::MemoryCap::RlimitAs)
+        .retries(1)
+        .build()
+        .unwrap();
     let (sibling, culprit) = sibling_and_culprit(&pool, Job::new::<Oom>(()).idempotent(true));
     assert!(
         matches!(culprit.result, Err(TaskError::OutOfMemory { .. })),

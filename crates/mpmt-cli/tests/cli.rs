@@ -96,13 +96,17 @@ fn run_json_reports_every_outcome() {
         "errors",
         "lost",
         "injected",
+        "start_s",
         "wall_s",
         "tasks_per_s",
+        "spawn",
+        "memory_cap_mechanism",
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert!(v["latency_us"]["p50"].as_f64().is_some() && v["latency_us"]["p99"].as_f64().is_some());
     assert_eq!(v["model"], "process");
+    assert_eq!(v["spawn"], "fork_server");
     assert_eq!(v["count"], 300);
     assert_eq!(v["lost"], 0);
     let injected = v["injected"].as_u64().unwrap();

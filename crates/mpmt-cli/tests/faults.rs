@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use mpmt::pool::{Model, Pool, TaskError};
+use mpmt::pool::{Model, Pool, Spawn, TaskError};
 use mpmt::task::builtin::{Noop, Sha256, Sha256Input, sha256_digest};
 use mpmt::task::fault::FaultKind;
 use mpmt::task::{Job, builtin};
 use mpmt::transport::TransportKind;
 
-use crate::common::{builder, eventually, process_pool};
+use crate::common::{builder, eventually};
 
 const TASKS: u64 = 200;
 const FAULTY_EVERY: u64 = 20;
@@ -60,9 +60,10 @@ fn run_with_faults(pool: &Pool, fault: FaultKind) {
     assert_eq!(errors.values().sum::<u64>(), TASKS / FAULTY_EVERY);
 }
 
-fn check_process_model(fault: FaultKind, transport: TransportKind) {
+fn check_process_model(fault: FaultKind, transport: TransportKind, spawn: Spawn) {
     let workers = 2;
-    let pool = process_pool(workers, transport);
+    let pool = builder(Model::Processes(workers)).transport(transport).spawn(spawn).build();
+    let pool = pool.unwrap();
     run_with_faults(&pool, fault);
     // The pool still serves, with its full complement of workers.
     assert_eq!(pool.submit::<Noop>(42).unwrap().wait(), Ok(42));
@@ -73,11 +74,13 @@ fn check_process_model(fault: FaultKind, transport: TransportKind) {
     assert_eq!(stats.worker_pids.len(), workers);
 }
 
-/// The same suite over every transport: the process model must behave identically.
+/// The same suite over every transport: the process model must behave identically. Workers
+/// come from the fork server (the default) on every transport, and are executed on one.
 fn check_every_transport(fault: FaultKind) {
     for &transport in TransportKind::ALL {
-        check_process_model(fault, transport);
+        check_process_model(fault, transport, Spawn::ForkServer);
     }
+    check_process_model(fault, TransportKind::Pipe, Spawn::Exec);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mpmt::pool::{Model, TaskError};
+use mpmt::pool::{Model, Spawn, TaskError};
+use mpmt::supervise::MemoryCap;
 use mpmt::task::builtin::Noop;
 use mpmt::task::fault::FaultKind;
 
@@ -54,7 +55,10 @@ impl Drop for Program {
 #[test]
 fn a_pool_that_cannot_restart_its_workers_fails_every_queued_task_and_never_hangs() {
     let program = Program::new("give-up");
+    // Exec: removing the program is this test's way to make starts fail (a fork server, once
+    // running, needs no program file; its own death is tested in forkserver.rs).
     let pool = builder(Model::Processes(1))
+        .spawn(Spawn::Exec)
         .worker_program(&program.path)
         .worker_start_attempts(3)
         .queue_capacity(4)
@@ -86,7 +90,11 @@ fn a_pool_that_cannot_restart_its_workers_fails_every_queued_task_and_never_hang
 #[test]
 fn a_pool_keeps_retrying_worker_starts_until_one_succeeds() {
     let program = Program::new("retry");
-    let pool = builder(Model::Processes(1)).worker_program(&program.path).build().unwrap();
+    let pool = builder(Model::Processes(1))
+        .spawn(Spawn::Exec)
+        .worker_program(&program.path)
+        .build()
+        .unwrap();
     program.remove();
     let crash = pool.submit_job(FaultKind::Segfault.job(0)).unwrap();
     let queued: Vec<_> = (0..20).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
@@ -121,7 +129,9 @@ fn a_frame_that_stops_mid_way_fails_its_worker_and_the_pool_keeps_serving() {
     use mpmt::task::builtin::Sleep;
     use mpmt::transport::frame::{FrameKind, encode_header};
 
+    // Exec: the worker's command line names its channel (a forked worker's is its server's).
     let pool = builder(Model::Processes(1))
+        .spawn(Spawn::Exec)
         .frame_timeout(std::time::Duration::from_millis(200))
         .build()
         .unwrap();
@@ -185,7 +195,13 @@ fn a_thread_that_cannot_start_is_a_reported_error_never_a_panic() {
 fn a_memory_limit_too_small_to_start_a_worker_is_named_in_the_error() {
     use mpmt::pool::{PoolError, StartError};
 
-    let err = builder(Model::Processes(1)).memory_limit(4 << 20).build().unwrap_err();
+    // RLIMIT_AS: the address space a worker needs to start; a cgroup counts pages in use, and
+    // a worker starts within 4 MiB of those.
+    let err = builder(Model::Processes(1))
+        .memory_limit(4 << 20)
+        .memory_cap(MemoryCap::RlimitAs)
+        .build()
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         matches!(&err, PoolError::WorkerStart { cause: StartError::OutOfMemory { limit, .. } }
@@ -194,7 +210,15 @@ fn a_memory_limit_too_small_to_start_a_worker_is_named_in_the_error() {
     );
     assert!(text.contains("memory limit of 4 MiB"), "{text}");
     assert!(!text.contains("run_if_worker"), "{text}");
-    let out = crate::common::mpmt(&["run", "--task", "noop", "--memory-limit", "4MiB"]);
+    let out = crate::common::mpmt(&[
+        "run",
+        "--task",
+        "noop",
+        "--memory-limit",
+        "4MiB",
+        "--memory-cap",
+        "rlimit_as",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("memory limit of 4 MiB"), "{stderr}");
@@ -210,7 +234,10 @@ fn a_hybrid_worker_whose_threads_cannot_start_is_a_start_failure_not_a_restart_l
     use mpmt::pool::{PoolError, StartError};
 
     let model = Model::Hybrid { processes: 1, threads: 254 };
-    let err = builder(model).memory_limit(64 << 20).build().unwrap_err();
+    // Under RLIMIT_AS, which counts the stacks' address space (a cgroup counts only pages in
+    // use, and the worker starts: the fix for address-space caps, see memcap.rs).
+    let err =
+        builder(model).memory_limit(64 << 20).memory_cap(MemoryCap::RlimitAs).build().unwrap_err();
     assert!(
         matches!(
             &err,
@@ -234,6 +261,8 @@ fn a_hybrid_worker_whose_threads_cannot_start_is_a_start_failure_not_a_restart_l
         "254",
         "--memory-limit",
         "64MiB",
+        "--memory-cap",
+        "rlimit_as",
         "--json",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -430,6 +459,9 @@ fn worker_stderr_is_inherited_discarded_or_captured_per_task() {
     let pool = builder(Model::Processes(1))
         .worker_stderr(WorkerStderr::Capture)
         .memory_limit(128 << 20)
+        // The allocator's message is what RLIMIT_AS makes a worker print; a cgroup's OOM
+        // killer leaves no last words.
+        .memory_cap(MemoryCap::RlimitAs)
         .build()
         .unwrap();
     let quiet = pool.submit::<Noop>(1).unwrap().wait_completion();

@@ -42,22 +42,36 @@ fn a_thread_cannot_be_killed_so_it_is_leaked_and_replaced() {
     // Dropping the pool must not wait for the leaked thread.
 }
 
+/// Under the best cap available here (a memory cgroup where the pool may make one: the
+/// kernel's OOM killer, counted by the cgroup) and under `RLIMIT_AS` (the allocator's note).
 #[test]
 fn running_out_of_memory_is_told_apart_from_an_abort() {
+    use mpmt::supervise::MemoryCap;
+
     let limit = 128 << 20;
-    let pool = builder(Model::Processes(2)).memory_limit(limit).build().unwrap();
-    let oom = pool.submit::<Oom>(()).unwrap();
-    let abort = pool.submit_job(FaultKind::Abort.job(0)).unwrap();
-    let fine: Vec<_> = (0..20).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
-    match oom.wait() {
-        Err(TaskError::OutOfMemory { requested, limit: Some(l) }) => {
-            assert!(requested > 0);
-            assert_eq!(l, limit);
+    for forced in [None, Some(MemoryCap::RlimitAs)] {
+        let mut b = builder(Model::Processes(2)).memory_limit(limit);
+        if let Some(m) = forced {
+            b = b.memory_cap(m);
         }
-        other => panic!("expected OutOfMemory, got {other:?}"),
+        let pool = b.build().unwrap();
+        let used = pool.stats().memory_cap.expect("a limit has a mechanism");
+        assert!(forced.is_none_or(|m| m == used), "{forced:?} gave {used:?}");
+        let oom = pool.submit::<Oom>(()).unwrap();
+        let abort = pool.submit_job(FaultKind::Abort.job(0)).unwrap();
+        let fine: Vec<_> = (0..20).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
+        match oom.wait() {
+            Err(TaskError::OutOfMemory { requested, limit: Some(l), mechanism }) => {
+                assert_eq!(mechanism, Some(used));
+                // The allocator names the failed request; a cgroup's OOM killer does not.
+                assert_eq!(requested.is_some_and(|r| r > 0), used == MemoryCap::RlimitAs);
+                assert_eq!(l, limit);
+            }
+            other => panic!("{used}: expected OutOfMemory, got {other:?}"),
+        }
+        assert_eq!(abort.wait().unwrap_err(), TaskError::Crashed { signal: 6 });
+        assert!(fine.into_iter().all(|h| h.wait().is_ok()));
     }
-    assert_eq!(abort.wait().unwrap_err(), TaskError::Crashed { signal: 6 });
-    assert!(fine.into_iter().all(|h| h.wait().is_ok()));
 }
 
 #[test]

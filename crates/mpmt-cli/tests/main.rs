@@ -8,6 +8,8 @@
 //!   this process.
 //! * `faults`: fault injection into each model: exact outcome counts, 0 lost, the pool keeps
 //!   serving and restores its workers.
+//! * `forkserver`: workers forked by the fork server: the pool's children, only their own
+//!   descriptors, the server's death costs nothing.
 //! * `protocol`: what a worker does with tasks it cannot run (unknown kinds, bad payloads).
 //! * `cleanup`: no worker process outlives its pool.
 //! * `churn`: the address-space churn kinds verify their work on every model.
@@ -17,6 +19,7 @@
 //! * `hardening`: the regressions of issue 14 (start failures, stalled frames, limits).
 //! * `ipc`: `mpmt ipc --json` has the documented shape; bad sizes and transports exit 2.
 //! * `isolation`: timeouts, memory caps, recycling, retries, cancel, abort, hybrid.
+//! * `memcap`: memory caps through cgroups: one per worker, always removed; the fallback.
 //! * `memory`: the `memory` claim's probe child measures each pool's process tree.
 //! * `signals`: Ctrl-C and SIGKILL of a running `mpmt run`.
 //! * `transport`: every transport through real worker processes, with and without crashes.
@@ -31,9 +34,11 @@ mod cli;
 mod common;
 mod compare;
 mod faults;
+mod forkserver;
 mod hardening;
 mod ipc;
 mod isolation;
+mod memcap;
 mod memory;
 mod protocol;
 mod signals;

@@ -1,5 +1,6 @@
 //! Soak: 10,000 tasks with 1 % of each of the six fault kinds, on the process and the hybrid
-//! model, then a crash-heavy run on every transport. Every task gets exactly one outcome, none
+//! model (workers forked by the fork server; and executed, on the process model), then a
+//! crash-heavy run on every transport. Every task gets exactly one outcome, none
 //! is lost, the pool survives with its workers, and afterwards this process's open
 //! descriptors, shared-memory mappings and children are back to where they started.
 //!
@@ -9,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mpmt::pool::{Model, Pool, TaskError};
+use mpmt::pool::{Model, Pool, Spawn, TaskError};
 use mpmt::task::Job;
 use mpmt::task::builtin::{Sha256, Sha256Input, sha256_digest};
 use mpmt::task::fault::{FaultKind, FaultPlan};
@@ -59,9 +60,10 @@ fn expected(kind: FaultKind, e: &TaskError) -> bool {
     }
 }
 
-fn soak(model: Model) {
+fn soak(model: Model, spawn: Spawn) {
     let pool = Pool::builder()
         .model(model)
+        .spawn(spawn)
         .worker_program(env!("CARGO_BIN_EXE_mpmt"))
         .task_timeout(Duration::from_millis(300))
         // Small, so an `oom` task reaches it well within the timeout even on a loaded machine.
@@ -108,13 +110,15 @@ fn soak(model: Model) {
     }
     let stats = pool.stats();
     assert_eq!(stats.workers_alive, workers, "{stats:?}");
+    // The best cap available: a memory cgroup per worker where this process may make one.
+    let cap = stats.memory_cap.expect("a memory limit has a mechanism");
     // Five of the six kinds kill their worker; in the hybrid model one death may take two
     // faulty tasks running side by side.
     match model {
         Model::Processes(_) => assert_eq!(stats.restarts, 500),
         _ => assert!((100..=500).contains(&stats.restarts), "{}", stats.restarts),
     }
-    eprintln!("{model}: {counts:?}, {} restarts", stats.restarts);
+    eprintln!("{model} ({cap}, {spawn:?}): {counts:?}, {} restarts", stats.restarts);
     pool.shutdown();
 }
 
@@ -149,8 +153,11 @@ fn soak_process_and_hybrid_models() {
     let fds = open_fds();
     let maps = memfd_mappings();
     assert!(children().is_empty());
-    soak(Model::Processes(2));
-    soak(Model::Hybrid { processes: 2, threads: 2 });
+    // Workers from the fork server (the default) on both models; executed on the process
+    // model (each run is ~10 s on two cores: the hybrid model is not run twice).
+    soak(Model::Processes(2), Spawn::ForkServer);
+    soak(Model::Hybrid { processes: 2, threads: 2 }, Spawn::ForkServer);
+    soak(Model::Processes(2), Spawn::Exec);
     // After crashes on every transport, nothing remains either: no descriptor (pipe, socket,
     // queue, memfd), no mapping, no child.
     for &transport in TransportKind::ALL {

@@ -286,7 +286,7 @@ struct Shape {
 /// Seconds per task on one thread, from a short run.
 fn per_task_time(cfg: &CheckConfig, at: Shape) -> Result<f64, AdviseError> {
     let spec = spec(cfg, at, 8, mpmt::pool::Model::Threads(1));
-    let report = workload::run(&spec, &AtomicBool::new(false), |_| {})?;
+    let report = workload::run(&spec, &std::sync::Arc::new(AtomicBool::new(false)), |_| {})?;
     Ok((report.wall_s / 8.0).max(1e-7))
 }
 
@@ -306,13 +306,15 @@ fn spec(cfg: &CheckConfig, at: Shape, count: u64, model: mpmt::pool::Model) -> R
         retries: 0,
         rounds: at.rounds,
         addr: None,
+        memory_cap: None,
+        spawn: mpmt::pool::Spawn::default(),
     }
 }
 
 /// Tasks per second of one configuration; a task that fails fails the check.
 fn throughput(cfg: &CheckConfig, at: Shape, count: u64, c: &Config) -> Result<f64, AdviseError> {
     let spec = spec(cfg, at, count, c.engine_model());
-    let report = workload::run(&spec, &AtomicBool::new(false), |_| {})?;
+    let report = workload::run(&spec, &std::sync::Arc::new(AtomicBool::new(false)), |_| {})?;
     if report.ok != count {
         return Err(AdviseError::Run(workload::RunError::Spec(format!(
             "{} on {c}: {} of {count} tasks succeeded ({:?})",

@@ -175,8 +175,10 @@ fn calibrated_count(spec: &TaskSpec, threads: usize) -> Result<u64, AdviseError>
         retries: 0,
         rounds: spec.rounds,
         addr: None,
+        memory_cap: None,
+        spawn: mpmt::pool::Spawn::default(),
     };
-    let report = workload::run(&probe, &AtomicBool::new(false), |_| {})?;
+    let report = workload::run(&probe, &std::sync::Arc::new(AtomicBool::new(false)), |_| {})?;
     let per_task = (report.wall_s / probe.count as f64).max(1e-6);
     let count = (spec.target.as_secs_f64() * cores as f64 / per_task).ceil() as u64;
     Ok(count.clamp(4 * threads as u64, 1_000_000))

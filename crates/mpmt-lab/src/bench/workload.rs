@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,8 @@ use serde::Serialize;
 use crate::bench::io_server::{IoServer, Limits};
 use crate::measure::cpu::{self, CpuTimes, Who};
 use crate::measure::{memory, stats::Summary};
-use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, TaskError};
+use mpmt::pool::{Completion, Handle, Model, Pool, PoolError, Spawn, TaskError};
+use mpmt::supervise::MemoryCap;
 use mpmt::task::builtin::{
     self, ChurnInput, ChurnOutput, PrimesInput, Sha256Input, TcpRequestInput,
 };
@@ -186,8 +188,12 @@ pub struct RunSpec {
     pub program: Option<PathBuf>,
     /// Longest a task may run.
     pub timeout: Option<Duration>,
-    /// Address-space limit per worker process, bytes.
+    /// Memory limit per worker process, bytes.
     pub memory_limit: Option<u64>,
+    /// The mechanism that enforces it (default: the best available).
+    pub memory_cap: Option<MemoryCap>,
+    /// How worker processes start.
+    pub spawn: Spawn,
     /// Recycle worker processes after this many tasks.
     pub max_tasks_per_worker: Option<u64>,
     /// Retries of idempotent tasks whose worker died.
@@ -277,6 +283,9 @@ pub struct RunReport {
     pub injected: u64,
     /// The injected fault kind.
     pub inject_kind: Option<FaultKind>,
+    /// Pool start, seconds: from `build()` called to every worker ready (each process said
+    /// hello), before the first submission.
+    pub start_s: f64,
     /// Wall time from the first submission to the last outcome, seconds.
     pub wall_s: f64,
     /// `count / wall_s`.
@@ -299,6 +308,13 @@ pub struct RunReport {
     pub leaked_threads: u64,
     /// From noticing a worker's death to its replacement being ready, microseconds.
     pub recovery_us: Option<Percentiles>,
+    /// The memory limit per worker process, bytes (`null`: none).
+    pub memory_limit: Option<u64>,
+    /// What enforced it: `"cgroup2"`, `"cgroup1"` or `"rlimit_as"` (`null`: no limit).
+    pub memory_cap_mechanism: Option<MemoryCap>,
+    /// How worker processes started at the end of the run (`"fork_server"`, or `"exec"`,
+    /// also after a fork server died); `null` for threads.
+    pub spawn: Option<Spawn>,
     /// Peers the transport refused (`tcp`: a connection without the pool's secret, or with
     /// no complete handshake in time); 0 for the other transports and the thread model.
     pub rejected_peers: u64,
@@ -365,12 +381,17 @@ fn validate(spec: &RunSpec) -> Result<(), RunError> {
 /// `cancelled`, and the report covers what finished.
 pub fn run(
     spec: &RunSpec,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     mut on_outcome: impl FnMut(u64),
 ) -> Result<RunReport, RunError> {
     validate(spec)?;
-    let mut builder =
-        Pool::builder().model(spec.model).transport(spec.transport).retries(spec.retries);
+    let mut builder = Pool::builder()
+        .model(spec.model)
+        .transport(spec.transport)
+        .retries(spec.retries)
+        .spawn(spec.spawn)
+        // Ctrl-C while the workers start stops the start (issue 14.8).
+        .stop_flag(stop.clone());
     if let Some(p) = &spec.program {
         builder = builder.worker_program(p);
     }
@@ -379,6 +400,9 @@ pub fn run(
     }
     if let Some(m) = spec.memory_limit {
         builder = builder.memory_limit(m);
+    }
+    if let Some(m) = spec.memory_cap {
+        builder = builder.memory_cap(m);
     }
     if let Some(n) = spec.max_tasks_per_worker {
         builder = builder.max_tasks_per_worker(n);
@@ -390,7 +414,9 @@ pub fn run(
         _ => None,
     };
     let spec = &RunSpec { addr: spec.addr.or(server.as_ref().map(IoServer::addr)), ..spec.clone() };
+    let building = Instant::now();
     let pool = builder.build()?;
+    let start = building.elapsed();
     let cpu_before = cpu_with_children();
     // Ctrl-C is watched by the thread that collects outcomes, between waits: no thread of
     // its own, so none that could fail to start (issue 14.4: `ulimit -u` reached).
@@ -456,6 +482,7 @@ pub fn run(
         lost: spec.count - outcomes,
         injected,
         inject_kind: spec.inject.map(|p| p.kind),
+        start_s: start.as_secs_f64(),
         wall_s: wall.as_secs_f64(),
         tasks_per_s: spec.count as f64 / wall.as_secs_f64().max(1e-9),
         latency_us: Percentiles::of(&latency),
@@ -471,6 +498,9 @@ pub fn run(
         recycled: stats.recycled,
         leaked_threads: stats.leaked_threads,
         recovery_us: Percentiles::of(&recoveries),
+        memory_limit: spec.memory_limit,
+        memory_cap_mechanism: stats.memory_cap,
+        spawn: stats.spawn,
         rejected_peers: stats.rejected_peers,
         interrupted: stop.load(Ordering::Acquire),
     })

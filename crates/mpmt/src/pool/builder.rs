@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use super::shared::{Limits, Shared};
 use super::{Engine, Model, Pool, PoolError, process, thread};
+use crate::supervise::{CapPlan, MemoryCap};
 use crate::task::Registry;
 use crate::transport::TransportKind;
 
@@ -36,6 +37,20 @@ pub enum WorkerStderr {
     Capture,
 }
 
+/// How a process pool starts its worker processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spawn {
+    /// A fork server (the default): one single-threaded helper, the worker program executed
+    /// once at pool start, forks every worker on request ([`crate::supervise::zygote`]);
+    /// workers share its pages copy-on-write and start in a fork's time. If it cannot start,
+    /// or dies, the pool says so on stderr and executes workers from then on.
+    #[default]
+    ForkServer,
+    /// Every worker is the worker program executed afresh.
+    Exec,
+}
+
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
@@ -49,6 +64,9 @@ pub struct PoolBuilder {
     limits: Limits,
     registry: Option<Arc<Registry>>,
     stderr: WorkerStderr,
+    memory_cap: Option<MemoryCap>,
+    spawn: Spawn,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for PoolBuilder {
@@ -63,6 +81,9 @@ impl Default for PoolBuilder {
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             registry: None,
             stderr: WorkerStderr::Inherit,
+            memory_cap: None,
+            spawn: Spawn::default(),
+            stop: None,
             limits: Limits {
                 task_timeout: None,
                 memory_limit: None,
@@ -138,12 +159,25 @@ impl PoolBuilder {
         self
     }
 
-    /// Address-space limit of each worker process, in bytes (process and hybrid models).
-    /// It covers thread stacks and mappings too: a hybrid worker needs room for its threads.
-    /// The thread model has no worker process to cap: [`PoolBuilder::build`] refuses the
-    /// setting there ([`PoolError::Config`]) rather than ignore it silently.
+    /// Memory limit of each worker process, in bytes (process and hybrid models), enforced
+    /// by the best mechanism available ([`crate::supervise::cgroup`]): a memory cgroup per
+    /// worker (v2 `memory.max`, else v1 `memory.limit_in_bytes`), which counts memory in use
+    /// and whose OOM killer ends the worker, else `RLIMIT_AS`, which counts address space, so
+    /// thread stacks and malloc arenas count too (a hybrid worker needs room for its
+    /// threads). [`Pool::stats`] says which one (`memory_cap`), as does each
+    /// [`super::TaskError::OutOfMemory`]. The thread model has no worker process to cap:
+    /// [`PoolBuilder::build`] refuses the setting there ([`PoolError::Config`]) rather than
+    /// ignore it silently.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.limits.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Uses exactly this mechanism for [`memory_limit`](PoolBuilder::memory_limit) instead of
+    /// the best available; [`PoolBuilder::build`] fails ([`PoolError::Config`], saying why)
+    /// where it cannot be used. `MemoryCap::RlimitAs` is always available.
+    pub fn memory_cap(mut self, mechanism: MemoryCap) -> Self {
+        self.memory_cap = Some(mechanism);
         self
     }
 
@@ -175,6 +209,20 @@ impl PoolBuilder {
     /// kind and a worker process answers an unknown one with `TaskError::UnknownKind`).
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// How worker processes are started (default [`Spawn::ForkServer`]).
+    pub fn spawn(mut self, spawn: Spawn) -> Self {
+        self.spawn = spawn;
+        self
+    }
+
+    /// A flag (set by a Ctrl-C handler, say) that interrupts [`PoolBuilder::build`] while it
+    /// starts worker processes: once set, no further worker is started, those started are
+    /// stopped, and `build` returns [`PoolError::Interrupted`] (checked every 10 ms).
+    pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
         self
     }
 
@@ -233,8 +281,19 @@ impl PoolBuilder {
                     .into(),
             ));
         }
+        if self.memory_cap.is_some() && self.limits.memory_limit.is_none() {
+            return Err(PoolError::Config(
+                "a memory cap mechanism was chosen but no memory limit was set".into(),
+            ));
+        }
+        // The cgroup (if any) lives as long as the pool's workers: they hold it.
+        let cap = match self.limits.memory_limit {
+            Some(_) => Some(CapPlan::choose(self.memory_cap).map_err(PoolError::Config)?),
+            None => None,
+        };
         let slots = self.model.processes().max(self.model.parallelism());
-        let shared = Arc::new(Shared::new(slots, self.limits.clone()));
+        let shared =
+            Arc::new(Shared::new(slots, self.limits.clone(), cap.as_ref().map(|c| c.mechanism)));
         let capacity = self.queue_capacity;
         let mut channel = None;
         let (engine, tx, rx) = match self.model {
@@ -257,9 +316,11 @@ impl PoolBuilder {
                     threads,
                     frame_timeout: self.frame_timeout,
                     stderr: self.stderr,
+                    cap,
+                    spawn: self.spawn,
                 };
                 let (pool, tx, rx) =
-                    process::ProcessPool::start(p, config, capacity, shared.clone())?;
+                    process::ProcessPool::start(p, config, capacity, shared.clone(), self.stop)?;
                 (Engine::Process(pool), tx, rx)
             }
         };

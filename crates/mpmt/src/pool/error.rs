@@ -28,6 +28,10 @@ pub enum PoolError {
     /// A thread could not be started.
     #[error("cannot start a pool thread: {0}")]
     Thread(std::io::Error),
+    /// The stop flag ([`super::PoolBuilder::stop_flag`]) was set while the workers were
+    /// starting: no more were started, and those started were stopped.
+    #[error("interrupted while starting the workers")]
+    Interrupted,
 }
 
 /// Why a task was not accepted.

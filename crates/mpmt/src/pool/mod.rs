@@ -35,8 +35,11 @@
 //!   worker process is killed and replaced. The thread model reports `TimedOut` too, but a
 //!   thread cannot be killed: it keeps running, is counted in [`PoolStats::leaked_threads`],
 //!   and a new thread takes its place.
-//! * [`PoolBuilder::memory_limit`]: `RLIMIT_AS` per worker; a task that exceeds it ends
-//!   `OutOfMemory` (with [`crate::worker::OomAwareAlloc`] installed in the worker program).
+//! * [`PoolBuilder::memory_limit`]: a memory cgroup per worker (v2, else v1) where the pool
+//!   may create one, else `RLIMIT_AS` ([`crate::supervise::cgroup`]); a task that exceeds it
+//!   ends `OutOfMemory`, attributed from the cgroup's OOM-kill count, or from the allocator's
+//!   note under `RLIMIT_AS` (with [`crate::worker::OomAwareAlloc`] installed in the worker
+//!   program). [`PoolStats::memory_cap`] says which mechanism is in use.
 //!   The thread model has no worker process to cap: it refuses the setting.
 //! * [`PoolBuilder::worker_stderr`]: a worker's stderr is inherited (default), discarded, or
 //!   captured per task into [`Completion::stderr`] (`process/stderr.rs`).
@@ -66,7 +69,7 @@ mod slot;
 pub mod thread;
 
 pub use builder::{
-    DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, WorkerStderr, available_cpus,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_START_ATTEMPTS, PoolBuilder, Spawn, WorkerStderr, available_cpus,
 };
 pub use error::{PoolError, SubmitError};
 pub use map::Map;
@@ -231,6 +234,16 @@ impl Pool {
             worker_pids: lock(&s.workers).iter().flatten().map(|(pid, _)| *pid).collect(),
             recoveries: lock(&s.recoveries).iter().copied().collect(),
             rejected_peers: self.channel.as_ref().map_or(0, |t| t.rejected_peers()),
+            memory_cap: s.memory_cap,
+            spawn: match s.fork_server.load(Ordering::Acquire) {
+                0 if self.model.processes() > 0 => Some(Spawn::Exec),
+                0 => None,
+                _ => Some(Spawn::ForkServer),
+            },
+            fork_server_pid: match s.fork_server.load(Ordering::Acquire) {
+                0 => None,
+                pid => Some(pid),
+            },
         }
     }
 

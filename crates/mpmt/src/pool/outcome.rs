@@ -65,13 +65,29 @@ pub enum TaskError {
         /// The timeout, in milliseconds.
         timeout_ms: u64,
     },
-    /// The worker process ran out of memory (its address-space limit) while running the task.
-    #[error("worker ran out of memory: an allocation of {requested} bytes failed{}", limit.map(|l| format!(" (limit {l} bytes)")).unwrap_or_default())]
+    /// The worker process ran out of memory while running the task: an allocation failed
+    /// (noted by [`crate::worker::OomAwareAlloc`]; under `RLIMIT_AS`, or without a cap), or
+    /// the kernel's OOM killer ended it at its memory cgroup's limit (counted by the cgroup).
+    #[error(
+        "worker ran out of memory: {}{}",
+        requested.map_or_else(
+            || "the kernel's OOM killer ended it at its cgroup's limit".to_owned(),
+            |r| format!("an allocation of {r} bytes failed")
+        ),
+        match (limit, mechanism) {
+            (Some(l), Some(m)) => format!(" (limit {l} bytes, {m})"),
+            (Some(l), None) => format!(" (limit {l} bytes)"),
+            _ => String::new(),
+        }
+    )]
     OutOfMemory {
-        /// Size of the allocation that failed.
-        requested: u64,
+        /// Size of the allocation that failed; `None` when the kernel killed the worker
+        /// (a cgroup's OOM killer strikes at a page fault, not at an allocation).
+        requested: Option<u64>,
         /// The worker's memory limit, if the pool set one.
         limit: Option<u64>,
+        /// What capped the worker's memory, if the pool set a limit.
+        mechanism: Option<crate::supervise::MemoryCap>,
     },
     /// No worker process could be started to run the task: the pool retried with a capped
     /// backoff ([`crate::pool::PoolBuilder::worker_start_attempts`]) and gave up. The

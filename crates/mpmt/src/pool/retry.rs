@@ -74,7 +74,11 @@ mod tests {
         assert!(p.allows(&TaskError::Exited { code: 3 }));
         assert!(p.allows(&TaskError::TimedOut { timeout_ms: 1 }));
         assert!(p.allows(&TaskError::worker_lost("sibling")));
-        assert!(!p.allows(&TaskError::OutOfMemory { requested: 1, limit: None }));
+        assert!(!p.allows(&TaskError::OutOfMemory {
+            requested: Some(1),
+            limit: None,
+            mechanism: None
+        }));
         assert!(!p.allows(&TaskError::Panicked { message: String::new(), location: None }));
         assert!(!p.allows(&TaskError::Cancelled));
     }
@@ -90,7 +94,11 @@ mod tests {
         let errors = [
             TaskError::Crashed { signal: 6 },
             TaskError::TimedOut { timeout_ms: 1 },
-            TaskError::OutOfMemory { requested: 1, limit: Some(2) },
+            TaskError::OutOfMemory {
+                requested: None,
+                limit: Some(2),
+                mechanism: Some(crate::supervise::MemoryCap::Cgroup1),
+            },
             TaskError::worker_lost("x"),
         ];
         assert!(errors.iter().all(|e| !none.allows(e)));

@@ -2,7 +2,7 @@
 //! live counters ([`Shared`]), of which [`PoolStats`] is a snapshot.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +28,10 @@ pub(crate) struct Limits {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
+    /// What caps the workers' memory, when `limits.memory_limit` is set.
+    pub(crate) memory_cap: Option<crate::supervise::MemoryCap>,
+    /// The pid of the pool's fork server while it serves; 0 when workers are exec'd.
+    pub(crate) fork_server: AtomicU32,
     pub(crate) restarts: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
     pub(crate) recycled: AtomicU64,
@@ -54,9 +58,15 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(super) fn new(slots: usize, limits: Limits) -> Shared {
+    pub(super) fn new(
+        slots: usize,
+        limits: Limits,
+        memory_cap: Option<crate::supervise::MemoryCap>,
+    ) -> Shared {
         Shared {
             limits,
+            memory_cap,
+            fork_server: AtomicU32::new(0),
             restarts: AtomicU64::new(0),
             spawn_failures: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
@@ -114,4 +124,11 @@ pub struct PoolStats {
     pub recoveries: Vec<Duration>,
     /// Peers refused by the transport (`tcp`: a wrong or missing secret).
     pub rejected_peers: u64,
+    /// What caps each worker's memory (`None`: no memory limit set).
+    pub memory_cap: Option<crate::supervise::MemoryCap>,
+    /// How worker processes are started now (`None` for the thread model): `Exec` also
+    /// after the fork server died or could not start.
+    pub spawn: Option<super::Spawn>,
+    /// The fork server's pid while it serves.
+    pub fork_server_pid: Option<u32>,
 }

@@ -16,6 +16,10 @@
 //! 2. `fcntl(F_SETFD)` on each descriptor the worker must inherit, clearing `FD_CLOEXEC` in
 //!    the child only (the parent's copies stay close-on-exec, so concurrently spawned workers
 //!    never inherit each other's channels, and a dead worker's channel reads EOF).
+//!
+//! With a memory cgroup ([`WorkerCgroup`]) it makes a third: one `write` of the constant `0`
+//! to the cgroup's `cgroup.procs`, opened before the fork, which moves the child into the
+//! cgroup before `exec`, so every page the worker touches is charged there.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -33,6 +37,7 @@ use rustix::process::{
 };
 
 use super::Exit;
+use super::cgroup::WorkerCgroup;
 
 /// How many descriptors the fallback for kernels without `close_range` marks at most.
 const FALLBACK_FD_BOUND: RawFd = 1 << 16;
@@ -45,6 +50,9 @@ pub struct Spawned {
     pub pid: u32,
     pidfd: Arc<OwnedFd>,
     exit: Option<Exit>,
+    /// The memory cgroup the process runs in; removed after the process is reaped (fields
+    /// drop after `Drop::drop`, which reaps).
+    cgroup: Option<WorkerCgroup>,
 }
 
 /// Kills one worker process, from any thread, through its pidfd: never another process that
@@ -78,7 +86,21 @@ pub fn spawn_with(
     inherit: &[RawFd],
     stderr: Stdio,
 ) -> io::Result<Spawned> {
+    spawn_in(program, args, env, inherit, stderr, None)
+}
+
+/// Like [`spawn_with`], the child joining `cgroup` before `exec` (see the module docs); the
+/// returned [`Spawned`] owns the cgroup and removes it after reaping the process.
+pub fn spawn_in(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+    stderr: Stdio,
+    cgroup: Option<WorkerCgroup>,
+) -> io::Result<Spawned> {
     let keep: Vec<RawFd> = inherit.to_vec();
+    let join = cgroup.as_ref().and_then(WorkerCgroup::procs_fd);
     // For the fallback of close_range: descriptors below the open-files limit (bounded, so
     // an unlimited limit does not mean 2^31 calls).
     let fd_bound = rustix::process::getrlimit(rustix::process::Resource::Nofile)
@@ -94,7 +116,8 @@ pub fn spawn_with(
         .stdout(Stdio::null())
         .stderr(stderr);
     // SAFETY: see the module docs: the closure makes only async-signal-safe system calls
-    // (close_range, fcntl) on descriptor numbers, and allocates nothing.
+    // (close_range, fcntl, write) on descriptor numbers and a static buffer, and allocates
+    // nothing.
     unsafe {
         command.pre_exec(move || {
             // close_range takes plain integers; marking descriptors close-on-exec touches no
@@ -117,6 +140,11 @@ pub fn spawn_with(
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, FdFlags::empty())?;
             }
+            if let Some(procs) = join {
+                // "0" is the writer itself. A failure fails the spawn: a worker must not run
+                // uncapped when a cap was asked for.
+                rustix::io::write(std::os::fd::BorrowedFd::borrow_raw(procs), b"0")?;
+            }
             Ok(())
         });
     }
@@ -124,7 +152,10 @@ pub fn spawn_with(
     match Spawned::adopt(child.id()) {
         // From here the pidfd owns the process's fate; std's Child is not needed (dropping it
         // neither waits nor kills).
-        Ok(spawned) => Ok(spawned),
+        Ok(mut spawned) => {
+            spawned.set_cgroup(cgroup);
+            Ok(spawned)
+        }
         Err(e) => {
             let mut child = child;
             let _ = child.kill();
@@ -144,7 +175,26 @@ impl Spawned {
             .ok_or_else(|| io::Error::other(format!("no such child pid {pid}")))?;
         // The child is ours and not yet waited for, so the pid cannot have been recycled here.
         let pidfd = pidfd_open(raw, PidfdFlags::empty())?;
-        Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None })
+        Ok(Spawned { pid, pidfd: Arc::new(pidfd), exit: None, cgroup: None })
+    }
+
+    /// Hands the process the cgroup it joined (removed once the process is reaped).
+    pub(super) fn set_cgroup(&mut self, cgroup: Option<WorkerCgroup>) {
+        self.cgroup = cgroup.map(|mut c| {
+            c.joined();
+            c
+        });
+    }
+
+    /// The memory cgroup the process runs in, if it has its own.
+    pub fn cgroup(&self) -> Option<&WorkerCgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// Whether the kernel's OOM killer killed it: its cgroup counted a kill (only for a
+    /// process with its own memory cgroup).
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
     }
 
     /// Waits, without a time limit, for the process to end and reaps it.

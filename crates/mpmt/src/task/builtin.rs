@@ -273,12 +273,14 @@ impl Task for Exit {
     }
 }
 
-/// Allocates until the address-space limit refuses, then dies the way Rust dies of that
-/// (SIGABRT after the allocation failure).
+/// Allocates and touches memory until its cap ends it: under `RLIMIT_AS` an allocation fails
+/// and Rust aborts (SIGABRT after the allocation failure); under a memory cgroup the kernel's
+/// OOM killer ends the process (SIGKILL) and the cgroup counts it.
 ///
-/// It refuses to run without an address-space limit (`RLIMIT_AS`): on a machine without swap
-/// and with overcommit, exhausting memory would wake the machine-wide OOM killer, which may
-/// kill anything. The pool's `memory_limit` sets that limit.
+/// It refuses to run without a cap of its own (`RLIMIT_AS`, or a limit on its memory cgroup:
+/// [`crate::supervise::cgroup::own_memory_cap`]): on a machine without swap and with
+/// overcommit, exhausting memory would wake the machine-wide OOM killer, which may kill
+/// anything. The pool's `memory_limit` sets that cap.
 #[derive(Debug)]
 pub struct Oom;
 
@@ -287,11 +289,10 @@ impl Task for Oom {
     type Input = ();
     type Output = ();
     fn run(_: ()) {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::As).current;
         assert!(
-            limit.is_some(),
-            "the oom task needs an address-space limit (set a memory limit on the pool); \
-             refusing to exhaust the machine's memory"
+            crate::supervise::cgroup::own_memory_cap().is_some(),
+            "the oom task needs a memory cap (set a memory limit on the pool); refusing to \
+             exhaust the machine's memory"
         );
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {

@@ -21,7 +21,8 @@
 //! 2. disables core dumps (a crash is an expected event here, not a debugging session);
 //! 3. maps its status page ([`crate::supervise::status`]), from then on noting failed
 //!    allocations ([`OomAwareAlloc`]), opens its channel ([`crate::transport::connect`]) and
-//!    applies its memory limit (`RLIMIT_AS`);
+//!    applies its memory limit (`RLIMIT_AS`, when the pool caps it that way rather than by
+//!    a cgroup, which the worker joined before `exec`);
 //! 4. starts its task threads (hybrid model) and only then says `Hello`: a worker is started
 //!    once it can run tasks, so one that cannot (its threads do not fit its memory limit) is
 //!    a start failure the pool reports, not a death it would answer with a replacement;
@@ -61,16 +62,32 @@ use crate::transport::{self, ByteTx};
 /// The hidden first argument that turns the binary into a worker.
 pub const WORKER_COMMAND: &str = "__worker";
 
+/// The hidden first argument that turns the binary into a pool's fork server
+/// ([`crate::supervise::zygote`]), which forks workers instead of the pool executing each.
+pub const FORK_SERVER_COMMAND: &str = "__fork-server";
+
 /// Runs the worker if this process was started as one (its first argument is
-/// [`WORKER_COMMAND`]); returns its exit code, or `None` for an ordinary start. Call it first
-/// thing in `main`. It answers to no other hidden command: a program with children of its own
-/// (the `mpmt` binary's lab) dispatches those itself.
+/// [`WORKER_COMMAND`]), or the fork server that forks workers ([`FORK_SERVER_COMMAND`]);
+/// returns its exit code, or `None` for an ordinary start. Call it first thing in `main`. It
+/// answers to no other hidden command: a program with children of its own (the `mpmt`
+/// binary's lab) dispatches those itself.
 pub fn run_if_worker(registry: &Registry) -> Option<i32> {
     let mut args = std::env::args_os().skip(1);
-    if args.next()? != WORKER_COMMAND {
-        return None;
+    let first = args.next()?;
+    if first == WORKER_COMMAND {
+        Some(run(registry, args))
+    } else if first == FORK_SERVER_COMMAND {
+        Some(fork_server(registry, args))
+    } else {
+        None
     }
-    Some(run(registry, args))
+}
+
+/// The fork server with the arguments after [`FORK_SERVER_COMMAND`]: it forks each worker the
+/// pool asks for, which then runs as [`run`] would with the worker's arguments. Returns its
+/// exit code. For a program that keeps its own table of hidden commands.
+pub fn fork_server(registry: &Registry, args: impl Iterator<Item = OsString>) -> i32 {
+    crate::supervise::zygote::serve(args, |worker_args| run(registry, worker_args.into_iter()))
 }
 
 /// The worker with the arguments after [`WORKER_COMMAND`]; returns its exit code. For a
@@ -98,7 +115,7 @@ pub(crate) struct WorkerArgs {
     pub(crate) threads: usize,
     /// Descriptor of the status page.
     pub(crate) status_fd: Option<i32>,
-    /// `RLIMIT_AS` in bytes.
+    /// `RLIMIT_AS` in bytes (only when the pool has no cgroup for the worker).
     pub(crate) memory_limit: Option<u64>,
     /// How long a task frame that has begun may take to arrive.
     pub(crate) frame_timeout: Option<std::time::Duration>,
@@ -226,7 +243,15 @@ fn say_hello<W: ByteTx>(writer: &mut FrameWriter<W>) -> Result<(), i32> {
         .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Append(out)).map(drop))
         .map(|r| r.map_err(|e| FrameError::Io(std::io::Error::other(e))));
     if let Err(e) = sent.and_then(|r| r).and_then(|()| writer.flush()) {
-        eprintln!("mpmt worker: sending hello: {e}");
+        // A pool that hung up (it gave up on this worker, or is gone) needs no message: it
+        // reports its own side; anything else is this worker's to say.
+        let hung_up = matches!(&e, FrameError::Io(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ));
+        if !hung_up {
+            eprintln!("mpmt worker: sending hello: {e}");
+        }
         return Err(ChildCode::Setup.code());
     }
     Ok(())

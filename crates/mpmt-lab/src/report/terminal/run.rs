@@ -5,17 +5,27 @@
 
 use std::fmt::Write as _;
 
+use mpmt::pool::Spawn;
+use mpmt::supervise::MemoryCap;
+
 use crate::bench::workload::RunReport;
 
 /// Renders `r` as text (ends with a newline).
 pub fn render(r: &RunReport) -> String {
     let mut s = String::new();
     let transport = r.transport.map(|t| format!(", {t}")).unwrap_or_default();
+    let spawn = match r.spawn {
+        Some(Spawn::ForkServer) => ", fork server",
+        Some(Spawn::Exec) => ", exec",
+        None => "",
+    };
     let _ = writeln!(
         s,
-        "model {} ({} workers{transport}) · task {} (size {}) · {} tasks",
+        "model {} ({} workers{transport}{spawn}) · task {} (size {}) · {} tasks",
         r.model, r.workers, r.task, r.size, r.count
     );
+    let _ =
+        writeln!(s, "  start         {:.3} ms   (pool built, every worker ready)", r.start_s * 1e3);
     let _ = writeln!(
         s,
         "  wall          {:.3} s   {:.0} tasks/s   {:.3} µs/task",
@@ -49,6 +59,18 @@ pub fn render(r: &RunReport) -> String {
         r.peak_memory.workers_kib as f64 / 1024.0,
         r.peak_memory.worker_processes
     );
+    if let (Some(limit), Some(m)) = (r.memory_limit, r.memory_cap_mechanism) {
+        let how = match m {
+            MemoryCap::Cgroup2 => "a cgroup v2 per worker (memory.max)",
+            MemoryCap::Cgroup1 => "a cgroup v1 per worker (memory.limit_in_bytes)",
+            MemoryCap::RlimitAs => "RLIMIT_AS (address space)",
+        };
+        let _ = writeln!(
+            s,
+            "  memory cap    {:.1} MiB per worker, {m}: {how}",
+            limit as f64 / (1u64 << 20) as f64
+        );
+    }
     let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let errors =
         if errors.is_empty() { String::new() } else { format!(" · {}", errors.join(" · ")) };

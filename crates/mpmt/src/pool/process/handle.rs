@@ -289,16 +289,21 @@ impl WorkerHandle {
         let exit = self.finish(Duration::from_millis(500));
         let running: Vec<u64> = self.watched.page.running().into_iter().map(|(id, _)| id).collect();
         let expired = *self.watched.expired.lock().unwrap_or_else(|e| e.into_inner());
+        // Out of memory: an allocation failed (the allocator noted it before the abort), or
+        // the worker's memory cgroup counted an OOM kill.
         let oom = match exit {
-            Exit::Signal { signal: 6 } => self.watched.page.oom_request(),
+            Exit::Signal { signal: 6 } => self.watched.page.oom_request().map(Some),
+            Exit::Signal { signal: 9 } if self.process.oom_killed() => Some(None),
             _ => None,
         };
         // The death's own error: what a task that caused it gets.
         let fatal = match (expired, oom) {
             (Some((_, timeout)), _) => TaskError::timed_out(timeout),
-            (None, Some(requested)) => {
-                TaskError::OutOfMemory { requested, limit: self.shared.limits.memory_limit }
-            }
+            (None, Some(requested)) => TaskError::OutOfMemory {
+                requested,
+                limit: self.shared.limits.memory_limit,
+                mechanism: self.shared.memory_cap,
+            },
             (None, None) => TaskError::from(exit),
         };
         let culprit = match (expired, exit) {

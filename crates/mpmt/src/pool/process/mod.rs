@@ -44,6 +44,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub(crate) struct Config {
     pub(crate) frame_timeout: Duration,
     /// Where workers' stderr goes.
     pub(crate) stderr: super::WorkerStderr,
+    /// How workers' memory is capped, when the pool has a memory limit.
+    pub(crate) cap: Option<crate::supervise::CapPlan>,
+    /// How workers are started.
+    pub(crate) spawn: super::Spawn,
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of
@@ -101,6 +106,9 @@ pub enum StartError {
         #[source]
         source: TransportError,
     },
+    /// The worker's memory cgroup could not be created or set up.
+    #[error("cannot create the worker's memory cgroup: {0}")]
+    Cgroup(#[source] io::Error),
     /// The file that captures the worker's stderr could not be created.
     #[error("cannot create the worker's stderr capture: {0}")]
     StderrCapture(#[source] io::Error),
@@ -128,10 +136,11 @@ pub enum StartError {
     /// The worker ran out of memory before it was ready: its memory limit is too small for
     /// the program, its channel and its task threads' stacks.
     #[error(
-        "worker {worker} ran out of memory while starting{}: the memory limit of {} is too \
+        "worker {worker} ran out of memory while starting{}: the memory limit of {}{} is too \
          small for its program, its channel{}; raise it",
         requested.map(|r| format!(" (an allocation of {r} bytes failed)")).unwrap_or_default(),
         mib(*limit),
+        mechanism.map(|m| format!(" ({m})")).unwrap_or_default(),
         if *threads > 1 { format!(" and {threads} task threads' stacks") } else { String::new() }
     )]
     OutOfMemory {
@@ -143,6 +152,8 @@ pub enum StartError {
         limit: u64,
         /// Task threads per worker.
         threads: usize,
+        /// What capped the worker's memory.
+        mechanism: Option<crate::supervise::MemoryCap>,
     },
     /// The worker program ran but could not set itself up (its channel, its limits, its
     /// task threads); it said why on stderr.
@@ -169,6 +180,9 @@ pub enum StartError {
         /// How it ended once killed.
         exit: Exit,
     },
+    /// The pool is aborting, or its start-up was interrupted: no worker is started.
+    #[error("the pool is stopping: no worker is started")]
+    Stopping,
     /// The spawner thread is gone (it panicked): no worker can be started.
     #[error("the spawner thread is gone")]
     SpawnerGone,
@@ -194,12 +208,14 @@ pub(crate) struct ProcessPool {
 }
 
 impl ProcessPool {
-    /// Starts `n` slots and waits until each has a worker that said hello.
+    /// Starts `n` slots and waits until each has a worker that said hello, or until `stop` is
+    /// set (then no further worker starts, and the start fails `Interrupted`).
     pub(crate) fn start(
         n: usize,
         config: Config,
         capacity: usize,
         shared: Arc<Shared>,
+        stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<(ProcessPool, Sender<Envelope>, Receiver<Envelope>), PoolError> {
         let (tx, jobs) = crossbeam_channel::bounded(capacity);
         let watchdog = match shared.limits.task_timeout {
@@ -228,14 +244,32 @@ impl ProcessPool {
             }
         }
         drop(ready_tx);
-        for _ in 0..drivers.len() {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(source)) => {
+        let mut answered = 0;
+        while answered < drivers.len() {
+            let answer = match ready_rx.recv_timeout(Duration::from_millis(10)) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
+                        && !matches!(failure, Some(PoolError::Interrupted))
+                    {
+                        // Drivers not yet served stop asking; the spawner refuses the rest.
+                        shared.aborting.store(true, Ordering::Release);
+                        failure = Some(PoolError::Interrupted);
+                    }
+                    continue;
+                }
+                Ok(answer) => Some(answer),
+                // Every driver answered or ended (one that saw the abort ends silently).
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+            };
+            answered += 1;
+            match answer {
+                Some(Ok(())) => {}
+                Some(Err(source)) => {
                     failure.get_or_insert(PoolError::WorkerStart { cause: source });
                 }
-                Err(_) => {
+                None => {
                     failure.get_or_insert(PoolError::WorkerStart { cause: StartError::DriverGone });
+                    break;
                 }
             }
         }

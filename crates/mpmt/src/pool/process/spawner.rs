@@ -4,11 +4,21 @@
 //! forks must live as long as the pool: no driver may be it. After the first death the
 //! spawner keeps one **spare** worker started and greeted, so a replacement is a hand-over.
 //!
-//! A worker is started by [`start`]: its status page, its channel, fork and exec of the
-//! worker program, the transport's handshake, the reader thread, and the worker's `Hello`.
+//! A worker is started in two halves. [`launch`], on the spawner thread: its status page, its
+//! channel, its process — forked by the pool's fork server ([`crate::supervise::zygote`], the
+//! default), or the worker program executed — the transport's handshake and the reader
+//! thread. [`greet`], on the asking driver's thread: the wait for the worker's `Hello`. So
+//! the spawner launches the next worker while earlier ones start up: a pool's workers come up
+//! side by side, not one after another.
+//!
+//! The spawner thread starts the fork server first (so the server's `PR_SET_PDEATHSIG`, like
+//! every worker's, follows this thread) and owns it. A server that cannot start, or that
+//! dies (a request finds its socket closed, or it stops answering), is reported once on
+//! stderr and the pool executes workers from then on; the workers it forked are the pool's
+//! children and live on.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -22,22 +32,25 @@ use super::reader::{Event, Inflight, read_loop};
 use super::stderr::StderrLog;
 use super::{Config, StartError};
 use crate::pool::Shared;
-use crate::pool::WorkerStderr;
+use crate::pool::{Spawn, WorkerStderr};
+use crate::supervise::cgroup::WorkerCgroup;
 use crate::supervise::status::StatusPage;
-use crate::supervise::{self, ChildCode, Exit, Overdue, Watchdog};
+use crate::supervise::zygote::{ForkError, ForkServer};
+use crate::supervise::{self, ChildCode, Exit, MemoryCap, Overdue, Spawned, Watchdog};
 use crate::transport::frame::{FrameReader, FrameWriter};
-use crate::worker::{WORKER_COMMAND, WorkerArgs};
+use crate::worker::{FORK_SERVER_COMMAND, WORKER_COMMAND, WorkerArgs};
 
 /// How long a new worker may take to say hello.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Asks the spawner for a worker.
-type Request = (bool, Sender<Result<WorkerHandle, StartError>>);
+/// Asks the spawner for a worker: launched, and whether it was the spare.
+type Request = (bool, Sender<(Result<Launched, StartError>, bool)>);
 
 /// The thread that starts every worker of a pool (see the module docs).
 pub(super) struct Spawner {
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    config: Arc<Config>,
 }
 
 impl Spawner {
@@ -47,30 +60,41 @@ impl Spawner {
         watchdog: Option<Arc<Watchdog>>,
     ) -> std::io::Result<Spawner> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
+        let handle_config = config.clone();
         let thread = std::thread::Builder::new().name("mpmt-spawner".into()).spawn(move || {
-            let start = || start(&config, &shared, watchdog.as_deref());
-            let mut spare: Option<Result<WorkerHandle, StartError>> = None;
+            let mut server = match config.spawn {
+                Spawn::ForkServer => start_fork_server(&config, &shared),
+                Spawn::Exec => None,
+            };
+            let mut start = || launch(&config, &shared, watchdog.as_deref(), &mut server);
+            let mut spare: Option<Result<Launched, StartError>> = None;
             for (replacement, reply) in rx {
-                // A spare that failed to start is not handed out: try afresh.
+                if shared.aborting.load(Ordering::Acquire) {
+                    // Aborted, or start-up interrupted: answer at once, start nothing.
+                    let _ = reply.send((Err(StartError::Stopping), false));
+                    continue;
+                }
+                // A spare that failed to launch is not handed out: try afresh.
                 let worker = match spare.take() {
-                    Some(Ok(worker)) => Ok(worker),
-                    _ => start(),
+                    Some(Ok(worker)) => (Ok(worker), true),
+                    _ => (start(), false),
                 };
                 let _ = reply.send(worker);
                 // From the first death on, keep the next replacement ready.
                 if replacement && !shared.aborting.load(Ordering::Acquire) {
-                    spare = Some(start());
+                    spare = Some(start().and_then(Launched::start_reader));
                 }
             }
-            if let Some(Ok(worker)) = spare {
-                worker.stop();
+            if let Some(Ok(launched)) = spare {
+                launched.worker.stop();
             }
+            shared.fork_server.store(0, Ordering::Release);
         })?;
-        Ok(Spawner { requests: Some(tx), thread: Some(thread) })
+        Ok(Spawner { requests: Some(tx), thread: Some(thread), config: handle_config })
     }
 
     pub(super) fn handle(&self) -> SpawnHandle {
-        SpawnHandle(self.requests.clone().expect("live spawner"))
+        SpawnHandle(self.requests.clone().expect("live spawner"), self.config.clone())
     }
 
     pub(super) fn join(mut self) {
@@ -82,23 +106,108 @@ impl Spawner {
 }
 
 /// A driver's way to ask the spawner for a worker.
-pub(super) struct SpawnHandle(Sender<Request>);
+pub(super) struct SpawnHandle(Sender<Request>, Arc<Config>);
 
 impl SpawnHandle {
     /// A started worker that said hello; `replacement` after a death (this enables the spare).
     pub(super) fn get(&self, replacement: bool) -> Result<WorkerHandle, StartError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.0.send((replacement, tx)).map_err(|_| StartError::SpawnerGone)?;
-        rx.recv().map_err(|_| StartError::SpawnerGone)?
+        let ask = |replacement| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.0.send((replacement, tx)).map_err(|_| StartError::SpawnerGone)?;
+            rx.recv().map_err(|_| StartError::SpawnerGone)
+        };
+        let (launched, spare) = ask(replacement)?;
+        match launched.and_then(|w| greet(w, &self.1)) {
+            // A spare that did not come up is not this start's failure: one fresh try.
+            Err(_) if spare => ask(replacement)?.0.and_then(|w| greet(w, &self.1)),
+            other => other,
+        }
     }
 }
 
-/// Spawns a worker and waits for its hello (on the spawner thread).
-pub(super) fn start(
+/// Environment every worker gets, whichever way it starts (the fork server gets it at its
+/// `exec`, since glibc reads `MALLOC_ARENA_MAX` once, at start-up).
+fn pool_env(config: &Config, shared: &Shared) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if shared.limits.memory_limit.is_none() {
+        return env;
+    }
+    if config.cap.as_ref().is_none_or(|c| c.mechanism == MemoryCap::RlimitAs) {
+        // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
+        // 8 × CPUs): under an address-space limit that alone can exhaust it.
+        env.push(("MALLOC_ARENA_MAX", "1".into()));
+    }
+    // An allocation failure is an expected way for such a worker to die; Rust's handler
+    // would otherwise capture and print a backtrace each time (slow, and noise).
+    env.push(("RUST_BACKTRACE", "0".into()));
+    env
+}
+
+/// Starts the pool's fork server; `None` (said on stderr) if it cannot start.
+fn start_fork_server(config: &Config, shared: &Shared) -> Option<ForkServer> {
+    match ForkServer::start(&config.program, FORK_SERVER_COMMAND, &pool_env(config, shared)) {
+        Ok(server) => {
+            shared.fork_server.store(server.pid(), Ordering::Release);
+            Some(server)
+        }
+        Err(e) => {
+            eprintln!("mpmt: cannot start the fork server ({e}); workers are executed instead");
+            None
+        }
+    }
+}
+
+/// A fork error that will not pass: the fork server cannot fork here at all.
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM | libc::ENOSYS))
+}
+
+/// Starts the worker process: forked by the fork server if there is one, else executed.
+#[allow(clippy::too_many_arguments)]
+fn process(
+    config: &Config,
+    shared: &Shared,
+    server: &mut Option<ForkServer>,
+    argv: &[String],
+    env: &[(&str, String)],
+    inherit: &[RawFd],
+    stderr: Option<OwnedFd>,
+    mut cgroup: Option<WorkerCgroup>,
+) -> Result<Spawned, StartError> {
+    let spawn_error = |source| StartError::Spawn { program: config.program.clone(), source };
+    if let Some(fs) = server.as_mut() {
+        let err = stderr.as_ref().map(|f| f.as_fd());
+        match fs.fork(&argv[1..], env, inherit, err, &mut cgroup) {
+            Ok(process) => return Ok(process),
+            // A shortage (EAGAIN, ENOMEM): this start fails, as an exec would.
+            Err(ForkError::Fork(source)) if !unsupported(&source) => {
+                return Err(spawn_error(source));
+            }
+            // Gone, or it cannot fork this way here (a sandbox refusing CLONE_PARENT).
+            Err(ForkError::Fork(e) | ForkError::Gone(e)) => {
+                eprintln!(
+                    "mpmt: the fork server (pid {}) cannot fork workers ({e}); workers are \
+                     executed from now on",
+                    fs.pid()
+                );
+                shared.fork_server.store(0, Ordering::Release);
+                // Dropping it reaps it.
+                *server = None;
+            }
+        }
+    }
+    let stderr = stderr.map_or_else(Stdio::inherit, Stdio::from);
+    supervise::spawn_in(&config.program, argv, env, inherit, stderr, cgroup).map_err(spawn_error)
+}
+
+/// Launches a worker (on the spawner thread): its process, its channel, its reader. It is
+/// ready once [`greet`] saw its `Hello`.
+pub(super) fn launch(
     config: &Config,
     shared: &Arc<Shared>,
     watchdog: Option<&Watchdog>,
-) -> Result<WorkerHandle, StartError> {
+    server: &mut Option<ForkServer>,
+) -> Result<Launched, StartError> {
     static STARTED: AtomicU64 = AtomicU64::new(0);
     // Numbered by start until a driver adopts it and gives it its slot number.
     let slot = STARTED.fetch_add(1, Ordering::Relaxed) as usize;
@@ -106,13 +215,19 @@ pub(super) fn start(
     let (page, page_fd): (StatusPage, OwnedFd) =
         StatusPage::create(config.threads).map_err(StartError::StatusPage)?;
     let pending = config.transport.open().map_err(StartError::Channel)?;
+    // Under a cgroup the kernel caps the worker; RLIMIT_AS is the worker's own doing.
+    let cgroup = match (&config.cap, limits.memory_limit) {
+        (Some(plan), Some(limit)) => plan.worker(limit).map_err(StartError::Cgroup)?,
+        _ => None,
+    };
+    let rlimit = limits.memory_limit.filter(|_| cgroup.is_none());
     let args = WorkerArgs {
         link: pending.child_arg(),
         parent: std::process::id(),
         max_frame: config.max_frame,
         threads: config.threads,
         status_fd: Some(page_fd.as_raw_fd()),
-        memory_limit: limits.memory_limit,
+        memory_limit: rlimit,
         frame_timeout: Some(config.frame_timeout),
     };
     let mut argv = vec![WORKER_COMMAND.to_owned()];
@@ -120,24 +235,19 @@ pub(super) fn start(
     let mut inherit = pending.child_fds();
     inherit.push(page_fd.as_raw_fd());
     let mut env = pending.child_env();
-    if limits.memory_limit.is_some() {
-        // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
-        // 8 × CPUs): under an address-space limit that alone can exhaust it.
-        env.push(("MALLOC_ARENA_MAX", "1".into()));
-        // An allocation failure is an expected way for such a worker to die; Rust's
-        // handler would otherwise capture and print a backtrace each time (slow, and noise).
-        env.push(("RUST_BACKTRACE", "0".into()));
-    }
+    env.extend(pool_env(config, shared));
     let (stderr_log, stderr) = match config.stderr {
-        WorkerStderr::Inherit => (None, Stdio::inherit()),
-        WorkerStderr::Discard => (None, Stdio::null()),
+        WorkerStderr::Inherit => (None, None),
+        WorkerStderr::Discard => {
+            let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
+            (None, Some(OwnedFd::from(null.map_err(StartError::StderrCapture)?)))
+        }
         WorkerStderr::Capture => {
             let (log, fd) = StderrLog::create().map_err(StartError::StderrCapture)?;
-            (Some(Arc::new(log)), Stdio::from(fd))
+            (Some(Arc::new(log)), Some(fd))
         }
     };
-    let process = supervise::spawn_with(&config.program, &argv, &env, &inherit, stderr)
-        .map_err(|source| StartError::Spawn { program: config.program.clone(), source })?;
+    let process = process(config, shared, server, &argv, &env, &inherit, stderr, cgroup)?;
     drop(page_fd);
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
@@ -152,12 +262,11 @@ pub(super) fn start(
     let (events_tx, events) = crossbeam_channel::unbounded();
     let reader =
         FrameReader::new(link.rx, config.max_frame).with_frame_timeout(config.frame_timeout);
-    let reader = {
+    // The reader thread is started by `greet`, on the driver's thread: one thing less for
+    // the spawner to do per worker (the worker's frames wait in its channel meanwhile).
+    let read: ReadLoop = {
         let (inflight, log) = (inflight.clone(), stderr_log.clone());
-        std::thread::Builder::new()
-            .name(format!("mpmt-reader-{slot}"))
-            .spawn(move || read_loop(reader, &inflight, &events_tx, log.as_deref()))
-            .map_err(StartError::ReaderThread)?
+        Box::new(move || read_loop(reader, &inflight, &events_tx, log.as_deref()))
     };
     let watched = Arc::new(Watched {
         page: Arc::new(page),
@@ -168,13 +277,13 @@ pub(super) fn start(
         let entry: Arc<dyn Overdue> = watched.clone();
         watchdog.watch(Arc::downgrade(&entry) as Weak<dyn Overdue>);
     }
-    let mut worker = WorkerHandle {
+    let worker = WorkerHandle {
         slot,
         process,
         writer: FrameWriter::new(link.tx, config.max_frame),
         inflight,
         events,
-        reader: Some(reader),
+        reader: None,
         interrupt: link.interrupt,
         watched,
         shared: shared.clone(),
@@ -183,20 +292,65 @@ pub(super) fn start(
         budget: limits.max_tasks_per_worker,
         stderr: stderr_log,
     };
+    Ok(Launched { worker, read: Some(read) })
+}
+
+/// The loop of a launched worker's reader thread, not started yet.
+type ReadLoop = Box<dyn FnOnce() + Send>;
+
+/// A worker whose process runs and whose channel is open, before its reader thread starts
+/// and its `Hello` is seen ([`greet`]).
+pub(super) struct Launched {
+    worker: WorkerHandle,
+    /// The reader thread's loop, until it is started.
+    read: Option<ReadLoop>,
+}
+
+impl Launched {
+    /// Starts the reader thread now (a spare's, off any driver's path: a replacement is then
+    /// a pure hand-over).
+    fn start_reader(mut self) -> Result<Launched, StartError> {
+        if let Some(read) = self.read.take() {
+            let name = format!("mpmt-reader-{}", self.worker.slot);
+            match std::thread::Builder::new().name(name).spawn(read) {
+                Ok(thread) => self.worker.reader = Some(thread),
+                Err(e) => {
+                    self.worker.finish(Duration::ZERO);
+                    return Err(StartError::ReaderThread(e));
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Waits for a launched worker's `Hello` (on the driver's thread, so the spawner can launch
+/// the next worker meanwhile); a worker that ends or stays silent instead fails its start,
+/// told apart by how it ended.
+pub(super) fn greet(launched: Launched, config: &Config) -> Result<WorkerHandle, StartError> {
+    let Launched { mut worker, .. } = launched.start_reader()?;
+    let (slot, limits) = (worker.slot, worker.shared.limits.clone());
     match worker.events.recv_timeout(START_TIMEOUT) {
         Ok(Event::Ready) => Ok(worker),
         Ok(Event::Closed(cause)) => {
             let exit = worker.finish(Duration::from_millis(500));
             let noted = worker.watched.page.oom_request();
+            let oom_killed = worker.process.oom_killed();
             Err(match (exit, limits.memory_limit) {
                 // Out of memory: noted by the allocator, or an abort under a memory limit (a
-                // program without `OomAwareAlloc`).
-                (Exit::Signal { signal: 6 }, Some(limit)) => StartError::OutOfMemory {
-                    worker: slot,
-                    requested: noted,
-                    limit,
-                    threads: config.threads,
-                },
+                // program without `OomAwareAlloc`), or a kill its memory cgroup counted.
+                (Exit::Signal { signal: 6 }, Some(limit))
+                | (Exit::Signal { signal: 9 }, Some(limit))
+                    if exit == (Exit::Signal { signal: 6 }) || oom_killed =>
+                {
+                    StartError::OutOfMemory {
+                        worker: slot,
+                        requested: noted,
+                        limit,
+                        threads: config.threads,
+                        mechanism: worker.shared.memory_cap,
+                    }
+                }
                 (Exit::Code { code }, _) if code == ChildCode::Setup.code() => {
                     StartError::Setup { worker: slot, exit, threads: config.threads }
                 }
