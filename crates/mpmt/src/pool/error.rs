@@ -28,6 +28,10 @@ pub enum PoolError {
     /// A thread could not be started.
     #[error("cannot start a pool thread: {0}")]
     Thread(std::io::Error),
+    /// The cluster model could not start: MPI, or a node supervisor that could not start
+    /// its pool (the message names the rank and host).
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Why a task was not accepted.
