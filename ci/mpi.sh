@@ -6,8 +6,9 @@
 #   ci/mpi.sh --no-apt   use what is installed; skip when MPI is missing
 #
 # Without MPI, and without root or apt to install it, it says so and exits 0: the default
-# build and `cargo test` need no MPI library. Budget: ~40 s to install, ~1 min to build the
-# feature, ~1-2 min of MPI jobs on 2 cores.
+# build and `cargo test` need no MPI library. Budget on 2 cores: ~40 s to install, ~1-2 min
+# to build the feature, ~2 min of MPI jobs (most of it 100 injected hangs waiting out their
+# timeout, twice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -106,7 +106,7 @@ fn launch() -> ExitCode {
 fn settings(model: Model) -> PoolBuilder {
     Pool::builder()
         .model(model)
-        .task_timeout(Duration::from_secs(1))
+        .task_timeout(Duration::from_secs(2))
         .memory_limit(128 << 20)
         .retries(0)
         .worker_stderr(WorkerStderr::Discard)

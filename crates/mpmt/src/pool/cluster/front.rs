@@ -18,6 +18,49 @@ use crate::pool::slot::Envelope;
 /// How long the idle front sleeps on the queue before it looks at the abort flag again.
 const QUEUE_POLL: Duration = Duration::from_millis(20);
 
+/// Work a node's window holds per worker: about a millisecond, enough to cover a message's
+/// trip back and forth and the node's polling sleep, little enough that a node holds no
+/// hoard of work another one could run.
+const WINDOW_WORK: Duration = Duration::from_millis(1);
+/// Tasks per worker in a window: at least two (one running, one ready), at most 64.
+const WINDOW_MIN: usize = 2;
+const WINDOW_MAX: usize = 64;
+
+/// How many tasks one node may have in flight: adapted to the tasks' measured run time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    parallelism: usize,
+    /// `max_in_flight` per worker.
+    cap: usize,
+    /// Moving average of the tasks' run time on the node, in ns (`None` before the first).
+    exec_ns: Option<f64>,
+}
+
+impl Window {
+    pub(crate) fn new(parallelism: usize, max_in_flight: usize) -> Window {
+        Window { parallelism: parallelism.max(1), cap: max_in_flight.max(1), exec_ns: None }
+    }
+
+    /// Notes one task's run time.
+    fn observe(&mut self, exec: Duration) {
+        let x = exec.as_nanos() as f64;
+        self.exec_ns = Some(self.exec_ns.map_or(x, |avg| 0.8 * avg + 0.2 * x));
+    }
+
+    /// The current limit.
+    fn limit(&self) -> usize {
+        let per_worker = match self.exec_ns {
+            // Unknown: as for long tasks, until the first outcomes tell.
+            None => WINDOW_MIN,
+            Some(ns) => {
+                let fit = (WINDOW_WORK.as_nanos() as f64 / ns.max(1.0)).ceil() as usize;
+                fit.clamp(WINDOW_MIN, WINDOW_MAX)
+            }
+        };
+        self.parallelism * per_worker.min(self.cap)
+    }
+}
+
 /// One node supervisor as the front sees it.
 #[derive(Debug)]
 pub(crate) struct Node {
@@ -25,14 +68,27 @@ pub(crate) struct Node {
     host: String,
     /// Tasks sent and not yet answered.
     in_flight: usize,
-    /// Most tasks in flight at once.
-    window: usize,
+    window: Window,
+    /// It broke the protocol: no more work.
+    disowned: bool,
     counters: NodeCounters,
 }
 
 impl Node {
-    pub(crate) fn new(rank: Rank, hello: NodeHello, window: usize) -> Node {
-        Node { rank, host: hello.host, in_flight: 0, window, counters: NodeCounters::default() }
+    pub(crate) fn new(rank: Rank, hello: NodeHello, window: Window) -> Node {
+        Node {
+            rank,
+            host: hello.host,
+            in_flight: 0,
+            window,
+            disowned: false,
+            counters: NodeCounters::default(),
+        }
+    }
+
+    /// Tasks it may still be sent.
+    fn room(&self) -> usize {
+        if self.disowned { 0 } else { self.window.limit().saturating_sub(self.in_flight) }
     }
 }
 
@@ -145,6 +201,9 @@ impl Front {
             self.nodes[node].in_flight -= 1;
             env.attempts = head.attempts.max(1);
             let exec = head.exec_ns.map(Duration::from_nanos);
+            if let Some(exec) = exec {
+                self.nodes[node].window.observe(exec);
+            }
             let result = match head.result {
                 Ok(()) => match env.job.as_ref() {
                     Some(job) => job
@@ -168,7 +227,7 @@ impl Front {
             "node rank {} on host {} sent a malformed outcome: {why}",
             node.rank, node.host
         );
-        node.window = 0;
+        node.disowned = true;
         node.in_flight = 0;
         let lost: Vec<u64> =
             self.in_flight.iter().filter(|(_, (n, _))| *n == index).map(|(id, _)| *id).collect();
@@ -193,17 +252,16 @@ impl Front {
     fn dispatch(&mut self) -> bool {
         let mut sent = false;
         loop {
-            let Some(index) = self
+            let Some((index, room)) = self
                 .nodes
                 .iter()
+                .map(Node::room)
                 .enumerate()
-                .filter(|(_, n)| n.in_flight < n.window)
-                .max_by_key(|(_, n)| (n.window - n.in_flight, std::cmp::Reverse(n.rank)))
-                .map(|(i, _)| i)
+                .filter(|&(_, room)| room > 0)
+                .max_by_key(|&(i, room)| (room, std::cmp::Reverse(i)))
             else {
                 return sent;
             };
-            let room = self.nodes[index].window - self.nodes[index].in_flight;
             self.batch.clear();
             let mut count = 0;
             while count < room {

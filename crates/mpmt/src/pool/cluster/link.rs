@@ -97,8 +97,8 @@ pub(crate) struct Idle {
 }
 
 /// Rounds spent spinning, then yielding, before the loop sleeps.
-const SPIN_ROUNDS: u32 = 64;
-const YIELD_ROUNDS: u32 = 256;
+const SPIN_ROUNDS: u32 = 16;
+const YIELD_ROUNDS: u32 = 64;
 /// The sleep once the loop has been idle a while: short beside a task's round trip over
 /// MPI between hosts, long enough to leave the CPU to the workers.
 const IDLE_SLEEP: Duration = Duration::from_micros(50);

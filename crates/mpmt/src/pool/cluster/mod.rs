@@ -15,10 +15,13 @@
 //! supervisor or the front: a killed process, a lost host); `mpirun` then names the rank
 //! and host (see the README, "Running on a cluster").
 //!
-//! Load balance: the front sends a node at most a window of tasks (twice its parallelism,
-//! capped by [`PoolBuilder::max_in_flight`](super::PoolBuilder::max_in_flight)) and sends
-//! more only as outcomes come back, always to the node with the most room: a node gets work
-//! as it completes work, and no task waits on a busy node while another one idles.
+//! Load balance: the front sends a node at most a window of tasks and sends more only as
+//! outcomes come back, always to the node with the most room: a node gets work as it
+//! completes work. The window covers about a millisecond of work per worker (measured from
+//! the tasks' run times, as the process model sizes its own): two tasks per worker for long
+//! tasks, so a slow task strands at most one task behind it, and up to 64 per worker for
+//! tiny ones, so a node's workers never wait for the next message; never more than
+//! [`PoolBuilder::max_in_flight`](super::PoolBuilder::max_in_flight) per worker.
 //!
 //! A program using it lets workers and nodes in first:
 //!
@@ -151,10 +154,9 @@ impl Settings {
         }
     }
 
-    /// Tasks in flight to one node: enough to keep its workers busy while outcomes travel
-    /// back (twice its parallelism), never more than `max_in_flight`.
-    fn window(&self) -> usize {
-        (2 * self.processes * self.threads).min(self.max_in_flight.max(self.threads)).max(1)
+    /// The bounds of a node's window: its parallelism, and the most tasks in flight to it.
+    fn window(&self) -> front::Window {
+        front::Window::new(self.processes * self.threads, self.max_in_flight)
     }
 }
 
