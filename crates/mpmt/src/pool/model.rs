@@ -21,7 +21,7 @@ pub enum Model {
     },
     /// MPI ranks (`mpirun -n N`): rank 0 is the pool front, every other rank a node
     /// supervisor running a local pool of `processes` worker processes × `threads` threads
-    /// (see [`crate::pool::cluster`], feature `mpi`). The sizes are per node.
+    /// (see the `pool::cluster` module, feature `mpi`). The sizes are per node.
     Cluster {
         /// Worker processes per node.
         processes: usize,
