@@ -1,11 +1,15 @@
-//! Benchmark: the cluster model's dispatch against a bare MPI task farm, same tasks, same run.
+//! Benchmark: the cluster model's dispatch against a bare MPI task farm, same tasks, same run;
+//! and MPI's own ping-pong.
 //!
 //! ```sh
 //! cargo build --release -p mpmt --features mpi --example cluster_farm
 //! mpirun -n 3 target/release/examples/cluster_farm [TASKS] [SIZE]
 //! ```
 //!
-//! Three ranks: rank 0 dispatches, ranks 1 and 2 work. First the **farm**, what one writes
+//! First a **ping-pong** between ranks 0 and 1 (64 B, 4 KiB, 1 MiB; round trip p50 and p99,
+//! and the bandwidth two copies of the message per round trip make).
+//!
+//! Three ranks: rank 0 dispatches, ranks 1 and 2 work. Then the **farm**, what one writes
 //! with the `mpi` crate alone: rank 0 sends task indices, two in flight per worker rank, and
 //! the worker ranks hash in their own process (so a crashing task would end the job). Then
 //! the **cluster** pool (`Model::Cluster { processes: 1, threads: 1 }`): ranks 1 and 2 are node
@@ -42,6 +46,9 @@ fn main() {
     let (universe, _) =
         mpi::initialize_with_threading(mpi::Threading::Serialized).expect("MPI starts once");
     let world = universe.world();
+    if world.rank() < 2 {
+        ping_pong(&world);
+    }
     let farm: Vec<Duration> = if world.rank() == 0 {
         let times = (0..=ROUNDS).map(|_| farm_round(&world, tasks, size)).skip(1).collect();
         for rank in 1..world.size() {
@@ -81,6 +88,43 @@ fn main() {
     println!("cluster  tasks/s per round {:?}  median {:.0}", show(&cluster), rate(&c));
     println!("ratio    cluster / farm throughput {:.2}x", f.as_secs_f64() / c.as_secs_f64());
     drop(universe);
+}
+
+/// Ping-pong between ranks 0 and 1 (rank 0 prints): round trips of 64 B, 4 KiB and 1 MiB,
+/// each timed alone after a warm-up, as `mpmt ipc` times the local transports.
+fn ping_pong(world: &SimpleCommunicator) {
+    let me = world.rank();
+    let peer = world.process_at_rank(1 - me);
+    for (size, trips) in [(64usize, 5000usize), (4096, 2000), (1 << 20, 300)] {
+        let message = vec![7u8; size];
+        let mut samples = Vec::with_capacity(trips);
+        for i in 0..trips + trips / 10 {
+            let start = Instant::now();
+            if me == 0 {
+                peer.send(&message[..]);
+                let (echo, _) = peer.receive_vec::<u8>();
+                assert_eq!(echo.len(), size);
+            } else {
+                let (got, _) = peer.receive_vec::<u8>();
+                peer.send(&got[..]);
+            }
+            if i >= trips / 10 {
+                samples.push(start.elapsed());
+            }
+        }
+        if me == 0 {
+            samples.sort();
+            let p50 = samples[samples.len() / 2];
+            let p99 = samples[samples.len() * 99 / 100];
+            let gib_s = 2.0 * size as f64 / p50.as_secs_f64() / f64::from(1u32 << 30);
+            println!(
+                "ping-pong {size:>7} B  round trip p50 {:>9.2} µs  p99 {:>9.2} µs  \
+                 {gib_s:.2} GiB/s at p50",
+                p50.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            );
+        }
+    }
 }
 
 fn median(v: &[Duration]) -> Duration {
