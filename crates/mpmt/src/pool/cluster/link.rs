@@ -99,9 +99,14 @@ pub(crate) struct Idle {
 /// Rounds spent spinning, then yielding, before the loop sleeps.
 const SPIN_ROUNDS: u32 = 16;
 const YIELD_ROUNDS: u32 = 64;
-/// The sleep once the loop has been idle a while: short beside a task's round trip over
-/// MPI between hosts, long enough to leave the CPU to the workers.
-const IDLE_SLEEP: Duration = Duration::from_micros(50);
+/// The sleeps once the loop has been idle a while: first short ones (a reply that is on its
+/// way costs little more than a spin), then longer ones that leave the CPU to the workers. A
+/// node's window holds about a millisecond of work per worker, so its workers do not run dry
+/// while it sleeps. (On 2 cores, 3 ranks: 50 µs sleeps gave 0.64×, 200 µs 0.69–0.82× the
+/// bare farm's throughput in `examples/cluster_farm.rs`.)
+const SHORT_SLEEPS: u32 = 8;
+const SHORT_SLEEP: Duration = Duration::from_micros(50);
+const IDLE_SLEEP: Duration = Duration::from_micros(200);
 
 impl Idle {
     /// Something happened: the next wait spins again.
@@ -116,6 +121,8 @@ impl Idle {
             std::hint::spin_loop();
         } else if self.rounds <= SPIN_ROUNDS + YIELD_ROUNDS {
             std::thread::yield_now();
+        } else if self.rounds <= SPIN_ROUNDS + YIELD_ROUNDS + SHORT_SLEEPS {
+            std::thread::sleep(SHORT_SLEEP);
         } else {
             std::thread::sleep(IDLE_SLEEP);
         }
