@@ -127,6 +127,14 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.model != ModelArg::Cluster && args.threads_per_node.is_some() {
         return Err(Usage("--threads-per-node belongs to --model cluster".into()).into());
     }
+    #[cfg(not(feature = "mpi"))]
+    if let Model::Cluster { .. } = model {
+        return Err(Usage(
+            "--model cluster runs over MPI: this mpmt was built without the `mpi` feature              (cargo build --release --features mpi, with an MPI library installed)"
+                .into(),
+        )
+        .into());
+    }
     #[cfg(feature = "mpi")]
     if let Model::Cluster { .. } = model {
         // Under mpirun every rank runs this command: ranks 1…N-1 serve rank 0 and end here.
