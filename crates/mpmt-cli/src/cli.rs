@@ -82,6 +82,10 @@ pub(crate) enum ModelArg {
     Process,
     /// Worker processes running several threads each (--processes × --threads).
     Hybrid,
+    /// MPI ranks, under `mpirun -n N` (a build with `--features mpi`): rank 0 dispatches,
+    /// every other rank runs a process pool of --threads-per-node workers (or a hybrid pool
+    /// of --processes × --threads).
+    Cluster,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,6 +110,10 @@ pub(crate) struct RunArgs {
     /// Hybrid model: threads per worker process (default 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=254))]
     pub(crate) threads: Option<u32>,
+    /// Cluster model: tasks at once on each node rank, each in a worker process of its own
+    /// (default: one per CPU of the node's host).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) threads_per_node: Option<u32>,
     /// Longest a task may run, e.g. 2s or 500ms: the task ends `timed_out` and its worker
     /// process is killed and replaced (a thread is abandoned and replaced).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

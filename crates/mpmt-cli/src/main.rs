@@ -149,9 +149,48 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
                 threads: args.threads.map_or(2, |n| n as usize),
             }
         }
+        ModelArg::Cluster => {
+            if args.workers.is_some()
+                || (args.threads_per_node.is_some()
+                    && (args.processes.is_some() || args.threads.is_some()))
+            {
+                return Err(Usage(
+                    "--model cluster takes --threads-per-node, or --processes and --threads                      (per node)"
+                        .into(),
+                )
+                .into());
+            }
+            match args.threads_per_node {
+                Some(n) => Model::Cluster { processes: n as usize, threads: 1 },
+                None => Model::Cluster {
+                    processes: args.processes.map_or_else(available_cpus, |n| n as usize),
+                    threads: args.threads.map_or(1, |n| n as usize),
+                },
+            }
+        }
     };
-    if args.model != ModelArg::Hybrid && (args.processes.is_some() || args.threads.is_some()) {
+    if !matches!(args.model, ModelArg::Hybrid | ModelArg::Cluster)
+        && (args.processes.is_some() || args.threads.is_some())
+    {
         return Err(Usage("--processes and --threads belong to --model hybrid".into()).into());
+    }
+    if args.model != ModelArg::Cluster && args.threads_per_node.is_some() {
+        return Err(Usage("--threads-per-node belongs to --model cluster".into()).into());
+    }
+    #[cfg(not(feature = "mpi"))]
+    if let Model::Cluster { .. } = model {
+        return Err(Usage(
+            "--model cluster runs over MPI: this mpmt was built without the `mpi` feature              (cargo build --release --features mpi, with an MPI library installed)"
+                .into(),
+        )
+        .into());
+    }
+    #[cfg(feature = "mpi")]
+    if let Model::Cluster { .. } = model {
+        // Under mpirun every rank runs this command: ranks 1…N-1 serve rank 0 and end here.
+        if let Some(code) = mpmt::pool::cluster::run_if_node(&mpmt::task::Registry::builtin()) {
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
     }
     let inject = args.inject.map(|mut plan| {
         plan.seed = args.seed;

@@ -56,6 +56,21 @@ fn bad_arguments_exit_2_with_a_message() {
 }
 
 #[test]
+fn cluster_arguments_are_checked() {
+    fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["run", "--task", "noop"][..], extra].concat()
+    }
+    assert_usage_error(&run(&["--threads-per-node", "2"]), "--model cluster");
+    assert_usage_error(&run(&["--model", "cluster", "--workers", "2"]), "--threads-per-node");
+    assert_usage_error(
+        &run(&["--model", "cluster", "--threads-per-node", "2", "--threads", "2"]),
+        "--threads-per-node",
+    );
+    #[cfg(not(feature = "mpi"))]
+    assert_usage_error(&run(&["--model", "cluster"]), "`mpi` feature");
+}
+
+#[test]
 fn every_command_has_help() {
     for args in [&["--help"][..], &["run", "--help"], &["lab", "--help"]] {
         let out = mpmt(args);

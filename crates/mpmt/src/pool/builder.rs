@@ -246,7 +246,7 @@ impl PoolBuilder {
     /// Starts the pool: threads, or worker processes (each ready before this returns).
     pub fn build(self) -> Result<Pool, PoolError> {
         let threads = match self.model {
-            Model::Hybrid { threads, .. } => threads,
+            Model::Hybrid { threads, .. } | Model::Cluster { threads, .. } => threads,
             _ => 1,
         };
         if self.model.parallelism() == 0 || threads == 0 {
@@ -322,6 +322,28 @@ impl PoolBuilder {
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone(), self.stop)?;
                 (Engine::Process(pool), tx, rx)
+            }
+            #[cfg(feature = "mpi")]
+            Model::Cluster { processes, threads } => {
+                let settings = super::cluster::Settings {
+                    processes,
+                    threads,
+                    transport: self.transport,
+                    max_in_flight: self.max_in_flight.max(threads),
+                    max_frame: self.max_frame,
+                    frame_timeout: self.frame_timeout,
+                    stderr: self.stderr,
+                    program: self.program,
+                };
+                let (pool, tx, rx) =
+                    super::cluster::ClusterPool::start(settings, capacity, shared.clone())?;
+                (Engine::Cluster(pool), tx, rx)
+            }
+            #[cfg(not(feature = "mpi"))]
+            Model::Cluster { .. } => {
+                return Err(PoolError::Config(
+                    "the cluster model runs over MPI: build mpmt with the `mpi` feature".into(),
+                ));
             }
         };
         Ok(Pool {

@@ -32,6 +32,10 @@ pub enum PoolError {
     /// starting: no more were started, and those started were stopped.
     #[error("interrupted while starting the workers")]
     Interrupted,
+    /// The cluster model could not start: MPI, or a node supervisor that could not start
+    /// its pool (the message names the rank and host).
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Why a task was not accepted.

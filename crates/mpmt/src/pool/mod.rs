@@ -15,6 +15,8 @@
 //!
 //! * [`thread`]: tasks run on N threads of this process, under `catch_unwind`, without
 //!   serialisation.
+//! * `cluster` (feature `mpi`): tasks travel over MPI from rank 0 to node supervisor ranks,
+//!   each running a process or hybrid pool of its own ([`Model::Cluster`]).
 //! * [`process`]: tasks run in P worker processes (this program re-executed, see
 //!   [`crate::worker`]) over a [`crate::transport`], each running one task at a time
 //!   ([`Model::Processes`]) or T at a time on T threads ([`Model::Hybrid`]); a worker that
@@ -58,6 +60,8 @@
 //!   shares a process with the tasks it took down before (`process/README.md`).
 
 mod builder;
+#[cfg(feature = "mpi")]
+pub mod cluster;
 mod error;
 mod map;
 mod model;
@@ -95,6 +99,8 @@ use slot::Envelope;
 enum Engine {
     Thread(thread::ThreadPool),
     Process(process::ProcessPool),
+    #[cfg(feature = "mpi")]
+    Cluster(cluster::ClusterPool),
 }
 
 impl Engine {
@@ -102,6 +108,8 @@ impl Engine {
         match self {
             Engine::Thread(p) => p.join(),
             Engine::Process(p) => p.join(),
+            #[cfg(feature = "mpi")]
+            Engine::Cluster(p) => p.join(),
         }
     }
 }

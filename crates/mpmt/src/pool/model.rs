@@ -19,14 +19,25 @@ pub enum Model {
         /// Task threads per worker process.
         threads: usize,
     },
+    /// MPI ranks (`mpirun -n N`): rank 0 is the pool front, every other rank a node
+    /// supervisor running a local pool of `processes` worker processes × `threads` threads
+    /// (see the `pool::cluster` module, feature `mpi`). The sizes are per node.
+    Cluster {
+        /// Worker processes per node.
+        processes: usize,
+        /// Task threads per worker process (1: a process pool on each node).
+        threads: usize,
+    },
 }
 
 impl Model {
-    /// Number of tasks that can run at once.
+    /// Number of tasks that can run at once (per node for [`Model::Cluster`]).
     pub fn parallelism(self) -> usize {
         match self {
             Model::Threads(n) | Model::Processes(n) => n,
-            Model::Hybrid { processes, threads } => processes * threads,
+            Model::Hybrid { processes, threads } | Model::Cluster { processes, threads } => {
+                processes * threads
+            }
         }
     }
 
@@ -35,16 +46,17 @@ impl Model {
         match self {
             Model::Threads(_) => 0,
             Model::Processes(n) => n,
-            Model::Hybrid { processes, .. } => processes,
+            Model::Hybrid { processes, .. } | Model::Cluster { processes, .. } => processes,
         }
     }
 
-    /// "thread", "process" or "hybrid".
+    /// "thread", "process", "hybrid" or "cluster".
     pub fn name(self) -> &'static str {
         match self {
             Model::Threads(_) => "thread",
             Model::Processes(_) => "process",
             Model::Hybrid { .. } => "hybrid",
+            Model::Cluster { .. } => "cluster",
         }
     }
 }
@@ -56,6 +68,12 @@ impl fmt::Display for Model {
             Model::Processes(n) => write!(f, "{n} processes"),
             Model::Hybrid { processes, threads } => {
                 write!(f, "{processes} processes × {threads} threads")
+            }
+            Model::Cluster { processes, threads: 1 } => {
+                write!(f, "cluster of nodes × {processes} processes")
+            }
+            Model::Cluster { processes, threads } => {
+                write!(f, "cluster of nodes × {processes} processes × {threads} threads")
             }
         }
     }

@@ -184,6 +184,43 @@ impl Kind {
     pub(crate) fn decode_output(&self, bytes: &[u8]) -> Result<AnyValue, CodecError> {
         (self.decode_output)(bytes)
     }
+
+    /// A twin of this kind, under the same name, whose input and output stay encoded: its
+    /// input is the postcard bytes of this kind's input (a `Vec<u8>`), its decoded output the
+    /// postcard bytes of this kind's output. A relay that never sees the types (a cluster
+    /// node, which receives tasks already encoded and sends outcomes on encoded) runs jobs of
+    /// it on its own process pool; the worker still runs this kind, found by name.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn encoded_twin(&self) -> Kind {
+        Kind {
+            name: self.name,
+            run_local: run_local_encoded,
+            encode_input: encode_input_encoded,
+            run_encoded: self.run_encoded,
+            decode_output: decode_output_encoded,
+        }
+    }
+}
+
+fn encoded_error(what: &'static str, message: &str) -> CodecError {
+    CodecError { kind: "(encoded)".to_owned(), what, message: message.to_owned() }
+}
+
+/// An encoded twin cannot run in this thread: it has no typed input (thread model).
+fn run_local_encoded(_: AnyValue) -> Result<AnyValue, CodecError> {
+    Err(encoded_error("input", "an encoded job runs only in a worker process"))
+}
+
+fn encode_input_encoded(input: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let bytes = input
+        .downcast_ref::<Vec<u8>>()
+        .ok_or_else(|| encoded_error("input", "an encoded job's input is its bytes"))?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn decode_output_encoded(bytes: &[u8]) -> Result<AnyValue, CodecError> {
+    Ok(Box::new(bytes.to_vec()))
 }
 
 /// One task invocation, type-erased: a kind and its boxed input.
@@ -227,6 +264,12 @@ impl Job {
     /// The boxed input.
     pub(crate) fn input(&self) -> &(dyn Any + Send) {
         &*self.input
+    }
+
+    /// A job of an [encoded twin](Kind::encoded_twin) kind: `input` is already encoded.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn encoded(kind: &'static Kind, input: Vec<u8>, idempotent: bool) -> Job {
+        Job { kind, input: Box::new(input), idempotent }
     }
 
     /// Splits the job into kind and input.
@@ -331,6 +374,24 @@ mod tests {
         assert_eq!(*decoded.downcast::<u64>().unwrap(), 42);
         let local = kind.run_local(Box::new(21u64)).unwrap();
         assert_eq!(*local.downcast::<u64>().unwrap(), 42);
+    }
+
+    #[test]
+    fn encoded_twin_relays_bytes_the_kind_runs() {
+        let kind = Kind::of::<Double>();
+        let twin = kind.encoded_twin();
+        assert_eq!(twin.name(), kind.name());
+        let mut wire = Vec::new();
+        kind.encode_input(&21u64, &mut wire).unwrap();
+        let mut relayed = Vec::new();
+        twin.encode_input(&wire, &mut relayed).unwrap();
+        assert_eq!(relayed, wire);
+        let mut out = Vec::new();
+        twin.run_encoded(&relayed, &mut out).unwrap();
+        let bytes = *twin.decode_output(&out).unwrap().downcast::<Vec<u8>>().unwrap();
+        assert_eq!(*kind.decode_output(&bytes).unwrap().downcast::<u64>().unwrap(), 42);
+        assert!(twin.encode_input(&21u64, &mut Vec::new()).is_err());
+        assert!(twin.run_local(Box::new(wire)).is_err());
     }
 
     #[test]
