@@ -23,7 +23,8 @@ LAYERS = {
     "crates/mpmt-lab/src": [
         ["child"],
         ["report"],
-        ["lab", "advise"],
+        ["lab"],
+        ["advise"],
         ["bench"],
         ["measure"],
     ],

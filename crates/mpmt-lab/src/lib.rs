@@ -5,9 +5,9 @@
 //!
 //! * [`child`]: the lab's re-executed children (ipc peer, isolation cell, exit probe);
 //! * [`report`]: renderers of every result (lab, ipc, run) behind one exporter;
-//! * [`lab`]: one experiment per claim, each with a computed verdict; beside it (neither
-//!   imports the other) [`advise`]: profile a command, classify it, recommend a model, and
-//!   check the advice against a sweep (`mpmt advise`);
+//! * [`lab`]: one experiment per claim, each with a computed verdict;
+//! * [`advise`]: profile a command, classify it, recommend a model, and check the advice
+//!   against a sweep (`mpmt advise`; the lab's `advice` claim runs that check);
 //! * [`mod@bench`]: the instruments behind `mpmt ipc` and `mpmt run`, which the claims reuse;
 //! * [`measure`]: statistics, units, machine description, CPU time and pinning, /proc memory;
 //!

@@ -44,6 +44,7 @@
 //! Write `src/lab/<id>.rs` with a unit struct implementing [`Experiment`], declare the
 //! module below, and add one line `Box::new(<id>::<Struct>),` to [`experiments`].
 
+pub mod advice;
 mod churn;
 pub mod condition;
 mod contenders;
@@ -243,6 +244,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(starvation::Starvation),
         Box::new(sync::Sync),
         Box::new(deadlock::Deadlock),
+        Box::new(advice::Advice),
     ]
 }
 
@@ -321,6 +323,9 @@ pub enum LabError {
     /// The IPC benchmark failed.
     #[error(transparent)]
     Ipc(#[from] crate::bench::ipc::IpcError),
+    /// The advice check (`advice`) failed.
+    #[error("advice check: {0}")]
+    Advice(String),
     /// `--repeat 0`.
     #[error("the number of repeats must be at least 1")]
     NoRepeats,
@@ -464,7 +469,8 @@ mod tests {
                 "race",
                 "starvation",
                 "sync",
-                "deadlock"
+                "deadlock",
+                "advice"
             ]
         );
     }
@@ -476,7 +482,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown experiment 'nope'; valid ids: create, switch, ipc, cpu, isolation, memory, io, \
-             race, starvation, sync, deadlock"
+             race, starvation, sync, deadlock, advice"
         );
     }
 

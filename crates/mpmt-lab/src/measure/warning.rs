@@ -120,6 +120,8 @@ pub enum Warning {
         /// Contests run.
         contests: usize,
     },
+    /// A workload of the advice check could not run (why, and what to install).
+    WorkloadSkipped(String),
     /// A warning read back from a JSON report: its text as written.
     Recorded(String),
 }
@@ -199,6 +201,7 @@ impl fmt::Display for Warning {
                 "1 % crashes cost {lost_pct:.0} % of the throughput (target: under 10 %) on \
                  tasks of {task_kib} KiB; each crash costs at least one process creation"
             ),
+            Warning::WorkloadSkipped(why) => write!(f, "workload skipped: {why}"),
             Warning::PythonMissing => f.write_str(
                 "python3 not found: the GIL half of this claim is skipped; install python3 to \
                  run it",
