@@ -97,7 +97,7 @@ fn lab_writes_a_report_folder_that_compare_reads() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("컨텍스트 스위칭 비용") && stdout.contains("아직 구현되지 않음"),
+        stdout.contains("컨텍스트 스위칭 비용") && stdout.contains("실행하지 않음 (--only)"),
         "{stdout}"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
