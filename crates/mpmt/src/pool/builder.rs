@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::shared::{Limits, Shared};
@@ -257,6 +256,7 @@ impl PoolBuilder {
                     threads,
                     frame_timeout: self.frame_timeout,
                     stderr: self.stderr,
+                    board: Arc::new(process::Board::new(p)),
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone())?;
@@ -266,14 +266,12 @@ impl PoolBuilder {
         Ok(Pool {
             model: self.model,
             transport: self.transport,
-            queue_capacity: self.queue_capacity,
             sender: Some(tx),
             queue: rx,
             engine: Some(engine),
             shared,
             channel,
             registry: self.registry,
-            next_id: AtomicU64::new(1),
         })
     }
 }

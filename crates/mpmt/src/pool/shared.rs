@@ -44,6 +44,14 @@ pub(crate) struct Shared {
     pub(super) workers: Mutex<Vec<Option<(u32, Killer)>>>,
     /// Recent recovery times: a worker's death noticed → its replacement ready.
     pub(super) recoveries: Mutex<VecDeque<Duration>>,
+    /// The next task id (ids start at 1; a chunk takes one id, and a piece split off it a
+    /// new one).
+    pub(crate) next_id: AtomicU64,
+    /// Tasks submitted (a chunk counts its tasks).
+    pub(crate) submitted: AtomicU64,
+    /// Tasks or chunks taken back from a worker that had not started them and given to
+    /// another (process models).
+    pub(crate) revoked: AtomicU64,
 }
 
 /// Recovery times kept for [`PoolStats::recoveries`].
@@ -67,7 +75,15 @@ impl Shared {
             start_failure_logged: AtomicBool::new(false),
             workers: Mutex::new(vec![None; slots]),
             recoveries: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(1),
+            submitted: AtomicU64::new(0),
+            revoked: AtomicU64::new(0),
         }
+    }
+
+    /// A fresh task id.
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn set_worker(&self, slot: usize, worker: Option<(u32, Killer)>) {
@@ -114,4 +130,7 @@ pub struct PoolStats {
     pub recoveries: Vec<Duration>,
     /// Peers refused by the transport (`tcp`: a wrong or missing secret).
     pub rejected_peers: u64,
+    /// Tasks (or chunks of `map`) sent ahead to a busy worker, taken back before it started
+    /// them and given to an idle one (process and hybrid models).
+    pub revoked: u64,
 }

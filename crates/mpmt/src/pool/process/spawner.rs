@@ -7,10 +7,9 @@
 //! A worker is started by [`start`]: its status page, its channel, fork and exec of the
 //! worker program, the transport's handshake, the reader thread, and the worker's `Hello`.
 
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -105,6 +104,7 @@ pub(super) fn start(
     let limits = &shared.limits;
     let (page, page_fd): (StatusPage, OwnedFd) =
         StatusPage::create(config.threads).map_err(StartError::StatusPage)?;
+    let (dispatch, dispatch_fd) = config.dispatch_page().map_err(StartError::Dispatch)?;
     let pending = config.transport.open().map_err(StartError::Channel)?;
     let args = WorkerArgs {
         link: pending.child_arg(),
@@ -114,11 +114,14 @@ pub(super) fn start(
         status_fd: Some(page_fd.as_raw_fd()),
         memory_limit: limits.memory_limit,
         frame_timeout: Some(config.frame_timeout),
+        dispatch_fd: Some(dispatch_fd.as_raw_fd()),
+        stamp_items: limits.task_timeout.is_some(),
     };
     let mut argv = vec![WORKER_COMMAND.to_owned()];
     argv.extend(args.to_args());
     let mut inherit = pending.child_fds();
     inherit.push(page_fd.as_raw_fd());
+    inherit.push(dispatch_fd.as_raw_fd());
     let mut env = pending.child_env();
     if limits.memory_limit.is_some() {
         // glibc reserves 64 MiB of address space per malloc arena (one per thread, up to
@@ -138,17 +141,13 @@ pub(super) fn start(
     };
     let process = supervise::spawn_with(&config.program, &argv, &env, &inherit, stderr)
         .map_err(|source| StartError::Spawn { program: config.program.clone(), source })?;
-    drop(page_fd);
+    drop((page_fd, dispatch_fd));
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
     let link = pending
         .establish(deadline)
         .map_err(|source| StartError::Connect { worker: slot, source })?;
-    let inflight = Arc::new(Inflight {
-        queue: Mutex::new(VecDeque::new()),
-        avg_exec_ns: AtomicU64::new(0),
-        driver_waiting: AtomicBool::new(false),
-    });
+    let inflight = Arc::new(Inflight::new(config.threads, dispatch, config.board.clone()));
     let (events_tx, events) = crossbeam_channel::unbounded();
     let reader =
         FrameReader::new(link.rx, config.max_frame).with_frame_timeout(config.frame_timeout);
@@ -182,6 +181,7 @@ pub(super) fn start(
         threads: config.threads,
         budget: limits.max_tasks_per_worker,
         stderr: stderr_log,
+        next_seq: 0,
     };
     match worker.events.recv_timeout(START_TIMEOUT) {
         Ok(Event::Ready) => Ok(worker),
