@@ -14,7 +14,9 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::SIGINT;
 
-use cli::{Cli, Command, IpcArgs, LabArgs, ModelArg, RunArgs};
+use cli::{
+    BenchArgs, BenchCommand, Cli, Command, DispatchArgs, IpcArgs, LabArgs, ModelArg, RunArgs,
+};
 use mpmt::pool::{Model, available_cpus};
 use mpmt_lab::bench::workload::{RunError, RunSpec};
 use mpmt_lab::lab::{LabConfig, LabError, LabReport};
@@ -38,6 +40,7 @@ const HIDDEN: &[(&str, Hidden)] = &[
     (mpmt_lab::child::CELL_COMMAND, mpmt_lab::child::lab_cell),
     (mpmt_lab::child::EXIT_COMMAND, mpmt_lab::child::exit_at_once),
     (mpmt_lab::child::MEMORY_COMMAND, mpmt_lab::child::memory_probe),
+    (mpmt_lab::child::ECHO_COMMAND, mpmt_lab::child::dispatch_echo),
 ];
 
 /// Runs the hidden command named by the first argument, if there is one.
@@ -79,7 +82,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_workload(args),
         Command::Lab(args) => lab(args),
         Command::Ipc(args) => ipc(args),
+        Command::Bench(BenchArgs { command: BenchCommand::Dispatch(args) }) => dispatch(args),
     }
+}
+
+fn dispatch(args: DispatchArgs) -> anyhow::Result<ExitCode> {
+    let python = if args.no_python {
+        None
+    } else {
+        // The first `python3` on PATH, if any: the `multiprocessing` baseline.
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths).map(|d| d.join("python3")).find(|p| p.is_file())
+        })
+    };
+    let cfg = mpmt_lab::bench::dispatch::DispatchConfig {
+        quick: args.quick,
+        tasks: args.tasks,
+        exe: std::env::current_exe().context("locating the mpmt binary for the workers")?,
+        transports: args.transports,
+        python,
+    };
+    let machine = mpmt_lab::measure::Machine::detect();
+    eprintln!("{}", terminal::banner("bench dispatch", cfg.quick, &machine));
+    let bar = mpmt_lab::lab::progress_bar("dispatch");
+    let report = mpmt_lab::bench::dispatch::run(&cfg, &mut |what| bar.set_message(what.to_owned()));
+    bar.finish_and_clear();
+    let report = report.context("measuring dispatch")?;
+    write!(io::stdout().lock(), "{}", exporter(args.json).export(Report::Dispatch(&report))?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {

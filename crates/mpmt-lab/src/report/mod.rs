@@ -13,6 +13,7 @@
 pub mod json;
 pub mod terminal;
 
+use crate::bench::dispatch::DispatchReport;
 use crate::bench::ipc::IpcReport;
 use crate::bench::workload::RunReport;
 use crate::lab::LabReport;
@@ -34,6 +35,8 @@ pub enum Report<'a> {
     Ipc(&'a IpcReport),
     /// A workload run (`mpmt run`).
     Run(&'a RunReport),
+    /// A dispatch benchmark run (`mpmt bench dispatch`).
+    Dispatch(&'a DispatchReport),
 }
 
 /// Turns a report into text in one format.
@@ -57,6 +60,7 @@ impl Exporter for Terminal {
             Report::Lab(r) => terminal::lab::render(r),
             Report::Ipc(r) => terminal::ipc::render(r),
             Report::Run(r) => terminal::run::render(r),
+            Report::Dispatch(r) => terminal::dispatch::render(r),
         })
     }
 }
@@ -67,6 +71,7 @@ impl Exporter for Json {
             Report::Lab(r) => json::to_json(r),
             Report::Ipc(r) => json::to_line(r),
             Report::Run(r) => json::to_line(r),
+            Report::Dispatch(r) => json::to_line(r),
         }
     }
 }
