@@ -221,6 +221,33 @@ fn revocation_never_runs_a_task_twice() {
     }
 }
 
+/// A hybrid worker answers out of order (one thread may sit on an old task while the other
+/// answers hundreds of newer ones), so the oldest task in flight can be far older than the
+/// window: its claim cell must not be reused while it waits (a regression: it was, and the
+/// task was skipped and never answered). Many rounds of tiny tasks, one by one and in
+/// chunks; every task must come back.
+fn out_of_order_answers_lose_no_task() {
+    let pool = Pool::builder().model(Model::Hybrid { processes: 1, threads: 2 }).build().unwrap();
+    for round in 0..40u64 {
+        let mut pending = std::collections::VecDeque::new();
+        for i in 0..5_000u64 {
+            if pending.len() == 1024 {
+                let (j, h): (u64, mpmt::pool::Handle<u64>) = pending.pop_front().unwrap();
+                // A bound against a hang, not a speed limit.
+                let c = h.wait_timeout(Duration::from_secs(30)).expect("every task comes back");
+                assert_eq!(c.result, Ok(j), "round {round}");
+            }
+            pending.push_back((i, pool.submit::<Noop>(i).unwrap()));
+        }
+        for (j, h) in pending {
+            let c = h.wait_timeout(Duration::from_secs(30)).expect("every task comes back");
+            assert_eq!(c.result, Ok(j), "round {round}");
+        }
+        let out: Vec<_> = pool.map::<Noop, _>(0..2_000).collect();
+        assert!(out.iter().enumerate().all(|(i, r)| *r == Ok(i as u64)), "round {round}");
+    }
+}
+
 /// One model's pool for the property test, with the faults it may take.
 struct Case {
     pool: Pool,
@@ -393,6 +420,7 @@ mpmt::test_main!(
     a_fresh_pools_first_tasks_land_on_every_worker,
     long_tasks_after_tiny_ones_spread_over_every_worker,
     revocation_never_runs_a_task_twice,
+    out_of_order_answers_lose_no_task,
     batched_map_keeps_every_tasks_own_outcome,
     a_task_timeout_in_a_chunk_is_per_task,
     large_outputs_travel_in_parts,

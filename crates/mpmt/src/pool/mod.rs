@@ -30,6 +30,19 @@
 //! instead of growing memory without limit (backpressure). Every submitted task ends in
 //! exactly one `Ok(output)` or one [`TaskError`] (see `slot.rs`).
 //!
+//! Scheduling:
+//! * [`Pool::map`] batches: it cuts its inputs into chunks sized from the measured task time
+//!   (about 2 ms of work per chunk in the process models, 0.5 ms in the thread model;
+//!   [`Map::chunk_size`] fixes the size), each task keeping its own outcome, in input order;
+//!   a worker that dies inside a chunk costs only the task it was running (`chunk.rs`,
+//!   `map.rs`). The thread model shares chunks by work stealing and splits them while
+//!   threads idle.
+//! * No task is stranded: the process models send tasks ahead of a busy worker (a window
+//!   sized by the task time), and a worker with an idle thread takes back any task another
+//!   worker was sent and has not started, which therefore runs exactly once
+//!   ([`PoolStats::revoked`], `process/README.md`). [`PoolBuilder::max_in_flight`]`(1)`
+//!   sends nothing ahead: one task per worker thread.
+//!
 //! Isolation settings (process and hybrid models unless noted):
 //! * [`PoolBuilder::task_timeout`]: a task running longer is reported `TimedOut` and its
 //!   worker process is killed and replaced. The thread model reports `TimedOut` too, but a
@@ -52,7 +65,8 @@
 //!   memory or times out, only its task (the culprit) gets that error; the tasks running on
 //!   the other threads end `WorkerLost` with a [`LostCause`] naming the culprit, and are
 //!   retried in another process. A retried culprit runs alone in its worker, so it never
-//!   shares a process with the tasks it took down before (`process/README.md`).
+//!   shares a process with the tasks it took down before, and so does a task lost that way
+//!   twice (`process/README.md`).
 
 mod builder;
 mod chunk;

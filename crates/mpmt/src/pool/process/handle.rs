@@ -135,12 +135,15 @@ impl WorkerHandle {
         window_for(self.threads, cap, mean, oldest)
     }
 
-    /// Tasks in flight, and whether the next frame's claim cell is free: the cell of the
-    /// oldest frame in flight is reused only after it is answered (or revoked).
-    fn in_flight(&self) -> (usize, bool) {
+    /// Tasks in flight, and how many frames may be sent before a claim cell still in use
+    /// would be reused: the cell of the oldest frame in flight is reused only after it is
+    /// answered (or revoked), and in a hybrid worker that frame may be far older than the
+    /// others in flight (they are answered out of order).
+    fn in_flight(&self) -> (usize, usize) {
         let queue = self.inflight.lock();
         let cells = self.inflight.dispatch.cells() as u64;
-        (queue.len(), queue.front().is_none_or(|e| self.next_seq - e.seq < cells))
+        let used = queue.front().map_or(0, |e| self.next_seq - e.seq);
+        (queue.len(), cells.saturating_sub(used) as usize)
     }
 
     /// Dispatches tasks until the queue is drained, the worker's budget is spent, or it dies.
@@ -164,14 +167,15 @@ impl WorkerHandle {
                 continue;
             }
             let window = self.window();
-            let (in_flight, cell_free) = self.in_flight();
-            if in_flight >= window || !cell_free {
+            let (in_flight, cells) = self.in_flight();
+            if in_flight >= window || cells == 0 {
                 if let Some(end) = self.wait_for_room(window) {
                     return end;
                 }
                 continue;
             }
-            let mut room = (window - in_flight).min(self.budget.unwrap_or(u64::MAX) as usize);
+            let mut room =
+                (window - in_flight).min(cells).min(self.budget.unwrap_or(u64::MAX) as usize);
             let initial = room;
             while room > 0 && !carry.front().is_some_and(|e| e.isolate) {
                 let Some(env) = carry.pop_front() else { break };
@@ -395,8 +399,8 @@ impl WorkerHandle {
     fn wait_for_room(&mut self, window: usize) -> Option<End> {
         self.inflight.driver_waiting.store(true, Ordering::SeqCst);
         // Re-check after announcing: an outcome may have arrived in between.
-        let (in_flight, cell_free) = self.in_flight();
-        if in_flight < window && cell_free {
+        let (in_flight, cells) = self.in_flight();
+        if in_flight < window && cells > 0 {
             self.inflight.driver_waiting.store(false, Ordering::SeqCst);
             return None;
         }
