@@ -168,8 +168,10 @@ fn a_fresh_pools_first_tasks_land_on_every_worker() {
 /// spread over every worker: what one was sent ahead and has not started, the idle ones take.
 fn long_tasks_after_tiny_ones_spread_over_every_worker() {
     let pool = Pool::builder().model(Model::Processes(6)).build().unwrap();
-    for r in pool.map::<Noop, _>(0..20_000) {
-        r.unwrap();
+    // One by one (not `map`, whose chunks are long enough to keep the window short).
+    let warm: Vec<_> = (0..20_000).map(|i| pool.submit::<Noop>(i).unwrap()).collect();
+    for h in warm {
+        h.wait().unwrap();
     }
     let handles: Vec<_> = (0..60).map(|_| pool.submit::<WhoAmI>(20_000).unwrap()).collect();
     let mut per_worker: BTreeMap<u32, usize> = BTreeMap::new();
@@ -279,15 +281,16 @@ fn batched_map_keeps_every_tasks_own_outcome() {
             faults: &[Fault::Panic, Fault::Segfault, Fault::Abort, Fault::Exit],
             exact: true,
         },
-        // An exit names no culprit (all a process's running tasks share it), so the hybrid
-        // model takes only faults whose thread is known; its tasks are idempotent, so those
-        // lost beside a culprit run again.
+        // An exit names no culprit (all a process's running tasks share it), and two threads
+        // dying of different signals at once may leave the blame to the wrong one, so the
+        // hybrid model takes one crashing fault; its tasks are idempotent, so those lost
+        // beside a culprit run again.
         Case {
             pool: Pool::builder()
                 .model(Model::Hybrid { processes: 2, threads: 2 })
                 .build()
                 .unwrap(),
-            faults: &[Fault::Panic, Fault::Segfault, Fault::Abort],
+            faults: &[Fault::Panic, Fault::Segfault],
             exact: false,
         },
     ];

@@ -45,9 +45,11 @@ pub(crate) struct Shared {
     /// Recent recovery times: a worker's death noticed → its replacement ready.
     pub(super) recoveries: Mutex<VecDeque<Duration>>,
     /// The next task id (ids start at 1; a chunk takes one id, and a piece split off it a
-    /// new one).
-    pub(crate) next_id: AtomicU64,
-    /// Tasks submitted (a chunk counts its tasks).
+    /// new one). On a cache line of its own: the submitting thread bumps it per task, the
+    /// workers' threads read the fields around it.
+    pub(crate) next_id: crossbeam_utils::CachePadded<AtomicU64>,
+    /// Tasks submitted (a chunk counts its tasks); beside `next_id`, written by the same
+    /// thread.
     pub(crate) submitted: AtomicU64,
     /// Tasks or chunks taken back from a worker that had not started them and given to
     /// another (process models).
@@ -75,7 +77,7 @@ impl Shared {
             start_failure_logged: AtomicBool::new(false),
             workers: Mutex::new(vec![None; slots]),
             recoveries: Mutex::new(VecDeque::new()),
-            next_id: AtomicU64::new(1),
+            next_id: crossbeam_utils::CachePadded::new(AtomicU64::new(1)),
             submitted: AtomicU64::new(0),
             revoked: AtomicU64::new(0),
         }

@@ -14,8 +14,8 @@
 //! `map`'s chunks (`chunk.rs`) are shared by **work stealing** (crossbeam-deque): each pool
 //! thread owns a deque; a thread running a chunk hands the back half of what is left to its
 //! deque whenever a pool thread sleeps for want of work, and wakes one; an idle thread takes
-//! work from its own deque (newest first), then from the others' (oldest, largest first),
-//! then from the submission queue. So a chunk is never a unit of imbalance: idle threads
+//! work from its own deque (newest first), then from the submission queue, then from the
+//! others' deques (oldest, largest first). So a chunk is never a unit of imbalance: idle threads
 //! split it while it runs, halving down to single tasks.
 
 use std::cell::RefCell;
@@ -53,6 +53,9 @@ struct Crew {
     stealers_version: AtomicUsize,
     /// Pool threads asleep for want of work: a thread running a chunk splits it for them.
     sleepers: AtomicUsize,
+    /// Pieces of chunks on the deques, not yet taken: without any, an idle thread does not
+    /// look at the deques (a steal costs fences; tasks sent one by one never need one).
+    pieces: AtomicUsize,
     /// Wakes a sleeping thread to steal.
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
@@ -95,6 +98,7 @@ impl ThreadPool {
             stealers: Mutex::new(Arc::new(Vec::new())),
             stealers_version: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
+            pieces: AtomicUsize::new(0),
             wake_tx,
             wake_rx,
         });
@@ -181,18 +185,24 @@ struct Deque {
 }
 
 impl Crew {
-    /// The next task for the thread owning `deque`: its own deque's newest, else another
-    /// thread's oldest, else the queue's next; sleeps while there is none. `None` once the
+    /// The next task for the thread owning `deque`: its own deque's newest, else the queue's
+    /// next, else another thread's oldest; sleeps while there is none. `None` once the
     /// queue is closed and empty.
     fn next_task(&self, deque: &Deque) -> Option<Envelope> {
         loop {
-            if let Some(env) = deque.worker.pop().or_else(|| self.steal(deque)) {
+            if let Some(env) = deque.worker.pop() {
+                self.pieces.fetch_sub(1, Ordering::AcqRel);
                 return Some(env);
             }
+            // The queue before the other deques: pieces are only spilled for a sleeping
+            // thread, which is woken to take them; a task sent on its own pays no steal.
             match self.jobs.try_recv() {
                 Ok(env) => return Some(env),
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
                 Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+            if let Some(env) = self.steal(deque) {
+                return Some(env);
             }
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             // A chunk may have been split just before this thread counted itself asleep.
@@ -213,6 +223,15 @@ impl Crew {
 
     /// A task from another thread's deque.
     fn steal(&self, mine: &Deque) -> Option<Envelope> {
+        if self.pieces.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let env = self.steal_any(mine)?;
+        self.pieces.fetch_sub(1, Ordering::AcqRel);
+        Some(env)
+    }
+
+    fn steal_any(&self, mine: &Deque) -> Option<Envelope> {
         let version = self.stealers_version.load(Ordering::Acquire);
         let stealers = {
             let mut copy = mine.stealers.borrow_mut();
@@ -244,6 +263,7 @@ impl Crew {
 
     /// Puts a piece of a chunk on `deque` for a sleeping thread to take, and wakes one.
     fn spill(&self, deque: &Deque, env: Envelope) {
+        self.pieces.fetch_add(1, Ordering::SeqCst);
         deque.worker.push(env);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             let _ = self.wake_tx.try_send(());

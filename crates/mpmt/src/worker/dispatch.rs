@@ -6,13 +6,16 @@
 //!
 //! * **Claims.** Every task or chunk frame the pool sends is numbered by its place in the
 //!   stream (`seq`: 0, 1, 2, … per worker; the worker counts the frames it reads, so the
-//!   number travels nowhere). Before the frame is written, the pool *offers* it in cell
-//!   `seq mod cells`. A worker thread runs a frame only after *claiming* its cell, a
-//!   compare-and-swap from `offered` to `claimed`; the pool takes a frame back with a
-//!   compare-and-swap from `offered` to `revoked`. Both swap the same word, so exactly one
-//!   side wins: a revoked frame is skipped by the worker (it answers nothing), a claimed one
-//!   cannot be revoked. That is the whole protocol: no message, no acknowledgement, and it
-//!   works when the worker is stuck in a task and will never read another frame.
+//!   number travels nowhere). Cell `seq mod cells` *offers* frame `seq` (the pool fills every
+//!   cell with its first frame at creation). A worker thread runs a frame only after
+//!   *claiming* it, a compare-and-swap from `seq, offered` to `seq + cells, offered` (the
+//!   claim hands the cell on to the next frame that will use it, so the pool writes nothing
+//!   per frame and the cell stays in the worker's cache); the pool takes a frame back with a
+//!   compare-and-swap from `seq, offered` to `seq, revoked`. Both swap the same word, so
+//!   exactly one side wins: a revoked frame is skipped by the worker (it answers nothing, and
+//!   hands the cell on), a claimed one cannot be revoked. That is the whole protocol: no
+//!   message, no acknowledgement, and it works when the worker is stuck in a task and will
+//!   never read another frame.
 //! * **Journals**, one per task thread. While a thread runs a chunk (several tasks in one
 //!   frame, see `crate::pool` `map`), it copies each task's encoded outcome here and only then
 //!   publishes the count (`Release`), before it starts the next task. If the worker dies in
@@ -27,15 +30,17 @@
 //! word 1            claim cells C (a power of two)
 //! word 2            journal slots T (task threads)
 //! word 3            journal capacity J, in words
-//! words 8..8+C      claim cell i: seq << 2 | state (1 offered, 2 claimed, 3 revoked; 0 never used)
-//! per slot s, from word 8 + C + s·(8 + J):
+//! word 8 + 8i      claim cell i: seq << 2 | state (1 offered, 3 revoked) of the frame it
+//!                   holds; one cell per cache line (the other 7 words unused)
+//! per slot s, from word 8 + 8C + s·(8 + J):
 //!   +0 chunk frame id   +1 its seq   +2 first item of this segment (frame-relative)
 //!   +3 items committed  +4 bytes committed   +8.. the items' outcomes (J words)
 //! ```
 //!
-//! A cell is reused for `seq + C` only once the frame `seq` is no longer in flight unrevoked
-//! (the pool checks before it sends); a revoked frame's cell may be overwritten before the
-//! worker reads the frame, and its claim then fails because the word holds another `seq`.
+//! The pool sends frame `seq + C` only once frame `seq` is no longer in flight unrevoked; a
+//! revoked frame may still be unread then, and its cell still holds it: the claim of
+//! `seq + C` takes the cell anyway (the pool cannot revoke a frame its cell does not offer),
+//! and the revoked frame, read late, finds the cell moved on and is skipped.
 //! The pool treats the page as untrusted input: after a death it reads the journal as bytes
 //! and parses them with bounds checks.
 //!
@@ -68,7 +73,6 @@ const HEADER_WORDS: usize = 8;
 const JOURNAL_HEADER_WORDS: usize = 8;
 
 const OFFERED: u64 = 1;
-const CLAIMED: u64 = 2;
 const REVOKED: u64 = 3;
 
 /// Default journal capacity per task thread: a chunk whose outcomes outgrow it sends them in
@@ -91,11 +95,9 @@ pub fn cells_for(max_in_flight: usize) -> usize {
 pub enum Claim {
     /// Offered and not yet claimed: the worker has not started it; it may be revoked.
     Offered,
-    /// A worker thread claimed it: it started.
-    Claimed,
     /// The pool took it back.
     Revoked,
-    /// The cell holds another frame (this one is long resolved) or nothing.
+    /// The cell holds another frame: this one was claimed (it started).
     Gone,
 }
 
@@ -123,8 +125,12 @@ pub struct DispatchPage {
     journal_words: usize,
 }
 
+/// Words from one claim cell to the next: one cell per cache line, so the pool offering the
+/// next frames and the worker claiming the current one never write the same line.
+const CELL_STRIDE: usize = 8;
+
 fn len_of(cells: usize, slots: usize, journal_words: usize) -> usize {
-    8 * (HEADER_WORDS + cells + slots * (JOURNAL_HEADER_WORDS + journal_words))
+    8 * (HEADER_WORDS + CELL_STRIDE * cells + slots * (JOURNAL_HEADER_WORDS + journal_words))
 }
 
 impl DispatchPage {
@@ -149,6 +155,10 @@ impl DispatchPage {
         page.word(1).store(cells as u64, Ordering::Relaxed);
         page.word(2).store(slots as u64, Ordering::Relaxed);
         page.word(3).store(journal_words as u64, Ordering::Relaxed);
+        // Every cell offers the first frame that will use it; a claim offers the next.
+        for seq in 0..cells as u64 {
+            page.cell(seq).store(seq << 2 | OFFERED, Ordering::Relaxed);
+        }
         page.word(0).store(MAGIC, Ordering::Release);
         Ok((page, fd))
     }
@@ -196,12 +206,7 @@ impl DispatchPage {
     }
 
     fn cell(&self, seq: u64) -> &AtomicU64 {
-        self.word(HEADER_WORDS + (seq as usize & (self.cells - 1)))
-    }
-
-    /// Pool side: frame `seq` is about to be sent (before its bytes are written).
-    pub fn offer(&self, seq: u64) {
-        self.cell(seq).store(seq << 2 | OFFERED, Ordering::Release);
+        self.word(HEADER_WORDS + CELL_STRIDE * (seq as usize & (self.cells - 1)))
     }
 
     /// Pool side: takes frame `seq` back; true if it was still unclaimed (the worker will skip
@@ -217,35 +222,54 @@ impl DispatchPage {
             .is_ok()
     }
 
-    /// Pool side: where frame `seq`'s claim stands.
+    /// Pool side: whether frame `seq` is still offered (unclaimed, unrevoked).
     pub fn state(&self, seq: u64) -> Claim {
         let word = self.cell(seq).load(Ordering::Acquire);
-        if word >> 2 != seq || word == 0 {
+        if word >> 2 != seq {
             return Claim::Gone;
         }
         match word & 3 {
             OFFERED => Claim::Offered,
-            CLAIMED => Claim::Claimed,
             REVOKED => Claim::Revoked,
             _ => Claim::Gone,
         }
     }
 
     /// Worker side: claims frame `seq` for running; false if the pool revoked it (skip it).
+    ///
+    /// A claim hands the cell on to frame `seq + cells`, offered, in the same swap: the pool
+    /// writes nothing per frame, and the cell stays in the claiming thread's cache. A revoked
+    /// frame's cell is handed on when its frame is read. The cell may still hold an older
+    /// frame, revoked and not yet read (a hybrid worker's other thread holds it): the pool
+    /// cannot revoke `seq` then (its swap expects `seq`, offered), so the claim takes it.
     pub fn claim(&self, seq: u64) -> bool {
-        self.cell(seq)
-            .compare_exchange(
-                seq << 2 | OFFERED,
-                seq << 2 | CLAIMED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        let cell = self.cell(seq);
+        let next = (seq + self.cells as u64) << 2 | OFFERED;
+        let mut current = cell.load(Ordering::Acquire);
+        loop {
+            let (at, state) = (current >> 2, current & 3);
+            if at > seq {
+                // Handed on past this frame: impossible while the pool keeps a frame's cell
+                // until it is answered or revoked.
+                return false;
+            }
+            if at == seq && state == REVOKED {
+                let _ = cell.compare_exchange(current, next, Ordering::AcqRel, Ordering::Relaxed);
+                return false;
+            }
+            match cell.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
     }
 
     fn journal_base(&self, slot: usize) -> Option<usize> {
-        (slot < self.slots)
-            .then(|| HEADER_WORDS + self.cells + slot * (JOURNAL_HEADER_WORDS + self.journal_words))
+        (slot < self.slots).then(|| {
+            HEADER_WORDS
+                + CELL_STRIDE * self.cells
+                + slot * (JOURNAL_HEADER_WORDS + self.journal_words)
+        })
     }
 
     /// Worker side: task thread `slot`'s journal, its words looked up once (a thread writes
@@ -359,28 +383,27 @@ mod tests {
         let (pool, fd) = DispatchPage::create(cells_for(4), 1, 64).unwrap();
         let worker = DispatchPage::open(&fd).unwrap();
         assert_eq!(worker.cells(), 64);
-        pool.offer(0);
-        pool.offer(1);
-        assert_eq!(pool.state(0), Claim::Offered);
+        assert_eq!(pool.state(0), Claim::Offered, "every cell offers its first frame");
         assert!(worker.claim(0));
         assert!(!pool.revoke(0), "claimed first: cannot be taken back");
-        assert_eq!(pool.state(0), Claim::Claimed);
+        assert_eq!(pool.state(0), Claim::Gone);
+        assert_eq!(pool.state(64), Claim::Offered, "the claim offered the cell's next frame");
         assert!(pool.revoke(1));
-        assert!(!worker.claim(1), "revoked first: the worker skips it");
         assert_eq!(pool.state(1), Claim::Revoked);
-        assert_eq!(pool.state(2), Claim::Gone);
+        assert!(!worker.claim(1), "revoked first: the worker skips it");
+        assert_eq!(pool.state(65), Claim::Offered, "handed on once read");
     }
 
     #[test]
-    fn a_reused_cell_fails_the_claim_of_the_revoked_frame_it_held() {
+    fn a_frame_sent_while_its_cell_holds_a_revoked_one_is_claimed_and_never_skipped() {
         let (pool, fd) = DispatchPage::create(64, 1, 64).unwrap();
         let worker = DispatchPage::open(&fd).unwrap();
-        pool.offer(3);
         assert!(pool.revoke(3));
-        pool.offer(3 + 64);
-        assert!(!worker.claim(3), "the worker reads the revoked frame late");
-        assert_eq!(pool.state(3), Claim::Gone);
-        assert!(worker.claim(3 + 64));
+        // Frame 67 is read (by another thread) before revoked frame 3.
+        assert!(!pool.revoke(67), "not offered yet: the pool cannot take it");
+        assert!(worker.claim(67));
+        assert!(!worker.claim(3), "the revoked frame, read late, is skipped");
+        assert_eq!(pool.state(3 + 128), Claim::Offered, "the claim of 67 handed the cell on");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! or [`WorkerHandle::bury`] (it died: settle every task it held). Not to be confused with
 //! [`crate::worker`], the child side of the same channel.
 //!
-//! Every task or chunk sent is first *offered* in the worker's dispatch page
+//! Every task or chunk sent is *offered* by its claim cell in the worker's dispatch page
 //! ([`crate::worker::dispatch`]); a worker thread claims it before running it. When this
 //! worker has an idle thread and the queue is empty, [`WorkerHandle::steal`] revokes tasks
 //! another worker was sent ahead and has not claimed, and sends them here: the claim and the
@@ -325,7 +325,8 @@ impl WorkerHandle {
         n
     }
 
-    /// Encodes a task or chunk into the batch, offers its claim and records it in flight.
+    /// Encodes a task or chunk into the batch and records it in flight (its claim cell
+    /// offers it already: the claim of the frame before it in that cell handed it on).
     /// A task that cannot be encoded ends here with a codec error; a chunk that cannot is
     /// split in halves (into `carry`) until the task that cannot is alone. A task arriving
     /// after an abort is cancelled.
@@ -350,7 +351,6 @@ impl WorkerHandle {
             if items == 0 {
                 return;
             }
-            self.inflight.dispatch.offer(seq);
             let pushed = self.writer.push_with(FrameKind::Chunk, env.id, |out| {
                 protocol::put_chunk_prefix(out, kind.name(), items as u32);
                 chunk.encode(out)
@@ -358,7 +358,6 @@ impl WorkerHandle {
             (pushed, items)
         } else if let Some(job) = env.job.as_ref() {
             let kind = job.kind();
-            self.inflight.dispatch.offer(seq);
             let pushed = self.writer.push_with(FrameKind::Task, env.id, |out| {
                 protocol::put_task_prefix(out, kind.name());
                 kind.encode_input(job.input(), out)
