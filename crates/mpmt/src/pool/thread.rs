@@ -196,13 +196,22 @@ impl Crew {
             }
             // The queue before the other deques: pieces are only spilled for a sleeping
             // thread, which is woken to take them; a task sent on its own pays no steal.
-            match self.jobs.try_recv() {
-                Ok(env) => return Some(env),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
-            }
-            if let Some(env) = self.steal(deque) {
-                return Some(env);
+            // Spin a little before sleeping, as a channel's `recv` does: the next task
+            // usually comes sooner than a wake-up would.
+            let backoff = crossbeam_utils::Backoff::new();
+            loop {
+                match self.jobs.try_recv() {
+                    Ok(env) => return Some(env),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                    Err(crossbeam_channel::TryRecvError::Empty) => {}
+                }
+                if let Some(env) = self.steal(deque) {
+                    return Some(env);
+                }
+                if backoff.is_completed() {
+                    break;
+                }
+                backoff.snooze();
             }
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             // A chunk may have been split just before this thread counted itself asleep.

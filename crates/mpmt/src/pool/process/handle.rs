@@ -240,6 +240,17 @@ impl WorkerHandle {
     /// looks again at once, or, when it just looked (`looked`) and could take none (their
     /// worker is claiming them right now), after [`RELOOK`].
     fn park(&mut self, jobs: &Receiver<Envelope>, looked: bool) -> Parked {
+        // Spin a little first, as a channel's `recv` does: with tasks sent one by one the
+        // next one usually comes sooner than parking and waking would take.
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            backoff.snooze();
+            match jobs.try_recv() {
+                Ok(env) => return Parked::Job(env),
+                Err(TryRecvError::Disconnected) => return Parked::Closed,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
         let me = self.inflight.clone();
         me.parked.store(true, Ordering::SeqCst);
         let mut parked = None;
