@@ -27,6 +27,47 @@ pub(crate) enum Command {
     Advise(AdviseArgs),
     /// Compare two lab reports (report.json): ratio per figure, differing verdicts flagged.
     Compare(CompareArgs),
+    /// Benchmarks of the engine itself, against baselines measured in the same run.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    pub(crate) command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// What dispatching a task costs (one by one and through `map`, every model and
+    /// transport), whether tasks get stranded at a busy worker, and the hybrid model's
+    /// overhead, beside a hand-written fork+pipe loop, rayon and Python's multiprocessing.
+    Dispatch(DispatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DispatchArgs {
+    /// Fewer repetitions: about half the time.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// No-op tasks per per-task measurement.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1000..=10_000_000))]
+    pub(crate) tasks: u64,
+    /// Transports of the process and hybrid models, comma-separated.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "pipe,uds,tcp,mq,shm",
+        value_parser = parse_transport
+    )]
+    pub(crate) transports: Vec<mpmt::transport::TransportKind>,
+    /// Skip the Python multiprocessing baseline (run by default when python3 is on PATH).
+    #[arg(long)]
+    pub(crate) no_python: bool,
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

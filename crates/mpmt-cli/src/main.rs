@@ -14,7 +14,10 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::SIGINT;
 
-use cli::{AdviseArgs, Cli, Command, CompareArgs, IpcArgs, LabArgs, ModelArg, RunArgs};
+use cli::{
+    AdviseArgs, BenchArgs, BenchCommand, Cli, Command, CompareArgs, DispatchArgs, IpcArgs, LabArgs,
+    ModelArg, RunArgs,
+};
 use mpmt::pool::{Model, available_cpus};
 use mpmt_lab::bench::workload::{RunError, RunSpec};
 use mpmt_lab::lab::{LabConfig, LabError, LabReport};
@@ -42,6 +45,7 @@ const HIDDEN: &[(&str, Hidden)] = &[
     (mpmt_lab::child::CELL_COMMAND, mpmt_lab::child::lab_cell),
     (mpmt_lab::child::EXIT_COMMAND, mpmt_lab::child::exit_at_once),
     (mpmt_lab::child::MEMORY_COMMAND, mpmt_lab::child::memory_probe),
+    (mpmt_lab::child::ECHO_COMMAND, mpmt_lab::child::dispatch_echo),
 ];
 
 /// Runs the hidden command named by the first argument, if there is one.
@@ -85,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ipc(args) => ipc(args),
         Command::Advise(args) => advise(args),
         Command::Compare(args) => compare(args),
+        Command::Bench(BenchArgs { command: BenchCommand::Dispatch(args) }) => dispatch(args),
     }
 }
 
@@ -129,6 +134,32 @@ fn advise(args: AdviseArgs) -> anyhow::Result<ExitCode> {
         exporter(args.json).export(Report::Advice(&advice))?
     };
     write!(io::stdout().lock(), "{text}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dispatch(args: DispatchArgs) -> anyhow::Result<ExitCode> {
+    let python = if args.no_python {
+        None
+    } else {
+        // The first `python3` on PATH, if any: the `multiprocessing` baseline.
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths).map(|d| d.join("python3")).find(|p| p.is_file())
+        })
+    };
+    let cfg = mpmt_lab::bench::dispatch::DispatchConfig {
+        quick: args.quick,
+        tasks: args.tasks,
+        exe: std::env::current_exe().context("locating the mpmt binary for the workers")?,
+        transports: args.transports,
+        python,
+    };
+    let machine = mpmt_lab::measure::Machine::detect();
+    eprintln!("{}", terminal::banner("bench dispatch", cfg.quick, &machine));
+    let bar = mpmt_lab::lab::progress_bar("dispatch");
+    let report = mpmt_lab::bench::dispatch::run(&cfg, &mut |what| bar.set_message(what.to_owned()));
+    bar.finish_and_clear();
+    let report = report.context("measuring dispatch")?;
+    write!(io::stdout().lock(), "{}", exporter(args.json).export(Report::Dispatch(&report))?)?;
     Ok(ExitCode::SUCCESS)
 }
 

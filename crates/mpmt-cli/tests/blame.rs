@@ -133,7 +133,8 @@ fn a_task_queued_behind_a_hang_runs_on_the_idle_worker() {
         assert_eq!(s.attempts, 1, "sleep {i} never sat in the hung worker");
         assert!(s.finished < hang.finished, "sleep {i} finished after the hang's timeout");
     }
-    assert_eq!(pool.stats().restarts, 1);
+    // The restart is counted just after the hang's outcome is delivered.
+    assert!(eventually(|| pool.stats().restarts == 1), "{:?}", pool.stats());
 }
 
 #[test]

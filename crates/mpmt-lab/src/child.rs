@@ -11,11 +11,13 @@
 //! | [`CELL_COMMAND`] | [`lab_cell`] | [`crate::lab::isolation`]: one cell of the fault matrix |
 //! | [`EXIT_COMMAND`] | [`exit_at_once`] | [`crate::lab::create`]: the spawn baseline |
 //! | [`MEMORY_COMMAND`] | [`memory_probe`] | [`crate::lab::memory`]: one pool's memory |
+//! | [`ECHO_COMMAND`] | [`dispatch_echo`] | [`crate::bench::dispatch`]: the hand-written baseline |
 
 use std::ffi::OsString;
 
 use mpmt::supervise::ChildCode;
 
+pub use crate::bench::dispatch::ECHO_COMMAND;
 pub use crate::bench::ipc::PEER_COMMAND;
 pub use crate::lab::create::EXIT_COMMAND;
 pub use crate::lab::isolation::CELL_COMMAND;
@@ -42,6 +44,12 @@ pub fn lab_cell(args: Vec<OsString>) -> i32 {
             1
         }
     }
+}
+
+/// The hand-written dispatch baseline's child: echoes stdin to stdout
+/// (`mpmt __dispatch-echo`).
+pub fn dispatch_echo(_args: Vec<OsString>) -> i32 {
+    crate::bench::dispatch::echo_main()
 }
 
 /// Exits 0 at once: the cost of spawning the binary and nothing else.

@@ -163,13 +163,29 @@ mod tests {
 
     #[test]
     fn on_cpu_grows_with_work_and_names_a_missing_process() {
-        let before = on_cpu(None).unwrap();
-        let start = std::time::Instant::now();
-        let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(20) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-        }
-        assert!(on_cpu(Some(std::process::id())).unwrap() > before);
+        // A busy child of one thread: this test process's own sum would shrink whenever a
+        // sibling test thread ends between two readings (ended threads are not counted).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh runs");
+        let pid = child.id();
+        let first = on_cpu(Some(pid));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let grew = first.as_ref().ok().is_some_and(|&before| {
+            loop {
+                std::thread::sleep(Duration::from_millis(10));
+                match on_cpu(Some(pid)) {
+                    Ok(now) if now > before => break true,
+                    Ok(_) if std::time::Instant::now() < deadline => continue,
+                    _ => break false,
+                }
+            }
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(first.is_ok() && grew, "a busy child's time on a CPU grows: {first:?}");
+        assert!(on_cpu(None).unwrap() > Duration::ZERO);
         assert!(matches!(on_cpu(Some(u32::MAX)), Err(MeasureError::Read { .. })));
     }
 

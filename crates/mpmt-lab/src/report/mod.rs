@@ -30,6 +30,7 @@ pub use compare::Comparison;
 pub use document::Document;
 pub use table::Lang;
 
+use crate::bench::dispatch::DispatchReport;
 use crate::bench::ipc::IpcReport;
 use crate::bench::workload::RunReport;
 #[cfg(doc)]
@@ -96,6 +97,8 @@ pub enum Report<'a> {
     Advice(&'a Advice),
     /// The advice checked against sweeps (`mpmt advise --check`).
     Check(&'a CheckReport),
+    /// A dispatch benchmark run (`mpmt bench dispatch`).
+    Dispatch(&'a DispatchReport),
 }
 
 /// The files of a report folder, in the order [`write_folder`] writes them.
@@ -148,6 +151,7 @@ impl Exporter for Terminal {
             Report::Run(r) => terminal::run::render(r),
             Report::Advice(r) => terminal::advise::advice(r),
             Report::Check(r) => terminal::advise::check(r),
+            Report::Dispatch(r) => terminal::dispatch::render(r),
         })
     }
 }
@@ -165,6 +169,7 @@ impl Exporter for Json {
             Report::Run(r) => json::to_line(r),
             Report::Advice(r) => json::to_line(r),
             Report::Check(r) => json::to_line(r),
+            Report::Dispatch(r) => json::to_line(r),
         }
     }
 }
@@ -186,6 +191,9 @@ impl Exporter for Markdown {
             Report::Check(_) => {
                 Err(ReportError::Unsupported { format: "Markdown", what: "mpmt advise --check" })
             }
+            Report::Dispatch(_) => {
+                Err(ReportError::Unsupported { format: "Markdown", what: "mpmt bench dispatch" })
+            }
         }
     }
 }
@@ -204,6 +212,9 @@ impl Exporter for Html {
             }
             Report::Check(_) => {
                 Err(ReportError::Unsupported { format: "HTML", what: "mpmt advise --check" })
+            }
+            Report::Dispatch(_) => {
+                Err(ReportError::Unsupported { format: "HTML", what: "mpmt bench dispatch" })
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::shared::{Limits, Shared};
@@ -318,6 +318,7 @@ impl PoolBuilder {
                     stderr: self.stderr,
                     cap,
                     spawn: self.spawn,
+                    board: Arc::new(process::Board::new(p)),
                 };
                 let (pool, tx, rx) =
                     process::ProcessPool::start(p, config, capacity, shared.clone(), self.stop)?;
@@ -349,14 +350,12 @@ impl PoolBuilder {
         Ok(Pool {
             model: self.model,
             transport: self.transport,
-            queue_capacity: self.queue_capacity,
             sender: Some(tx),
             queue: rx,
             engine: Some(engine),
             shared,
             channel,
             registry: self.registry,
-            next_id: AtomicU64::new(1),
         })
     }
 }

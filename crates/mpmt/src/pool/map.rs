@@ -1,71 +1,330 @@
-//! [`Map`]: the results of [`Pool::map`], in input order, with a bounded number of tasks
-//! outstanding.
+//! [`Map`]: the results of [`Pool::map`], in input order, with the inputs cut into chunks.
+//!
+//! Sending tasks one by one costs a queue slot, a completion, a frame and a wake-up per task,
+//! which dwarfs a tiny task. `map` cuts its inputs into **chunks** (`chunk.rs`) that travel
+//! and run as one unit while every task keeps its own outcome, so the fixed cost is paid once
+//! per chunk. The chunk size aims at a fixed amount of work per chunk, like joblib's
+//! automatic batching: it starts at one task, and each finished chunk tells the mean time of
+//! its tasks, measured where they ran; the next chunks hold about [`TARGET_PROCESS`] (process
+//! and hybrid models) or [`TARGET_THREAD`] (thread model) of work, at most a quarter (the
+//! thread model: a half) of the tasks left per worker when the input's length is known (so
+//! the last chunks still spread over every worker), and at most [`MAX_CHUNK`] tasks. Tasks
+//! that take longer than the target run one per chunk, as without batching.
+//! [`Map::chunk_size`] fixes the size instead.
+//!
+//! Results come in input order, each task's own. About `2 × parallelism + 2` chunks are
+//! outstanding at once, so `inputs` may be long or endless.
+//!
+//! The thread model with a task timeout sends tasks one by one: a timed-out thread is
+//! abandoned (it cannot be killed), and the rest of a chunk would be abandoned with it.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::iter::Peekable;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use std::time::Instant;
+use super::chunk::{self, ChunkWork, Done, Item, Sink};
+use super::{Completion, Handle, Model, Pool, SubmitError, TaskError};
+use crate::task::{AnyValue, Job, Task};
 
-use super::{Completion, Handle, Pool, SubmitError, TaskError};
-use crate::task::{AnyValue, Job};
+/// Work per chunk aimed at in the process and hybrid models: a chunk's fixed cost (a frame
+/// each way, a wake-up or two) is tens of microseconds, so this keeps it to a few percent.
+pub(crate) const TARGET_PROCESS: Duration = Duration::from_millis(2);
+/// Work per chunk aimed at in the thread model, where a chunk costs a few microseconds and
+/// idle threads split a running one.
+pub(crate) const TARGET_THREAD: Duration = Duration::from_micros(500);
+/// Most tasks in one chunk.
+pub(crate) const MAX_CHUNK: usize = 1 << 16;
+/// The thread model's first chunk size, before any task time is measured.
+const FIRST_THREAD_CHUNK: usize = 64;
 
-/// Results of [`Pool::map`], in input order.
-pub struct Map<'p, O, I> {
-    pool: &'p Pool,
-    jobs: I,
-    /// Submitted tasks, or the outcome of one the pool refused, in input order.
-    pending: VecDeque<Result<Handle<AnyValue>, (TaskError, Instant)>>,
-    window: usize,
-    _output: std::marker::PhantomData<fn() -> O>,
+/// A chunk, its number of tasks, and the sink its outcomes go to.
+type Cutting<O> = (Box<dyn ChunkWork>, usize, Arc<Sink<O>>);
+
+/// Takes up to `n` inputs (of one kind) from the front of the inputs as a chunk.
+type Cut<O, I> = fn(&mut Peekable<I>, usize) -> Option<Cutting<O>>;
+
+/// One input as a job of its own.
+type Single<I> = fn(<I as Iterator>::Item) -> Job;
+
+/// What `map` has submitted, in input order.
+enum Pending<O> {
+    Chunk(Arc<Sink<O>>),
+    One(Result<Handle<AnyValue>, (TaskError, Instant)>),
 }
 
-impl<O, I> fmt::Debug for Map<'_, O, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Map").field("pending", &self.pending.len()).finish()
+/// The outcomes of the chunk at the front, being handed out.
+struct Current<O> {
+    parts: std::vec::IntoIter<Vec<Item<O>>>,
+    items: std::vec::IntoIter<Item<O>>,
+    submitted: Instant,
+    finished: Instant,
+    exec: Option<Duration>,
+}
+
+impl<O> Current<O> {
+    fn next_item(&mut self) -> Option<Item<O>> {
+        loop {
+            if let Some(item) = self.items.next() {
+                return Some(item);
+            }
+            self.items = self.parts.next()?.into_iter();
+        }
     }
 }
 
-impl<'p, O: 'static, I: Iterator<Item = Job>> Map<'p, O, I> {
-    pub(super) fn new(pool: &'p Pool, jobs: I) -> Self {
+/// What [`Map::advance`] found at the front.
+enum Front<O> {
+    /// A chunk's outcomes, now in `current`.
+    Chunk,
+    /// A task sent on its own.
+    One(Completion<O>),
+}
+
+/// Results of [`Pool::map`] and [`Pool::map_jobs`], in input order (see the module docs).
+pub struct Map<'p, O, I: Iterator> {
+    pool: &'p Pool,
+    inputs: Peekable<I>,
+    cut: Cut<O, I>,
+    single: Single<I>,
+    pending: VecDeque<Pending<O>>,
+    current: Option<Current<O>>,
+    /// Chunks outstanding at most.
+    window: usize,
+    /// A chunk size fixed by [`Map::chunk_size`].
+    fixed: Option<usize>,
+    /// Mean time per task, as measured by the chunks so far.
+    per_task: Option<Duration>,
+    /// Tasks one by one, no chunks (the thread model with a task timeout).
+    one_by_one: bool,
+    /// Most tasks per chunk so that the inputs spread over every worker: from the inputs'
+    /// length when it is known at the start.
+    spread: usize,
+}
+
+impl<O, I: Iterator> fmt::Debug for Map<'_, O, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("pending", &self.pending.len())
+            .field("chunk_size", &self.fixed)
+            .field("per_task", &self.per_task)
+            .finish()
+    }
+}
+
+/// `n` inputs of task kind `T` as a chunk.
+fn cut_typed<T: Task, I: Iterator<Item = T::Input>>(
+    inputs: &mut Peekable<I>,
+    n: usize,
+) -> Option<Cutting<T::Output>> {
+    let items: VecDeque<T::Input> = inputs.take(n).collect();
+    if items.is_empty() {
+        return None;
+    }
+    let len = items.len();
+    let (chunk, sink) = chunk::typed::<T>(items);
+    Some((chunk, len, sink))
+}
+
+/// Up to `n` jobs of the kind (and idempotency) of the first as a chunk.
+fn cut_jobs<I: Iterator<Item = Job>>(
+    jobs: &mut Peekable<I>,
+    n: usize,
+) -> Option<Cutting<AnyValue>> {
+    let first = jobs.next()?;
+    let (kind, idempotent) = (first.kind(), first.is_idempotent());
+    let mut items = VecDeque::from([first.into_parts().1]);
+    while items.len() < n {
+        let same = |j: &Job| j.kind().name() == kind.name() && j.is_idempotent() == idempotent;
+        let Some(job) = jobs.next_if(same) else { break };
+        items.push_back(job.into_parts().1);
+    }
+    let len = items.len();
+    let (chunk, sink) = chunk::jobs(kind, idempotent, items);
+    Some((chunk, len, sink))
+}
+
+impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
+    fn new(pool: &'p Pool, inputs: I, cut: Cut<O, I>, single: Single<I>) -> Self {
+        let parallelism = pool.model().parallelism().max(1);
+        let thread = matches!(pool.model(), Model::Threads(_));
+        let one_by_one = thread && pool.shared.limits.task_timeout.is_some();
+        // A quarter of each worker's share (the thread model: a half, as idle threads split
+        // running chunks), so the last chunks still spread; the same size to the end, since
+        // shrinking tail chunks would pay a chunk's cost for a handful of tasks.
+        let spread = match inputs.size_hint().0 {
+            0 => MAX_CHUNK,
+            n => n.div_ceil(if thread { 2 } else { 4 } * parallelism),
+        };
         Map {
+            spread,
             pool,
-            jobs,
+            inputs: inputs.peekable(),
+            cut,
+            single,
             pending: VecDeque::new(),
-            window: pool.queue_capacity.max(1),
-            _output: std::marker::PhantomData,
+            current: None,
+            window: 2 * parallelism + 2,
+            fixed: None,
+            per_task: None,
+            one_by_one,
         }
     }
 
-    /// Like `next`, with the task's timing and attempts.
-    pub fn next_completion(&mut self) -> Option<Completion<O>> {
-        while self.pending.len() < self.window {
-            let Some(job) = self.jobs.next() else { break };
-            self.pending.push_back(match self.pool.submit_job(job) {
-                Ok(handle) => Ok(handle),
-                // Refused jobs get their outcome like any other, in input order.
-                Err(SubmitError::Closed) => Err((TaskError::Cancelled, Instant::now())),
-                Err(SubmitError::UnknownKind { kind }) => {
-                    Err((TaskError::UnknownKind { kind }, Instant::now()))
-                }
+    /// Fixes the number of tasks per chunk (at least 1; 1 sends every task on its own)
+    /// instead of choosing it from the measured task time. Call it before the first result.
+    pub fn chunk_size(mut self, tasks: usize) -> Self {
+        self.fixed = Some(tasks.clamp(1, MAX_CHUNK));
+        self
+    }
+
+    /// The size of the next chunk.
+    fn next_size(&self) -> usize {
+        if let Some(n) = self.fixed {
+            return n;
+        }
+        let thread = matches!(self.pool.model(), Model::Threads(_));
+        let Some(per_task) = self.per_task else {
+            // Unmeasured: one task per chunk, so a long task cannot hold others hostage; the
+            // thread model starts larger, since idle threads split a running chunk.
+            return if thread { FIRST_THREAD_CHUNK } else { 1 };
+        };
+        let target = if thread { TARGET_THREAD } else { TARGET_PROCESS };
+        let by_time = (target.as_nanos() / per_task.as_nanos().max(1)) as usize;
+        by_time.min(self.spread).clamp(1, MAX_CHUNK)
+    }
+
+    /// Submits chunks until `window` are outstanding (one per worker thread while the task
+    /// time is unmeasured) or the inputs end.
+    fn fill(&mut self) {
+        let window = if self.per_task.is_none() && self.fixed.is_none() {
+            self.pool.model().parallelism().max(1)
+        } else {
+            self.window
+        };
+        while self.pending.len() < window {
+            if self.one_by_one {
+                let Some(input) = self.inputs.next() else { return };
+                let job = (self.single)(input);
+                self.pending.push_back(Pending::One(match self.pool.submit_job(job) {
+                    Ok(handle) => Ok(handle),
+                    Err(SubmitError::Closed) => Err((TaskError::Cancelled, Instant::now())),
+                    Err(SubmitError::UnknownKind { kind }) => {
+                        Err((TaskError::UnknownKind { kind }, Instant::now()))
+                    }
+                }));
+                continue;
+            }
+            let n = self.next_size();
+            let Some((chunk, len, sink)) = (self.cut)(&mut self.inputs, n) else { return };
+            // A refused chunk has delivered its error to each task: its sink is complete.
+            let _ = self.pool.submit_chunk(chunk, len);
+            self.pending.push_back(Pending::Chunk(sink));
+        }
+    }
+
+    /// Learns the task time from a finished chunk.
+    fn learn(&mut self, done: &Done<O>) {
+        if let Some(t) = done.exec_per_task {
+            self.per_task = Some(match self.per_task {
+                Some(old) => (old + t) / 2,
+                None => t,
             });
         }
+    }
+
+    /// Submits what the window allows and waits for the front: a chunk's outcomes go to
+    /// `current`, a task sent alone comes back.
+    fn advance(&mut self) -> Option<Front<O>> {
+        self.fill();
         match self.pending.pop_front()? {
-            Ok(handle) => Some(Handle::<O>::new(handle.into_slot()).wait_completion()),
-            Err((error, at)) => Some(Completion {
+            Pending::Chunk(sink) => {
+                let done = sink.wait();
+                self.learn(&done);
+                self.current = Some(Current {
+                    parts: done.parts.into_iter(),
+                    items: Vec::new().into_iter(),
+                    submitted: done.submitted,
+                    finished: done.finished,
+                    exec: done.exec_per_task,
+                });
+                Some(Front::Chunk)
+            }
+            Pending::One(Ok(handle)) => {
+                Some(Front::One(Handle::<O>::new(handle.into_slot()).wait_completion()))
+            }
+            Pending::One(Err((error, at))) => Some(Front::One(Completion {
                 result: Err(error),
                 attempts: 0,
                 submitted: at,
                 finished: at,
                 exec: None,
                 stderr: None,
-            }),
+            })),
+        }
+    }
+
+    /// Like `next`, with the task's timing and attempts.
+    pub fn next_completion(&mut self) -> Option<Completion<O>> {
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some(item) = current.next_item() {
+                    let ok = item.result.is_ok();
+                    return Some(Completion {
+                        result: item.result.map_err(|e| *e),
+                        attempts: item.attempts,
+                        submitted: current.submitted,
+                        finished: current.finished,
+                        exec: if ok { current.exec } else { None },
+                        stderr: None,
+                    });
+                }
+                self.current = None;
+            }
+            if let Front::One(c) = self.advance()? {
+                return Some(c);
+            }
         }
     }
 }
 
-impl<O: 'static, I: Iterator<Item = Job>> Iterator for Map<'_, O, I> {
+impl<O: 'static, I: Iterator> Iterator for Map<'_, O, I> {
     type Item = Result<O, TaskError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_completion().map(|c| c.result)
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some(item) = current.next_item() {
+                    return Some(item.result.map_err(|e| *e));
+                }
+                self.current = None;
+            }
+            if let Front::One(c) = self.advance()? {
+                return Some(c.result);
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Runs `T` on every input, yielding results in input order, each task's own outcome.
+    /// The inputs travel in chunks sized from the measured task time (see [`Map`]'s module
+    /// docs and [`Map::chunk_size`]); a worker that dies in a chunk costs only the task it was
+    /// running. At most about `2 × parallelism + 2` chunks are outstanding at once, so
+    /// `inputs` may be long or endless.
+    pub fn map<T: Task, I>(&self, inputs: I) -> Map<'_, T::Output, I::IntoIter>
+    where
+        I: IntoIterator<Item = T::Input>,
+    {
+        Map::new(self, inputs.into_iter(), cut_typed::<T, I::IntoIter>, Job::new::<T>)
+    }
+
+    /// Like [`Pool::map`] for type-erased jobs (several kinds in one run): consecutive jobs of
+    /// one kind share chunks.
+    pub fn map_jobs<I>(&self, jobs: I) -> Map<'_, AnyValue, I::IntoIter>
+    where
+        I: IntoIterator<Item = Job>,
+    {
+        Map::new(self, jobs.into_iter(), cut_jobs::<I::IntoIter>, |job| job)
     }
 }

@@ -32,6 +32,19 @@
 //! instead of growing memory without limit (backpressure). Every submitted task ends in
 //! exactly one `Ok(output)` or one [`TaskError`] (see `slot.rs`).
 //!
+//! Scheduling:
+//! * [`Pool::map`] batches: it cuts its inputs into chunks sized from the measured task time
+//!   (about 2 ms of work per chunk in the process models, 0.5 ms in the thread model;
+//!   [`Map::chunk_size`] fixes the size), each task keeping its own outcome, in input order;
+//!   a worker that dies inside a chunk costs only the task it was running (`chunk.rs`,
+//!   `map.rs`). The thread model shares chunks by work stealing and splits them while
+//!   threads idle.
+//! * No task is stranded: the process models send tasks ahead of a busy worker (a window
+//!   sized by the task time), and a worker with an idle thread takes back any task another
+//!   worker was sent and has not started, which therefore runs exactly once
+//!   ([`PoolStats::revoked`], `process/README.md`). [`PoolBuilder::max_in_flight`]`(1)`
+//!   sends nothing ahead: one task per worker thread.
+//!
 //! Isolation settings (process and hybrid models unless noted):
 //! * [`PoolBuilder::task_timeout`]: a task running longer is reported `TimedOut` and its
 //!   worker process is killed and replaced. The thread model reports `TimedOut` too, but a
@@ -57,9 +70,11 @@
 //!   memory or times out, only its task (the culprit) gets that error; the tasks running on
 //!   the other threads end `WorkerLost` with a [`LostCause`] naming the culprit, and are
 //!   retried in another process. A retried culprit runs alone in its worker, so it never
-//!   shares a process with the tasks it took down before (`process/README.md`).
+//!   shares a process with the tasks it took down before, and so does a task lost that way
+//!   twice (`process/README.md`).
 
 mod builder;
+mod chunk;
 #[cfg(feature = "mpi")]
 pub mod cluster;
 mod error;
@@ -87,7 +102,7 @@ pub use slot::Handle;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -118,7 +133,6 @@ impl Engine {
 pub struct Pool {
     model: Model,
     transport: TransportKind,
-    queue_capacity: usize,
     /// `None` once shut down.
     sender: Option<Sender<Envelope>>,
     /// The queue's receiving side, for [`Pool::cancel`].
@@ -129,7 +143,6 @@ pub struct Pool {
     channel: Option<Arc<dyn crate::transport::Transport>>,
     /// The kinds `submit` accepts, when the builder was given them.
     registry: Option<Arc<crate::task::Registry>>,
-    next_id: AtomicU64,
 }
 
 impl fmt::Debug for Pool {
@@ -179,27 +192,55 @@ impl Pool {
         if self.shared.aborting.load(Ordering::Acquire) {
             return Err(SubmitError::Closed);
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.shared.new_id();
         let (env, slot) = Envelope::new(id, job);
         sender.send(env).map_err(|_| SubmitError::Closed)?;
+        self.shared.submitted.fetch_add(1, Ordering::Relaxed);
         Ok(Handle::new(slot))
     }
 
-    /// Runs `T` on every input, yielding results in input order. At most about the queue's
-    /// capacity of tasks is outstanding at once, so `inputs` may be long or endless.
-    pub fn map<T: Task, I>(&self, inputs: I) -> Map<'_, T::Output, impl Iterator<Item = Job>>
-    where
-        I: IntoIterator<Item = T::Input>,
-    {
-        Map::new(self, inputs.into_iter().map(Job::new::<T>))
+    /// Checks that the pool accepts tasks of `kind`.
+    fn accepts(&self, kind: &crate::task::Kind) -> Result<(), SubmitError> {
+        if self.sender.is_none() || self.shared.aborting.load(Ordering::Acquire) {
+            return Err(SubmitError::Closed);
+        }
+        if let Some(registry) = &self.registry
+            && registry.get(kind.name()).is_none()
+        {
+            return Err(SubmitError::UnknownKind { kind: kind.name().to_owned() });
+        }
+        Ok(())
     }
 
-    /// Like [`Pool::map`] for type-erased jobs (several kinds in one run).
-    pub fn map_jobs<I>(&self, jobs: I) -> Map<'_, AnyValue, I::IntoIter>
-    where
-        I: IntoIterator<Item = Job>,
-    {
-        Map::new(self, jobs.into_iter())
+    /// Submits a chunk of `tasks` tasks (`map`); blocks while the queue is full. A chunk the
+    /// pool refuses delivers the error to each of its tasks, and the error is returned.
+    fn submit_chunk(
+        &self,
+        chunk: Box<dyn chunk::ChunkWork>,
+        tasks: usize,
+    ) -> Result<(), SubmitError> {
+        let env = Envelope::chunk(self.shared.new_id(), chunk);
+        let refused = |env: Envelope, error: SubmitError| {
+            let task_error = match &error {
+                SubmitError::Closed => TaskError::Cancelled,
+                SubmitError::UnknownKind { kind } => TaskError::UnknownKind { kind: kind.clone() },
+            };
+            env.complete(Err(task_error), None);
+            Err(error)
+        };
+        if let Err(e) = env.kind().map_or(Ok(()), |k| self.accepts(k)) {
+            return refused(env, e);
+        }
+        let Some(sender) = self.sender.as_ref() else {
+            return refused(env, SubmitError::Closed);
+        };
+        match sender.send(env) {
+            Ok(()) => {
+                self.shared.submitted.fetch_add(tasks as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(crossbeam_channel::SendError(env)) => refused(env, SubmitError::Closed),
+        }
     }
 
     /// Cancels every task still waiting in the queue: each ends [`TaskError::Cancelled`].
@@ -238,7 +279,7 @@ impl Pool {
             recycled: s.recycled.load(Ordering::Relaxed),
             leaked_threads: s.leaked_threads.load(Ordering::Relaxed),
             spawn_failures: s.spawn_failures.load(Ordering::Relaxed),
-            submitted: self.next_id.load(Ordering::Relaxed) - 1,
+            submitted: s.submitted.load(Ordering::Relaxed),
             worker_pids: lock(&s.workers).iter().flatten().map(|(pid, _)| *pid).collect(),
             recoveries: lock(&s.recoveries).iter().copied().collect(),
             rejected_peers: self.channel.as_ref().map_or(0, |t| t.rejected_peers()),
@@ -252,6 +293,7 @@ impl Pool {
                 0 => None,
                 pid => Some(pid),
             },
+            revoked: s.revoked.load(Ordering::Relaxed),
         }
     }
 

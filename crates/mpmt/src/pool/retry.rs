@@ -14,7 +14,9 @@
 //! A task lost as collateral (`WorkerLost` naming its culprit: a sibling thread in its
 //! hybrid worker crashed, ran out of memory or timed out) did nothing wrong, so its reruns do
 //! not count against `retries`: with `worker_lost` on, an idempotent task is rerun even with
-//! `retries(0)`, up to 8 times in a row (more means the blame is wrong). A `WorkerLost`
+//! `retries(0)`, up to 8 times in a row (more means the blame is wrong). From its second
+//! such loss it runs alone in its worker, so no sibling can take it down again: an innocent
+//! task next to a stream of faulty ones still finishes, well within the cap. A `WorkerLost`
 //! without a culprit (a broken channel) counts like any other failure.
 //!
 //! Errors that are the task's own answer (`Panicked`, `Codec`, `UnknownKind`) and the

@@ -48,6 +48,16 @@ pub(crate) struct Shared {
     pub(super) workers: Mutex<Vec<Option<(u32, Killer)>>>,
     /// Recent recovery times: a worker's death noticed → its replacement ready.
     pub(super) recoveries: Mutex<VecDeque<Duration>>,
+    /// The next task id (ids start at 1; a chunk takes one id, and a piece split off it a
+    /// new one). On a cache line of its own: the submitting thread bumps it per task, the
+    /// workers' threads read the fields around it.
+    pub(crate) next_id: crossbeam_utils::CachePadded<AtomicU64>,
+    /// Tasks submitted (a chunk counts its tasks); beside `next_id`, written by the same
+    /// thread.
+    pub(crate) submitted: AtomicU64,
+    /// Tasks or chunks taken back from a worker that had not started them and given to
+    /// another (process models).
+    pub(crate) revoked: AtomicU64,
 }
 
 /// Recovery times kept for [`PoolStats::recoveries`].
@@ -77,7 +87,15 @@ impl Shared {
             start_failure_logged: AtomicBool::new(false),
             workers: Mutex::new(vec![None; slots]),
             recoveries: Mutex::new(VecDeque::new()),
+            next_id: crossbeam_utils::CachePadded::new(AtomicU64::new(1)),
+            submitted: AtomicU64::new(0),
+            revoked: AtomicU64::new(0),
         }
+    }
+
+    /// A fresh task id.
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn set_worker(&self, slot: usize, worker: Option<(u32, Killer)>) {
@@ -131,4 +149,7 @@ pub struct PoolStats {
     pub spawn: Option<super::Spawn>,
     /// The fork server's pid while it serves.
     pub fork_server_pid: Option<u32>,
+    /// Tasks (or chunks of `map`) sent ahead to a busy worker, taken back before it started
+    /// them and given to an idle one (process and hybrid models).
+    pub revoked: u64,
 }

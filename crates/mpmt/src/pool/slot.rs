@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 
 use super::RetryPolicy;
+use super::chunk::ChunkWork;
 use super::outcome::{Completion, TaskError};
 use crate::task::{AnyValue, Job};
 
@@ -89,16 +90,24 @@ impl Slot {
     }
 }
 
-/// A submitted task on its way through the pool.
+/// A submitted task, or a chunk of tasks (`chunk.rs`), on its way through the pool.
 pub(crate) struct Envelope {
     /// Pool-unique, increasing; the frame id in the process model.
     pub(crate) id: u64,
     /// Taken by whoever runs the task locally; the process model only borrows it.
     pub(crate) job: Option<Job>,
+    /// A chunk instead of one task: it delivers its tasks' outcomes itself, and owes
+    /// `WorkerLost` to each it still holds when dropped.
+    pub(crate) chunk: Option<Box<dyn ChunkWork>>,
+    /// Its place in the stream of the worker it was last sent to (process model; see
+    /// `crate::worker::dispatch`).
+    pub(crate) seq: u64,
+    /// Tasks of the chunk when it was last sent (its outcomes count from there).
+    pub(crate) sent_items: usize,
     /// `None` once completed.
     slot: Option<Arc<Slot>>,
     pub(crate) submitted: Instant,
-    /// Starts so far.
+    /// Starts so far (of a chunk: of its front task).
     pub(crate) attempts: u32,
     /// Times a worker died with this task next in line but not recorded as running: a task
     /// that kills its worker before it is marked running (a decoder crash) fails after a few.
@@ -122,6 +131,9 @@ impl Envelope {
         let env = Envelope {
             id,
             job: Some(job),
+            chunk: None,
+            seq: 0,
+            sent_items: 1,
             slot: Some(slot.clone()),
             submitted: Instant::now(),
             attempts: 0,
@@ -130,6 +142,41 @@ impl Envelope {
             collateral: 0,
         };
         (env, slot)
+    }
+
+    /// A new envelope for a chunk, which delivers its outcomes to its own sink.
+    pub(crate) fn chunk(id: u64, chunk: Box<dyn ChunkWork>) -> Envelope {
+        Envelope {
+            id,
+            job: None,
+            chunk: Some(chunk),
+            seq: 0,
+            sent_items: 0,
+            slot: None,
+            submitted: Instant::now(),
+            attempts: 0,
+            suspicions: 0,
+            isolate: false,
+            collateral: 0,
+        }
+    }
+
+    /// The task kind.
+    pub(crate) fn kind(&self) -> Option<&'static crate::task::Kind> {
+        match (&self.job, &self.chunk) {
+            (Some(job), _) => Some(job.kind()),
+            (None, Some(chunk)) => Some(chunk.kind()),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether the task (every task of the chunk) may run again after its worker died.
+    pub(crate) fn is_idempotent(&self) -> bool {
+        match (&self.job, &self.chunk) {
+            (Some(job), _) => job.is_idempotent(),
+            (None, Some(chunk)) => chunk.idempotent(),
+            (None, None) => false,
+        }
     }
 
     /// The completion slot, for a watchdog that may complete the task from outside.
@@ -145,10 +192,7 @@ impl Envelope {
         retries: u32,
         policy: &RetryPolicy,
     ) -> bool {
-        if !(error.is_retryable()
-            && policy.allows(error)
-            && self.job.as_ref().is_some_and(Job::is_idempotent))
-        {
+        if !(error.is_retryable() && policy.allows(error) && self.is_idempotent()) {
             return false;
         }
         if matches!(error, TaskError::WorkerLost { cause: Some(_), .. }) {
@@ -158,9 +202,25 @@ impl Envelope {
         self.attempts - self.collateral.min(self.attempts) <= retries
     }
 
-    /// Delivers the outcome.
+    /// Delivers the outcome (to every task of a chunk: an error).
     pub(crate) fn complete(self, result: Result<AnyValue, TaskError>, exec: Option<Duration>) {
         self.complete_with(result, exec, None);
+    }
+
+    /// Delivers `error` to the front task of a chunk (to the task itself otherwise); true if
+    /// nothing is left to run.
+    pub(crate) fn fail_front(&mut self, error: TaskError, stderr: Option<String>) -> bool {
+        match &mut self.chunk {
+            Some(chunk) => {
+                chunk.fail_front(error, self.attempts);
+                self.attempts = 0;
+                chunk.len() == 0
+            }
+            None => {
+                self.finish(Err(error), None, stderr);
+                true
+            }
+        }
     }
 
     /// Delivers the outcome with what the worker wrote to stderr for the task.
@@ -179,6 +239,13 @@ impl Envelope {
         exec: Option<Duration>,
         stderr: Option<String>,
     ) {
+        if let Some(mut chunk) = self.chunk.take() {
+            let error = result.err().unwrap_or_else(|| TaskError::Codec {
+                message: "a chunk completed with one output".into(),
+            });
+            chunk.fail_all(error, self.attempts);
+            return;
+        }
         if let Some(slot) = self.slot.take() {
             slot.fill(Completion {
                 result,

@@ -10,13 +10,22 @@
 //! [`TaskError::TimedOut`]; the thread running it cannot be killed (Rust threads have no safe
 //! cancellation), so it is abandoned — counted in `leaked_threads` — and a new thread takes
 //! its place. If the abandoned task ever returns, its output is dropped and the thread ends.
+//!
+//! `map`'s chunks (`chunk.rs`) are shared by **work stealing** (crossbeam-deque): each pool
+//! thread owns a deque; a thread running a chunk hands the back half of what is left to its
+//! deque whenever a pool thread sleeps for want of work, and wakes one; an idle thread takes
+//! work from its own deque (newest first), then from the submission queue, then from the
+//! others' deques (oldest, largest first). So a chunk is never a unit of imbalance: idle threads
+//! split it while it runs, halving down to single tasks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_deque::{Steal, Stealer, Worker};
 
 use super::slot::{Envelope, Slot};
 use super::{Completion, PoolError, Shared, TaskError};
@@ -37,6 +46,19 @@ struct Crew {
     handles: Mutex<Vec<(Arc<Lane>, JoinHandle<()>)>>,
     watchdog: Mutex<Option<Weak<Watchdog>>>,
     next: std::sync::atomic::AtomicUsize,
+    /// The thieves' ends of every pool thread's deque.
+    stealers: Mutex<Arc<Vec<Stealer<Envelope>>>>,
+    /// Bumped when `stealers` changes (a thread replaces a timed-out one), so each thread
+    /// keeps its own copy and takes the lock only then.
+    stealers_version: AtomicUsize,
+    /// Pool threads asleep for want of work: a thread running a chunk splits it for them.
+    sleepers: AtomicUsize,
+    /// Pieces of chunks on the deques, not yet taken: without any, an idle thread does not
+    /// look at the deques (a steal costs fences; tasks sent one by one never need one).
+    pieces: AtomicUsize,
+    /// Wakes a sleeping thread to steal.
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
 }
 
 /// One pool thread's current task, as the watchdog sees it.
@@ -66,12 +88,19 @@ impl ThreadPool {
             Some(t) => Some(Arc::new(Watchdog::start(t).map_err(PoolError::Thread)?)),
             None => None,
         };
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(n.max(1));
         let crew = Arc::new(Crew {
             jobs: jobs.clone(),
             shared,
             handles: Mutex::new(Vec::new()),
             watchdog: Mutex::new(watchdog.as_ref().map(Arc::downgrade)),
             next: std::sync::atomic::AtomicUsize::new(0),
+            stealers: Mutex::new(Arc::new(Vec::new())),
+            stealers_version: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            pieces: AtomicUsize::new(0),
+            wake_tx,
+            wake_rx,
         });
         let pool = ThreadPool { crew, watchdog };
         for _ in 0..n {
@@ -106,20 +135,31 @@ impl Crew {
             crew: Arc::downgrade(self),
         });
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        let (jobs, shared, me) = (self.jobs.clone(), self.shared.clone(), lane.clone());
+        let (crew, me) = (self.clone(), lane.clone());
         let timed = self.shared.limits.task_timeout.is_some();
-        shared.alive.fetch_add(1, Ordering::AcqRel);
+        let deque = Worker::new_lifo();
+        let own = {
+            let mut stealers = self.stealers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut all = Vec::clone(&stealers);
+            all.push(deque.stealer());
+            *stealers = Arc::new(all);
+            self.stealers_version.fetch_add(1, Ordering::Release);
+            stealers.len() - 1
+        };
+        let deque =
+            Deque { worker: deque, own, stealers: RefCell::new((usize::MAX, Arc::default())) };
+        self.shared.alive.fetch_add(1, Ordering::AcqRel);
         let handle = std::thread::Builder::new()
             .name(format!("mpmt-thread-{i}"))
             .spawn(move || {
-                while let Ok(env) = jobs.recv() {
-                    run(env, timed.then_some(&*me));
+                while let Some(env) = crew.next_task(&deque) {
+                    run(env, timed.then_some(&*me), &crew, &deque);
                     if me.abandoned.load(Ordering::Acquire) {
                         // A replacement already serves; this thread was counted out.
                         return;
                     }
                 }
-                shared.alive.fetch_sub(1, Ordering::AcqRel);
+                crew.shared.alive.fetch_sub(1, Ordering::AcqRel);
             })
             .map_err(|e| {
                 self.shared.alive.fetch_sub(1, Ordering::AcqRel);
@@ -133,6 +173,110 @@ impl Crew {
         }
         self.handles.lock().unwrap_or_else(|e| e.into_inner()).push((lane, handle));
         Ok(())
+    }
+}
+
+/// A pool thread's own deque, its place among the stealers, and its copy of them (with the
+/// version it was taken at).
+struct Deque {
+    worker: Worker<Envelope>,
+    own: usize,
+    stealers: RefCell<(usize, Arc<Vec<Stealer<Envelope>>>)>,
+}
+
+impl Crew {
+    /// The next task for the thread owning `deque`: its own deque's newest, else the queue's
+    /// next, else another thread's oldest; sleeps while there is none. `None` once the
+    /// queue is closed and empty.
+    fn next_task(&self, deque: &Deque) -> Option<Envelope> {
+        loop {
+            if let Some(env) = deque.worker.pop() {
+                self.pieces.fetch_sub(1, Ordering::AcqRel);
+                return Some(env);
+            }
+            // The queue before the other deques: pieces are only spilled for a sleeping
+            // thread, which is woken to take them; a task sent on its own pays no steal.
+            // Spin a little before sleeping, as a channel's `recv` does: the next task
+            // usually comes sooner than a wake-up would.
+            let backoff = crossbeam_utils::Backoff::new();
+            loop {
+                match self.jobs.try_recv() {
+                    Ok(env) => return Some(env),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                    Err(crossbeam_channel::TryRecvError::Empty) => {}
+                }
+                if let Some(env) = self.steal(deque) {
+                    return Some(env);
+                }
+                if backoff.is_completed() {
+                    break;
+                }
+                backoff.snooze();
+            }
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            // A chunk may have been split just before this thread counted itself asleep.
+            if let Some(env) = self.steal(deque) {
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return Some(env);
+            }
+            let next = select! {
+                recv(self.jobs) -> msg => Some(msg.ok()),
+                recv(self.wake_rx) -> _ => None,
+            };
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if let Some(job) = next {
+                return job;
+            }
+        }
+    }
+
+    /// A task from another thread's deque.
+    fn steal(&self, mine: &Deque) -> Option<Envelope> {
+        if self.pieces.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let env = self.steal_any(mine)?;
+        self.pieces.fetch_sub(1, Ordering::AcqRel);
+        Some(env)
+    }
+
+    fn steal_any(&self, mine: &Deque) -> Option<Envelope> {
+        let version = self.stealers_version.load(Ordering::Acquire);
+        let stealers = {
+            let mut copy = mine.stealers.borrow_mut();
+            if copy.0 != version {
+                *copy = (version, self.stealers.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            }
+            copy.1.clone()
+        };
+        loop {
+            let mut retry = false;
+            let others = stealers.iter().enumerate().filter(|(i, _)| *i != mine.own);
+            for (_, s) in others {
+                match s.steal_batch_and_pop(&mine.worker) {
+                    Steal::Success(env) => return Some(env),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    /// Whether a thread sleeps for want of work.
+    fn hungry(&self) -> bool {
+        self.sleepers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Puts a piece of a chunk on `deque` for a sleeping thread to take, and wakes one.
+    fn spill(&self, deque: &Deque, env: Envelope) {
+        self.pieces.fetch_add(1, Ordering::SeqCst);
+        deque.worker.push(env);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _ = self.wake_tx.try_send(());
+        }
     }
 }
 
@@ -168,7 +312,16 @@ impl Overdue for Lane {
     }
 }
 
-fn run(mut env: Envelope, lane: Option<&Lane>) {
+fn run(mut env: Envelope, lane: Option<&Lane>, crew: &Crew, deque: &Deque) {
+    if let Some(mut chunk) = env.chunk.take() {
+        let id = env.id;
+        // Split only while the last piece split off is not taken yet: one piece per sleeper.
+        let hungry = || crew.hungry() && deque.worker.is_empty();
+        chunk.run_local(env.attempts, &hungry, &mut |piece| {
+            crew.spill(deque, Envelope::chunk(id, piece));
+        });
+        return;
+    }
     let Some(job) = env.job.take() else { return };
     env.attempts += 1;
     if let (Some(lane), Some(slot)) = (lane, env.slot()) {

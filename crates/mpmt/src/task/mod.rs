@@ -106,15 +106,45 @@ impl<T: Task> KindOf<T> {
     };
 }
 
-/// Appends postcard output to a `Vec`: postcard's `to_extend` takes its `Extend<u8>` sink by
-/// value, and a `&mut Vec<u8>` is not one. The one such adapter of the crate (the worker
-/// encodes its `Hello` and panic reports with it too).
+/// Appends postcard output to a `Vec`: the one such sink of the crate (the worker encodes its
+/// `Hello` and panic reports with it too), through [`encode_into`].
+///
+/// A postcard flavor rather than `to_extend`'s `Extend<u8>`: postcard hands over a value's
+/// bytes a few at a time (a varint, a length), and `Vec::extend` turns each into a call to
+/// `memcpy`, which costs more than a task of a chunk; short pieces are pushed byte by byte.
 pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
 
-impl Extend<u8> for Append<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
     }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 16 {
+            self.0.reserve(data.len());
+            for &b in data {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> postcard::Result<()> {
+    postcard::serialize_with_flavor(value, Append(out))
 }
 
 fn codec_error<T: Task>(what: &'static str, e: impl fmt::Display) -> CodecError {
@@ -132,14 +162,14 @@ fn encode_input<T: Task>(input: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<
     let input = input
         .downcast_ref::<T::Input>()
         .ok_or_else(|| codec_error::<T>("input", "value is not this kind's input type"))?;
-    postcard::to_extend(input, Append(out)).map_err(|e| codec_error::<T>("input", e))?;
+    encode_into(input, out).map_err(|e| codec_error::<T>("input", e))?;
     Ok(())
 }
 
 fn run_encoded<T: Task>(input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
     let input: T::Input = postcard::from_bytes(input).map_err(|e| codec_error::<T>("input", e))?;
     let output = T::run(input);
-    postcard::to_extend(&output, Append(out)).map_err(|e| codec_error::<T>("output", e))?;
+    encode_into(&output, out).map_err(|e| codec_error::<T>("output", e))?;
     Ok(())
 }
 

@@ -64,6 +64,10 @@ pub enum FrameKind {
     Shutdown = 4,
     /// Raw payload, used by the transport benchmarks and tests.
     Data = 5,
+    /// Pool → worker: run several tasks of one kind, one after another (a chunk of `map`).
+    Chunk = 6,
+    /// Worker → pool: the outcomes of some or all of a chunk's tasks.
+    ChunkOutcome = 7,
 }
 
 impl FrameKind {
@@ -74,6 +78,8 @@ impl FrameKind {
             3 => FrameKind::Outcome,
             4 => FrameKind::Shutdown,
             5 => FrameKind::Data,
+            6 => FrameKind::Chunk,
+            7 => FrameKind::ChunkOutcome,
             _ => return None,
         })
     }

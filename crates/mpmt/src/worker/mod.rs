@@ -40,9 +40,11 @@
 
 mod alloc;
 pub(crate) mod blame;
+pub mod dispatch;
 pub mod harness;
 
 pub use alloc::OomAwareAlloc;
+use dispatch::{DispatchPage, JournalWriter};
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -55,7 +57,7 @@ use crate::protocol::{self, Hello, OUTCOME_PREFIX, PanicReport, Status};
 use crate::supervise::ChildCode;
 use crate::supervise::child::{self, Flags, StartError};
 use crate::supervise::status::StatusPage;
-use crate::task::{Append, Registry, unwind};
+use crate::task::{Kind, Registry, unwind};
 use crate::transport::frame::{FrameError, FrameKind, FrameReader, FrameWriter};
 use crate::transport::{self, ByteTx};
 
@@ -119,6 +121,11 @@ pub(crate) struct WorkerArgs {
     pub(crate) memory_limit: Option<u64>,
     /// How long a task frame that has begun may take to arrive.
     pub(crate) frame_timeout: Option<std::time::Duration>,
+    /// Descriptor of the dispatch page (claims and chunk journals, [`dispatch`]).
+    pub(crate) dispatch_fd: Option<i32>,
+    /// Stamp each task of a chunk in the status page with its own start time (the pool has a
+    /// task timeout, which is per task): a clock read per task, so only when needed.
+    pub(crate) stamp_items: bool,
 }
 
 impl WorkerArgs {
@@ -144,6 +151,12 @@ impl WorkerArgs {
             let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
             args.extend(["--frame-timeout-ms".into(), ms.to_string()]);
         }
+        if let Some(fd) = self.dispatch_fd {
+            args.extend(["--dispatch".into(), fd.to_string()]);
+        }
+        if self.stamp_items {
+            args.extend(["--stamp-items".into(), "1".into()]);
+        }
         args
     }
 
@@ -158,6 +171,8 @@ impl WorkerArgs {
                 "--status",
                 "--memory-limit",
                 "--frame-timeout-ms",
+                "--dispatch",
+                "--stamp-items",
             ],
         )?;
         Ok(WorkerArgs {
@@ -180,6 +195,8 @@ impl WorkerArgs {
             frame_timeout: flags
                 .num::<u64>("--frame-timeout-ms")?
                 .map(std::time::Duration::from_millis),
+            dispatch_fd: flags.num("--dispatch")?,
+            stamp_items: flags.num::<u8>("--stamp-items")?.is_some_and(|v| v != 0),
         })
     }
 }
@@ -196,6 +213,14 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
     unwind::install_hook();
 
     let status = match args.status_fd.map(open_status) {
+        Some(Ok(page)) => Some(page),
+        Some(Err(e)) => {
+            eprintln!("mpmt worker: {e}");
+            return ChildCode::Setup.code();
+        }
+        None => None,
+    };
+    let dispatch = match args.dispatch_fd.map(open_dispatch) {
         Some(Ok(page)) => Some(page),
         Some(Err(e)) => {
             eprintln!("mpmt worker: {e}");
@@ -224,13 +249,20 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
         // A task frame that stops mid-way makes this worker exit: the pool sees the death.
         reader = reader.with_frame_timeout(timeout);
     }
+    let shop = Shop {
+        registry,
+        status,
+        dispatch,
+        stamp_items: args.stamp_items,
+        max_frame: args.max_frame,
+    };
     if args.threads <= 1 {
         if let Err(code) = say_hello(&mut writer) {
             return code;
         }
-        serve_inline(registry, status, &mut reader, &mut writer)
+        serve_inline(&shop, &mut reader, &mut writer)
     } else {
-        serve_threads(registry, status, args.threads, args.max_frame, &mut reader, writer)
+        serve_threads(&shop, args.threads, &mut reader, writer)
     }
 }
 
@@ -240,7 +272,7 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
 fn say_hello<W: ByteTx>(writer: &mut FrameWriter<W>) -> Result<(), i32> {
     let hello = Hello { pid: std::process::id() };
     let sent = writer
-        .push_with(FrameKind::Hello, 0, |out| postcard::to_extend(&hello, Append(out)).map(drop))
+        .push_with(FrameKind::Hello, 0, |out| crate::task::encode_into(&hello, out))
         .map(|r| r.map_err(|e| FrameError::Io(std::io::Error::other(e))));
     if let Err(e) = sent.and_then(|r| r).and_then(|()| writer.flush()) {
         // A pool that hung up (it gave up on this worker, or is gone) needs no message: it
@@ -269,15 +301,39 @@ fn open_status(fd: i32) -> Result<&'static StatusPage, String> {
     Ok(page)
 }
 
+/// Maps the dispatch page for the rest of the process's life.
+fn open_dispatch(fd: i32) -> Result<&'static DispatchPage, String> {
+    let [fd] = transport::inherit::take_fds::<1>(&fd.to_string()).map_err(|e| e.to_string())?;
+    Ok(Box::leak(Box::new(DispatchPage::open(&fd)?)))
+}
+
+/// What every task thread of a worker uses.
+struct Shop<'a> {
+    registry: &'a Registry,
+    status: Option<&'static StatusPage>,
+    dispatch: Option<&'static DispatchPage>,
+    stamp_items: bool,
+    max_frame: u32,
+}
+
+impl Shop<'_> {
+    /// Claims frame `seq` (see [`dispatch`]): false if the pool took it back.
+    fn claim(&self, seq: u64) -> bool {
+        self.dispatch.is_none_or(|d| d.claim(seq))
+    }
+}
+
 /// One action of the read loop.
 enum Next<'a> {
     Task(u64, &'a [u8]),
+    Chunk(u64, &'a [u8]),
     Exit(i32),
 }
 
 fn next_task<'r, R: transport::ByteRx>(reader: &'r mut FrameReader<R>) -> Next<'r> {
     match reader.read_frame() {
         Ok((header, payload)) if header.kind == FrameKind::Task => Next::Task(header.id, payload),
+        Ok((header, payload)) if header.kind == FrameKind::Chunk => Next::Chunk(header.id, payload),
         Ok((header, _)) if header.kind == FrameKind::Shutdown => Next::Exit(0),
         Ok((header, _)) => {
             eprintln!("mpmt worker: unexpected {:?} frame", header.kind);
@@ -294,24 +350,51 @@ fn next_task<'r, R: transport::ByteRx>(reader: &'r mut FrameReader<R>) -> Next<'
 
 /// The process model: tasks run on the thread that reads them.
 fn serve_inline<R: transport::ByteRx, W: ByteTx>(
-    registry: &Registry,
-    status: Option<&StatusPage>,
+    shop: &Shop<'_>,
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
 ) -> i32 {
     blame::enter_slot(0);
+    let mut body = Vec::new();
+    let journal = shop.dispatch.and_then(|d| d.journal_writer(0));
+    // The place in the stream of the next task or chunk frame (see `dispatch`).
+    let mut seq = 0u64;
     loop {
-        let (id, payload) = match next_task(reader) {
-            Next::Task(id, payload) => (id, payload),
+        let sent = match next_task(reader) {
+            Next::Task(id, payload) => {
+                seq += 1;
+                if !shop.claim(seq - 1) {
+                    continue;
+                }
+                begin(shop.status, 0, id);
+                run_one(shop.registry, id, payload, writer);
+                writer.flush()
+            }
+            Next::Chunk(id, payload) => {
+                seq += 1;
+                if !shop.claim(seq - 1) {
+                    continue;
+                }
+                run_chunk(
+                    shop,
+                    journal.as_ref(),
+                    0,
+                    id,
+                    seq - 1,
+                    payload,
+                    &mut body,
+                    &mut |frame| {
+                        writer.push(FrameKind::ChunkOutcome, id, frame)?;
+                        writer.flush()
+                    },
+                )
+            }
             Next::Exit(code) => return code,
         };
-        begin(status, 0, id);
-        run_one(registry, id, payload, writer);
-        let flushed = writer.flush();
-        if let Some(page) = status {
+        if let Some(page) = shop.status {
             page.end(0);
         }
-        if let Err(e) = flushed {
+        if let Err(e) = sent {
             // The pool is gone or shut the channel; it owns the task's fate now.
             eprintln!("mpmt worker: sending outcome: {e}");
             return ChildCode::Protocol.code();
@@ -319,18 +402,24 @@ fn serve_inline<R: transport::ByteRx, W: ByteTx>(
     }
 }
 
+/// A frame the main thread of a hybrid worker hands to a task thread.
+struct Handoff {
+    chunk: bool,
+    id: u64,
+    seq: u64,
+    payload: Vec<u8>,
+}
+
 /// The hybrid model: the main thread reads tasks and hands them to `threads` task threads,
 /// which answer through a shared writer.
 fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
-    registry: &Registry,
-    status: Option<&StatusPage>,
+    shop: &Shop<'_>,
     threads: usize,
-    max_frame: u32,
     reader: &mut FrameReader<R>,
     writer: FrameWriter<W>,
 ) -> i32 {
     let writer = Mutex::new(writer);
-    let (tx, rx) = crossbeam_channel::unbounded::<(u64, Vec<u8>)>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Handoff>();
     std::thread::scope(|scope| {
         for slot in 0..threads {
             let (rx, writer) = (rx.clone(), &writer);
@@ -338,18 +427,44 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
                 .name(format!("mpmt-task-{slot}"))
                 .spawn_scoped(scope, move || {
                     blame::enter_slot(slot);
-                    let mut out = FrameWriter::new(Vec::new(), max_frame);
-                    for (id, payload) in rx {
-                        begin(status, slot, id);
-                        run_one(registry, id, &payload, &mut out);
-                        // Encoded into this thread's buffer; the lock covers one write only.
+                    let mut out = FrameWriter::new(Vec::new(), shop.max_frame);
+                    let mut body = Vec::new();
+                    let journal = shop.dispatch.and_then(|d| d.journal_writer(slot));
+                    // Sends what `out` holds through the shared writer: the lock covers one
+                    // write only.
+                    let send = |out: &mut FrameWriter<Vec<u8>>| {
                         let _ = out.flush();
                         let sent = {
                             let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
                             w.get_mut().write_all(&[out.get_mut()]).map_err(FrameError::Io)
                         };
                         out.get_mut().clear();
-                        if let Some(page) = status {
+                        sent
+                    };
+                    for task in rx {
+                        if !shop.claim(task.seq) {
+                            continue;
+                        }
+                        let sent = if task.chunk {
+                            run_chunk(
+                                shop,
+                                journal.as_ref(),
+                                slot,
+                                task.id,
+                                task.seq,
+                                &task.payload,
+                                &mut body,
+                                &mut |frame| {
+                                    out.push(FrameKind::ChunkOutcome, task.id, frame)?;
+                                    send(&mut out)
+                                },
+                            )
+                        } else {
+                            begin(shop.status, slot, task.id);
+                            run_one(shop.registry, task.id, &task.payload, &mut out);
+                            send(&mut out)
+                        };
+                        if let Some(page) = shop.status {
                             page.end(slot);
                         }
                         if let Err(e) = sent {
@@ -368,18 +483,21 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
         if let Err(code) = say_hello(&mut *writer.lock().unwrap_or_else(|e| e.into_inner())) {
             return code;
         }
+        let mut seq = 0u64;
         loop {
-            match next_task(reader) {
-                Next::Task(id, payload) => {
-                    if tx.send((id, payload.to_vec())).is_err() {
-                        return ChildCode::Protocol.code();
-                    }
-                }
+            let (chunk, id, payload) = match next_task(reader) {
+                Next::Task(id, payload) => (false, id, payload),
+                Next::Chunk(id, payload) => (true, id, payload),
                 Next::Exit(code) => {
                     // Let the task threads finish what they hold, then exit.
                     drop(tx);
                     return code;
                 }
+            };
+            let task = Handoff { chunk, id, seq, payload: payload.to_vec() };
+            seq += 1;
+            if tx.send(task).is_err() {
+                return ChildCode::Protocol.code();
             }
         }
     })
@@ -424,6 +542,134 @@ fn run_one<W: transport::ByteTx>(
     }
 }
 
+/// Runs the tasks of a chunk frame on task thread `slot`, one after another, handing its
+/// outcome frames to `emit`, which must have written each to the channel when it returns.
+///
+/// Each task's outcome is copied into the thread's journal in the dispatch page before the
+/// next task starts, so a death in the middle of the chunk loses no completed outcome (see
+/// [`dispatch`]). When the outcomes outgrow the journal, or a frame, they are sent at once in
+/// an outcome frame of their own, and the journal starts afresh. `body` is the thread's
+/// reusable buffer.
+#[allow(clippy::too_many_arguments)]
+fn run_chunk(
+    shop: &Shop<'_>,
+    journal: Option<&JournalWriter<'_>>,
+    slot: usize,
+    id: u64,
+    seq: u64,
+    payload: &[u8],
+    body: &mut Vec<u8>,
+    emit: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
+) -> Result<(), FrameError> {
+    let mut started = Instant::now();
+    let (name, count, mut items) = match protocol::split_chunk(payload) {
+        Ok(parts) => parts,
+        // The pool encoded it and the frame's checksum held: the peer is not our pool.
+        Err(e) => return Err(FrameError::Io(std::io::Error::other(e))),
+    };
+    let kind = shop.registry.get(name);
+    begin(shop.status, slot, id);
+    if let Some(j) = journal {
+        j.start(id, seq, 0);
+    }
+    // Outcomes go out early once they exceed this (journal capacity, half a frame).
+    let cap =
+        journal.map_or(usize::MAX, JournalWriter::capacity).min(shop.max_frame as usize / 2).max(1);
+    let prefix = protocol::CHUNK_OUTCOME_PREFIX;
+    body.clear();
+    body.resize(prefix, 0);
+    // The first task of the outcomes in `body`, and the journal's bytes already written.
+    let (mut first, mut journaled) = (0u32, 0usize);
+    for i in 0..count {
+        if i > 0 {
+            if shop.stamp_items {
+                begin(shop.status, slot, id);
+            } else if shop.status.is_some() {
+                alloc::clear();
+            }
+        }
+        let input = match protocol::next_item(items) {
+            Ok((input, rest)) => {
+                items = rest;
+                Ok(input)
+            }
+            Err(e) => Err(e),
+        };
+        let mark = body.len();
+        protocol::put_item_outcome(body, |out| match (kind, input) {
+            (_, Err(e)) => {
+                out.extend_from_slice(e.to_string().as_bytes());
+                Status::Codec
+            }
+            (None, Ok(_)) => {
+                out.extend_from_slice(name.as_bytes());
+                Status::UnknownKind
+            }
+            (Some(kind), Ok(input)) => run_kind(kind, input, out, out.len()),
+        });
+        let last = i + 1 == count;
+        let fits = body.len() - prefix <= cap
+            && journal.is_none_or(|j| j.commit(&body[prefix..], journaled, i + 1 - first));
+        if fits {
+            journaled = body.len() - prefix;
+            if !last {
+                continue;
+            }
+        }
+        if body.len() > shop.max_frame as usize {
+            if mark > prefix {
+                // The earlier outcomes go first, in a frame of their own.
+                let tail = body.split_off(mark);
+                emit_part(body, first, i - first, false, &mut started, emit)?;
+                first = i;
+                body.truncate(prefix);
+                body.extend_from_slice(&tail);
+            }
+            if body.len() > shop.max_frame as usize {
+                let size = body.len() - prefix - protocol::ITEM_OUTCOME_PREFIX;
+                body.truncate(prefix);
+                protocol::put_item_outcome(body, |out| {
+                    let m = format!("task output of {size} bytes does not fit in a frame");
+                    out.extend_from_slice(m.as_bytes());
+                    Status::Codec
+                });
+            }
+        }
+        emit_part(body, first, i + 1 - first, last, &mut started, emit)?;
+        first = i + 1;
+        journaled = 0;
+        body.truncate(prefix);
+        if let Some(j) = journal {
+            j.start(id, seq, first);
+        }
+    }
+    if count == 0 {
+        emit_part(body, 0, 0, true, &mut started, emit)?;
+    }
+    Ok(())
+}
+
+/// Sends the outcomes in `body` (tasks `first..first + count` of the chunk) as one frame.
+fn emit_part(
+    body: &mut [u8],
+    first: u32,
+    count: u32,
+    last: bool,
+    started: &mut Instant,
+    emit: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
+) -> Result<(), FrameError> {
+    let now = Instant::now();
+    let head = protocol::ChunkOutcomeHead {
+        first,
+        count,
+        last,
+        elapsed_ns: now.saturating_duration_since(*started).as_nanos() as u64,
+    };
+    *started = now;
+    protocol::set_chunk_outcome_prefix(body, head);
+    emit(body)
+}
+
 /// Runs the task in `payload`, appending the outcome body to `out` (which holds `body_at`
 /// bytes before the body).
 fn execute(registry: &Registry, payload: &[u8], out: &mut Vec<u8>, body_at: usize) -> Status {
@@ -438,6 +684,12 @@ fn execute(registry: &Registry, payload: &[u8], out: &mut Vec<u8>, body_at: usiz
         out.extend_from_slice(name.as_bytes());
         return Status::UnknownKind;
     };
+    run_kind(kind, input, out, body_at)
+}
+
+/// Runs a task of `kind` on its encoded `input`, appending the outcome body to `out` (which
+/// holds `body_at` bytes before the body).
+fn run_kind(kind: &Kind, input: &[u8], out: &mut Vec<u8>, body_at: usize) -> Status {
     match unwind::catch(|| kind.run_encoded(input, out)) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(e)) => {
@@ -454,9 +706,9 @@ fn execute(registry: &Registry, payload: &[u8], out: &mut Vec<u8>, body_at: usiz
 }
 
 fn encode_panic(report: &PanicReport, out: &mut Vec<u8>) {
-    if postcard::to_extend(report, Append(out)).is_err() {
+    if crate::task::encode_into(report, out).is_err() {
         // Only a pathological message fails to encode; report that instead.
         let fallback = PanicReport { message: "unencodable panic message".into(), location: None };
-        let _ = postcard::to_extend(&fallback, Append(out));
+        let _ = crate::task::encode_into(&fallback, out);
     }
 }

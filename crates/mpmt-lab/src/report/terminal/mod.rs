@@ -9,6 +9,7 @@
 //! and the lines the CLI prints on stderr around them: [`banner`] and [`claim_line`].
 
 pub mod advise;
+pub mod dispatch;
 pub mod ipc;
 pub mod lab;
 pub mod run;

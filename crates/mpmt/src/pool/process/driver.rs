@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::board::Board;
 use super::spawner::SpawnHandle;
 use super::{End, StartError, cancel_all};
 use crate::pool::slot::Envelope;
@@ -39,6 +40,7 @@ pub(super) struct Driver {
     pub(super) slot: usize,
     pub(super) shared: Arc<Shared>,
     pub(super) spawner: SpawnHandle,
+    pub(super) board: Arc<Board>,
 }
 
 impl Driver {
@@ -84,7 +86,9 @@ impl Driver {
             if let Some(ready) = ready.take() {
                 let _ = ready.send(Ok(()));
             }
+            self.board.set(self.slot, Some(worker.inflight.clone()));
             let end = worker.serve(jobs, &mut carry);
+            self.board.set(self.slot, None);
             self.shared.alive.fetch_sub(1, Ordering::AcqRel);
             self.shared.set_worker(self.slot, None);
             match end {

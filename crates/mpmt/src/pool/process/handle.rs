@@ -5,6 +5,13 @@
 //! tasks into the worker's window, then [`WorkerHandle::stop`] (queue drained, budget spent)
 //! or [`WorkerHandle::bury`] (it died: settle every task it held). Not to be confused with
 //! [`crate::worker`], the child side of the same channel.
+//!
+//! Every task or chunk sent is *offered* by its claim cell in the worker's dispatch page
+//! ([`crate::worker::dispatch`]); a worker thread claims it before running it. When this
+//! worker has an idle thread and the queue is empty, [`WorkerHandle::steal`] revokes tasks
+//! another worker was sent ahead and has not claimed, and sends them here: the claim and the
+//! revocation swap one word, so a task runs at most once, and a revoked one is never lost
+//! (it moves in its envelope).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -12,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError, select};
 
 use super::reader::{Event, Inflight};
 use super::{Cause, End, cancel_all, reader_gone};
@@ -24,6 +31,7 @@ use crate::supervise::{Exit, Killer, Overdue, Spawned};
 use crate::transport::frame::{FrameKind, FrameWriter};
 use crate::transport::{ByteTx, Interrupt};
 use crate::worker::blame;
+use crate::worker::dispatch::{Claim, Journal};
 
 /// How long a worker may take to exit after `Shutdown`, or after its channel broke.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -32,6 +40,12 @@ const MAX_SUSPICIONS: u32 = 3;
 /// The window covers about this much work, so the worker never idles waiting for a round trip
 /// (a cross-core wake-up costs tens of microseconds on a small VM).
 const WINDOW_TARGET_NS: u64 = 200_000;
+/// How soon a hungry driver looks again when tasks wait at another worker but it could take
+/// none (they were being claimed).
+const RELOOK: Duration = Duration::from_micros(200);
+/// Collateral losses after which a task runs alone in its (hybrid) worker: alone, no sibling
+/// can take it down again.
+const ALONE_AFTER_COLLATERAL: u32 = 2;
 
 /// The window of a worker with `threads` task threads (see [`WorkerHandle::window`]). The
 /// task duration is the larger of the measured mean (`mean_ns`, 0 when unknown) and how long
@@ -93,16 +107,43 @@ pub(super) struct WorkerHandle {
     pub(super) budget: Option<u64>,
     /// The worker's captured stderr ([`crate::pool::WorkerStderr::Capture`]).
     pub(super) stderr: Option<Arc<super::stderr::StderrLog>>,
+    /// The place in the stream of the next task or chunk frame (its claim cell).
+    pub(super) next_seq: u64,
+}
+
+/// Why a parked driver woke.
+enum Parked {
+    /// A task from the queue.
+    Job(Envelope),
+    /// Something changed: look again (take tasks from a busy worker, or room appeared).
+    Look,
+    /// The queue is closed and empty.
+    Closed,
+    /// The worker died.
+    Died(Cause),
 }
 
 impl WorkerHandle {
     /// Tasks that may be in flight now: one per thread, plus enough sent ahead to cover
     /// [`WINDOW_TARGET_NS`] of work at the current task duration, capped by `max_in_flight`
-    /// (never below one per thread: `max_in_flight(1)` sends nothing ahead).
+    /// (never below one per thread: `max_in_flight(1)` sends nothing ahead) and by half the
+    /// claim cells.
     fn window(&self) -> usize {
         let mean = self.inflight.avg_exec_ns.load(Ordering::Relaxed);
         let oldest = self.watched.page.oldest_start().map(|t| monotonic_ns().saturating_sub(t));
-        window_for(self.threads, self.max_in_flight, mean, oldest)
+        let cap = self.max_in_flight.min(self.inflight.dispatch.cells() / 2);
+        window_for(self.threads, cap, mean, oldest)
+    }
+
+    /// Tasks in flight, and how many frames may be sent before a claim cell still in use
+    /// would be reused: the cell of the oldest frame in flight is reused only after it is
+    /// answered (or revoked), and in a hybrid worker that frame may be far older than the
+    /// others in flight (they are answered out of order).
+    fn in_flight(&self) -> (usize, usize) {
+        let queue = self.inflight.lock();
+        let cells = self.inflight.dispatch.cells() as u64;
+        let used = queue.front().map_or(0, |e| self.next_seq - e.seq);
+        (queue.len(), cells.saturating_sub(used) as usize)
     }
 
     /// Dispatches tasks until the queue is drained, the worker's budget is spent, or it dies.
@@ -111,7 +152,6 @@ impl WorkerHandle {
         jobs: &Receiver<Envelope>,
         carry: &mut VecDeque<Envelope>,
     ) -> End {
-        let events = self.events.clone();
         loop {
             if self.budget == Some(0) {
                 // Recycle: no more tasks for this worker; let it answer what it holds.
@@ -127,18 +167,19 @@ impl WorkerHandle {
                 continue;
             }
             let window = self.window();
-            let in_flight = self.inflight.lock().len();
-            if in_flight >= window {
+            let (in_flight, cells) = self.in_flight();
+            if in_flight >= window || cells == 0 {
                 if let Some(end) = self.wait_for_room(window) {
                     return end;
                 }
                 continue;
             }
-            let mut room = (window - in_flight).min(self.budget.unwrap_or(u64::MAX) as usize);
+            let mut room =
+                (window - in_flight).min(cells).min(self.budget.unwrap_or(u64::MAX) as usize);
             let initial = room;
             while room > 0 && !carry.front().is_some_and(|e| e.isolate) {
                 let Some(env) = carry.pop_front() else { break };
-                self.send(env);
+                self.send(env, carry);
                 room -= 1;
             }
             if carry.front().is_some_and(|e| e.isolate) {
@@ -147,26 +188,37 @@ impl WorkerHandle {
                 continue;
             }
             if room == initial {
-                // Nothing was waiting here: block for a task or for news from the reader.
-                select! {
-                    recv(jobs) -> msg => match msg {
-                        Ok(env) => {
-                            self.send(env);
-                            room -= 1;
+                // Nothing was waiting here: a task from the queue, else one another worker
+                // holds unstarted, else wait for either.
+                match jobs.try_recv() {
+                    Ok(env) => {
+                        self.send(env, carry);
+                        room -= 1;
+                    }
+                    Err(TryRecvError::Disconnected) => return self.drain(),
+                    Err(TryRecvError::Empty) => {
+                        let hungry = in_flight < self.threads;
+                        if hungry {
+                            room -= self.steal(room, carry).min(room);
                         }
-                        Err(_) => return self.drain(),
-                    },
-                    recv(events) -> ev => match ev {
-                        Ok(Event::Closed(cause)) => return End::Died(cause),
-                        Ok(_) => continue,
-                        Err(_) => return End::Died(reader_gone()),
-                    },
+                        if room == initial {
+                            match self.park(jobs, hungry) {
+                                Parked::Job(env) => {
+                                    self.send(env, carry);
+                                    room -= 1;
+                                }
+                                Parked::Look => continue,
+                                Parked::Closed => return self.drain(),
+                                Parked::Died(cause) => return End::Died(cause),
+                            }
+                        }
+                    }
                 }
             }
             while room > 0 {
                 match jobs.try_recv() {
                     Ok(env) => {
-                        self.send(env);
+                        self.send(env, carry);
                         room -= 1;
                     }
                     Err(_) => break,
@@ -175,54 +227,202 @@ impl WorkerHandle {
             if let Err(e) = self.writer.flush() {
                 return self.await_death(format!("sending tasks failed: {e}"));
             }
+            if self.inflight.waiting() > 0 {
+                // Sent ahead of the worker's threads: a hungry driver may take some.
+                self.inflight.board.wake_hungry(&self.inflight);
+            }
         }
     }
 
-    /// Encodes a task into the batch and records it in flight; a task that cannot be encoded
-    /// ends here with a codec error, and a task arriving after an abort is cancelled.
-    fn send(&mut self, mut env: Envelope) {
+    /// Waits with nothing to send: for a task from the queue, a death, or a reason to look
+    /// again. With an idle thread (hungry) it registers on the board, so a driver that sends
+    /// tasks ahead wakes it, and then looks whether tasks wait at another worker: if so it
+    /// looks again at once, or, when it just looked (`looked`) and could take none (their
+    /// worker is claiming them right now), after [`RELOOK`].
+    fn park(&mut self, jobs: &Receiver<Envelope>, looked: bool) -> Parked {
+        // Spin a little first, as a channel's `recv` does: with tasks sent one by one the
+        // next one usually comes sooner than parking and waking would take.
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            backoff.snooze();
+            match jobs.try_recv() {
+                Ok(env) => return Parked::Job(env),
+                Err(TryRecvError::Disconnected) => return Parked::Closed,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        let me = self.inflight.clone();
+        me.parked.store(true, Ordering::SeqCst);
+        let mut parked = None;
+        let mut relook = None;
+        if me.len() < self.threads {
+            me.board.register(&me);
+            // Registered first, then looked (see `board.rs`): a driver that sent tasks ahead
+            // before the registration is seen here, one that sends after it wakes this one.
+            if me.board.any_waiting(&me) {
+                if looked {
+                    relook = Some(RELOOK);
+                } else {
+                    parked = Some(Parked::Look);
+                }
+            }
+        }
+        let parked = parked.unwrap_or_else(|| {
+            select! {
+                recv(jobs) -> msg => match msg {
+                    Ok(env) => Parked::Job(env),
+                    Err(_) => Parked::Closed,
+                },
+                recv(self.events) -> ev => match ev {
+                    Ok(Event::Closed(cause)) => Parked::Died(cause),
+                    Ok(_) => Parked::Look,
+                    Err(_) => Parked::Died(reader_gone()),
+                },
+                recv(me.wake_rx) -> _ => Parked::Look,
+                default(relook.unwrap_or(Duration::MAX)) => Parked::Look,
+            }
+        });
+        me.parked.store(false, Ordering::SeqCst);
+        me.board.unregister(&me);
+        parked
+    }
+
+    /// Takes tasks another worker was sent ahead and has not started (its claim still
+    /// offered), and sends them here: up to `room`, half of what waits at the worker with the
+    /// most waiting, oldest first. Returns how many.
+    fn steal(&mut self, room: usize, carry: &mut VecDeque<Envelope>) -> usize {
+        let me = self.inflight.clone();
+        let victims = me.board.others(&me);
+        let Some(victim) = victims.iter().filter(|v| v.waiting() > 0).max_by_key(|v| v.waiting())
+        else {
+            return 0;
+        };
+        let mut stolen = Vec::new();
+        {
+            let mut queue = victim.lock();
+            let offered: Vec<usize> = (0..queue.len())
+                .filter(|&i| {
+                    !queue[i].isolate && victim.dispatch.state(queue[i].seq) == Claim::Offered
+                })
+                .collect();
+            let take = offered.len().div_ceil(2).min(room);
+            let mut revoked = Vec::with_capacity(take);
+            for &i in &offered {
+                if revoked.len() == take {
+                    break;
+                }
+                if victim.dispatch.revoke(queue[i].seq) {
+                    revoked.push(i);
+                }
+            }
+            for &i in revoked.iter().rev() {
+                if let Some(mut env) = queue.remove(i) {
+                    // It never started there.
+                    env.attempts = env.attempts.saturating_sub(1);
+                    stolen.push(env);
+                }
+            }
+        }
+        if stolen.is_empty() {
+            return 0;
+        }
+        // Its window has room now, and its driver may be waiting for it to empty.
+        victim.wake();
+        self.shared.revoked.fetch_add(stolen.len() as u64, Ordering::Relaxed);
+        let n = stolen.len();
+        for env in stolen.into_iter().rev() {
+            self.send(env, carry);
+        }
+        n
+    }
+
+    /// Encodes a task or chunk into the batch and records it in flight (its claim cell
+    /// offers it already: the claim of the frame before it in that cell handed it on).
+    /// A task that cannot be encoded ends here with a codec error; a chunk that cannot is
+    /// split in halves (into `carry`) until the task that cannot is alone. A task arriving
+    /// after an abort is cancelled.
+    fn send(&mut self, mut env: Envelope, carry: &mut VecDeque<Envelope>) {
         if self.shared.aborting.load(Ordering::Acquire) {
             env.complete(Err(TaskError::Cancelled), None);
             return;
         }
-        let Some(job) = env.job.as_ref() else { return };
-        let kind = job.kind();
-        let pushed = self.writer.push_with(FrameKind::Task, env.id, |out| {
-            protocol::put_task_prefix(out, kind.name());
-            kind.encode_input(job.input(), out)
-        });
-        match pushed {
+        let seq = self.next_seq;
+        if let (Some(chunk), Some(budget)) = (env.chunk.as_mut(), self.budget)
+            && chunk.len() as u64 > budget.max(1)
+        {
+            // A worker recycled after N tasks runs N tasks: the rest of the chunk waits for
+            // its successor.
+            let mut rest =
+                Envelope::chunk(self.shared.new_id(), chunk.split_off(budget.max(1) as usize));
+            rest.submitted = env.submitted;
+            carry.push_front(rest);
+        }
+        let (pushed, items) = if let Some(chunk) = env.chunk.as_ref() {
+            let (kind, items) = (chunk.kind(), chunk.len());
+            if items == 0 {
+                return;
+            }
+            let pushed = self.writer.push_with(FrameKind::Chunk, env.id, |out| {
+                protocol::put_chunk_prefix(out, kind.name(), items as u32);
+                chunk.encode(out)
+            });
+            (pushed, items)
+        } else if let Some(job) = env.job.as_ref() {
+            let kind = job.kind();
+            let pushed = self.writer.push_with(FrameKind::Task, env.id, |out| {
+                protocol::put_task_prefix(out, kind.name());
+                kind.encode_input(job.input(), out)
+            });
+            (pushed, 1)
+        } else {
+            return;
+        };
+        let error = match pushed {
             Ok(Ok(())) => {
+                self.next_seq += 1;
+                env.seq = seq;
+                env.sent_items = items;
                 env.attempts += 1;
                 if let Some(b) = &mut self.budget {
-                    *b = b.saturating_sub(1);
+                    *b = b.saturating_sub(items as u64);
                 }
                 self.inflight.lock().push_back(env);
+                return;
             }
-            Ok(Err(e)) => env.complete(Err(TaskError::Codec { message: e.to_string() }), None),
-            Err(e) => env.complete(
-                Err(TaskError::Codec {
-                    message: format!("task input does not fit in a frame: {e}"),
-                }),
-                None,
-            ),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("task input does not fit in a frame: {e}"),
+        };
+        match env.chunk.as_mut() {
+            Some(chunk) if chunk.len() > 1 => {
+                let rest = chunk.split_off(chunk.len() / 2);
+                let mut rest = Envelope::chunk(self.shared.new_id(), rest);
+                rest.submitted = env.submitted;
+                carry.push_front(rest);
+                carry.push_front(env);
+            }
+            _ => env.complete(Err(TaskError::Codec { message: error }), None),
         }
     }
 
-    /// Sleeps until the reader frees room in the window, or the worker dies.
+    /// Sleeps until the reader frees room in the window (or another driver takes tasks from
+    /// it), or the worker dies.
     fn wait_for_room(&mut self, window: usize) -> Option<End> {
         self.inflight.driver_waiting.store(true, Ordering::SeqCst);
         // Re-check after announcing: an outcome may have arrived in between.
-        if self.inflight.lock().len() < window {
+        let (in_flight, cells) = self.in_flight();
+        if in_flight < window && cells > 0 {
             self.inflight.driver_waiting.store(false, Ordering::SeqCst);
             return None;
         }
-        let event = self.events.recv();
+        let event = select! {
+            recv(self.events) -> ev => Some(ev),
+            recv(self.inflight.wake_rx) -> _ => None,
+        };
         self.inflight.driver_waiting.store(false, Ordering::SeqCst);
         match event {
-            Ok(Event::Closed(cause)) => Some(End::Died(cause)),
-            Ok(_) => None,
-            Err(_) => Some(End::Died(reader_gone())),
+            Some(Ok(Event::Closed(cause))) => Some(End::Died(cause)),
+            Some(Ok(_)) | None => None,
+            Some(Err(_)) => Some(End::Died(reader_gone())),
         }
     }
 
@@ -239,7 +439,7 @@ impl WorkerHandle {
             return Some(end);
         }
         let env = carry.pop_front()?;
-        self.send(env);
+        self.send(env, carry);
         self.until_idle()
     }
 
@@ -282,6 +482,10 @@ impl WorkerHandle {
     /// the thread its fatal-signal handler or allocator recorded: `worker/blame.rs`), only
     /// that task, the culprit, takes the death's error; the others running beside it end
     /// `WorkerLost` naming it. A retried culprit is marked to run alone, behind the rest.
+    ///
+    /// A chunk first takes the outcomes its thread's journal kept (the tasks it completed
+    /// before the death); its front task is then the one that was running, settled like a
+    /// task; the tasks behind it never started and go on as a chunk of their own.
     pub(super) fn bury(mut self, cause: &Cause, carry: &mut VecDeque<Envelope>) {
         if cause.protocol {
             self.process.kill();
@@ -318,19 +522,34 @@ impl WorkerHandle {
         let queue = std::mem::take(&mut *self.inflight.lock());
         let culprit = culprit.and_then(|task| {
             let env = queue.iter().find(|e| e.id == task)?;
-            let kind = env.job.as_ref().map_or("?", |j| j.kind().name()).to_owned();
+            let kind = env.kind().map_or("?", |k| k.name()).to_owned();
             Some(LostCause { task, kind, error: fatal.clone() })
         });
+        let journals: Vec<Journal> = if cause.protocol {
+            Vec::new()
+        } else {
+            let dispatch = &self.inflight.dispatch;
+            (0..dispatch.slots()).filter_map(|s| dispatch.journal(s)).collect()
+        };
         // What it wrote since its last outcome: the dying tasks' last words.
         let captured = self.stderr.as_ref().map(|log| log.take_new());
         let (retries, policy) = (self.shared.limits.retries, self.shared.limits.retry_policy);
         let mut requeue = Vec::new();
-        let mut alone = None;
+        let mut alone = Vec::new();
         let mut first_unstarted = true;
         for mut env in queue {
             if aborting {
                 env.complete(Err(TaskError::Cancelled), None);
                 continue;
+            }
+            if env.chunk.is_some() {
+                if let Some(j) = journals.iter().find(|j| j.chunk == env.id && j.seq == env.seq) {
+                    replay(&mut env, j);
+                }
+                if env.chunk.as_ref().is_some_and(|c| c.len() == 0) {
+                    // Every task of it completed before the death.
+                    continue;
+                }
             }
             if !running.contains(&env.id) {
                 // Never started. The oldest gets a strike when nothing was running: a task
@@ -347,10 +566,11 @@ impl WorkerHandle {
                         continue;
                     }
                 }
-                env.attempts -= 1;
+                env.attempts = env.attempts.saturating_sub(1);
                 requeue.push(env);
                 continue;
             }
+            // Running: the task, or the chunk's front task.
             let is_culprit = culprit.as_ref().is_some_and(|c| c.task == env.id);
             let error = match &culprit {
                 Some(c) if c.task == env.id => c.error.clone(),
@@ -369,21 +589,38 @@ impl WorkerHandle {
                 None => fatal.clone(),
             };
             if !env.retryable(&error, retries, &policy) {
-                env.complete_with(Err(error), None, captured.clone());
-            } else if is_culprit && self.threads > 1 {
+                if !env.fail_front(error, captured.clone()) {
+                    // The rest of a chunk: never started.
+                    requeue.push(env);
+                }
+                continue;
+            }
+            // Retried: the tasks of a chunk behind the front never started; they go on
+            // without it (a retried culprit runs alone, they need not).
+            let rest = self.split_rest(&mut env);
+            if self.threads > 1 && (is_culprit || env.collateral >= ALONE_AFTER_COLLATERAL) {
                 env.isolate = true;
-                alone = Some(env);
+                alone.push(env);
             } else {
                 requeue.push(env);
             }
+            requeue.extend(rest);
         }
-        // The culprit (retried) goes behind the tasks it took down, and runs alone.
-        for env in alone.into_iter().chain(requeue.into_iter().rev()) {
+        // Retried culprits go behind the tasks they took down, and run alone.
+        for env in alone.into_iter().rev().chain(requeue.into_iter().rev()) {
             carry.push_front(env);
         }
         if aborting {
             cancel_all(carry);
         }
+    }
+
+    /// Splits the tasks of a chunk behind its front task into an envelope of their own.
+    fn split_rest(&self, env: &mut Envelope) -> Option<Envelope> {
+        let chunk = env.chunk.as_mut().filter(|c| c.len() > 1)?;
+        let mut rest = Envelope::chunk(self.shared.new_id(), chunk.split_off(1));
+        rest.submitted = env.submitted;
+        Some(rest)
     }
 
     /// Asks the worker to exit after its last task, and reaps it.
@@ -406,6 +643,33 @@ impl WorkerHandle {
             let _ = reader.join();
         }
         exit
+    }
+}
+
+/// Delivers the outcomes a dead worker's journal kept for chunk `env` that did not arrive
+/// over the channel. A journal that does not fit what arrived (the worker lied) is ignored.
+fn replay(env: &mut Envelope, journal: &Journal) {
+    let Some(chunk) = env.chunk.as_mut() else { return };
+    let delivered = env.sent_items - chunk.len();
+    let first = journal.first as usize;
+    if first > delivered {
+        return;
+    }
+    let skip = delivered - first;
+    let count = journal.count as usize;
+    if skip >= count {
+        return;
+    }
+    let mut items = &journal.items[..];
+    for _ in 0..skip {
+        match protocol::next_item_outcome(items) {
+            Ok((_, _, rest)) => items = rest,
+            Err(_) => return,
+        }
+    }
+    let n = (count - skip).min(chunk.len());
+    if chunk.accept(items, n, env.attempts, 0).is_ok() && n > 0 {
+        env.attempts = 1;
     }
 }
 

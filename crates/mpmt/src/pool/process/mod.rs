@@ -34,6 +34,7 @@
 //!
 //! This file holds the pool of drivers (`ProcessPool`) and what the actors share.
 
+mod board;
 mod driver;
 mod handle;
 mod reader;
@@ -54,7 +55,9 @@ use super::slot::Envelope;
 use super::{PoolError, Shared, TaskError};
 use crate::supervise::status::StatusError;
 use crate::supervise::{Exit, Watchdog};
+use crate::sync::page::PageError;
 use crate::transport::{Transport, TransportError};
+pub(crate) use board::Board;
 use driver::Driver;
 use spawner::Spawner;
 
@@ -75,6 +78,18 @@ pub(crate) struct Config {
     pub(crate) cap: Option<crate::supervise::CapPlan>,
     /// How workers are started.
     pub(crate) spawn: super::Spawn,
+    /// Every live worker's tasks in flight, for revocation (`board.rs`).
+    pub(crate) board: Arc<board::Board>,
+}
+
+impl Config {
+    /// A new worker's dispatch page: claim cells for its window, a journal per task thread.
+    fn dispatch_page(
+        &self,
+    ) -> Result<(crate::worker::dispatch::DispatchPage, std::os::fd::OwnedFd), PageError> {
+        use crate::worker::dispatch::{DispatchPage, JOURNAL_BYTES, cells_for};
+        DispatchPage::create(cells_for(self.max_in_flight), self.threads, JOURNAL_BYTES)
+    }
 }
 
 /// Why a worker process could not be started: what the spawner answers a driver instead of
@@ -85,6 +100,9 @@ pub enum StartError {
     /// The worker's status page could not be created.
     #[error(transparent)]
     StatusPage(StatusError),
+    /// The worker's dispatch page (claims, journals) could not be created.
+    #[error("dispatch page: {0}")]
+    Dispatch(PageError),
     /// The worker's channel could not be opened.
     #[error(transparent)]
     Channel(TransportError),
@@ -230,7 +248,12 @@ impl ProcessPool {
         let mut drivers = Vec::with_capacity(n);
         let mut failure = None;
         for slot in 0..n {
-            let driver = Driver { slot, shared: shared.clone(), spawner: spawner.handle() };
+            let driver = Driver {
+                slot,
+                shared: shared.clone(),
+                spawner: spawner.handle(),
+                board: config.board.clone(),
+            };
             let (jobs, ready) = (jobs.clone(), ready_tx.clone());
             match std::thread::Builder::new()
                 .name(format!("mpmt-driver-{slot}"))

@@ -1,18 +1,22 @@
 //! The reader: one thread per live worker that receives its outcomes.
 //!
 //! It reads the worker's `Hello` first, then outcomes until the channel ends, matches each
-//! outcome to its task in flight and completes it, and keeps the mean task duration the
-//! driver sizes the window by. When the channel ends (EOF, a truncated frame, a protocol
-//! violation) it tells the driver with [`Event::Closed`].
+//! outcome to its task in flight and completes it (a chunk's outcomes to the chunk, which
+//! leaves the window with its last), and keeps the mean task duration the driver sizes the
+//! window by. When the channel ends (EOF, a truncated frame, a protocol violation) it tells
+//! the driver with [`Event::Closed`]. When an outcome leaves its worker with an idle thread
+//! while its driver is parked and another worker has tasks waiting, it wakes the driver to
+//! take some (`board.rs`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::Cause;
+use super::board::Board;
 use super::stderr::StderrLog;
 use crate::pool::TaskError;
 use crate::pool::slot::Envelope;
@@ -20,6 +24,7 @@ use crate::protocol::{self, Hello, PanicReport, Status};
 use crate::task::AnyValue;
 use crate::transport::ByteRx;
 use crate::transport::frame::{FrameError, FrameKind, FrameReader};
+use crate::worker::dispatch::DispatchPage;
 
 pub(super) enum Event {
     Ready,
@@ -28,18 +33,113 @@ pub(super) enum Event {
     Closed(Cause),
 }
 
-/// The tasks sent to one worker and not yet answered, oldest first.
-pub(super) struct Inflight {
-    pub(super) queue: Mutex<VecDeque<Envelope>>,
+/// The tasks sent to one worker and not yet answered, oldest (lowest `seq`) first, and what
+/// the driver, the reader and other workers' drivers (`board.rs`) share about them.
+pub(crate) struct Inflight {
+    queue: Mutex<VecDeque<Envelope>>,
+    /// `queue.len()`, readable without the lock (by the board).
+    len: AtomicUsize,
+    /// Task threads of the worker.
+    pub(super) threads: usize,
     /// Exponentially weighted mean execution time (ns) reported by the worker; 0 = unknown.
     pub(super) avg_exec_ns: AtomicU64,
     /// The driver waits for room in the window: the reader must send `Space`.
     pub(super) driver_waiting: AtomicBool,
+    /// The driver waits with nothing to send (see `board.rs`).
+    pub(super) parked: AtomicBool,
+    /// The driver is parked and its worker has an idle thread (counted in the board).
+    pub(super) hungry: AtomicBool,
+    /// Wakes the driver (parked or waiting for room) to look again: another driver took
+    /// tasks from its window, or it may take some from another worker.
+    wake_tx: Sender<()>,
+    pub(super) wake_rx: Receiver<()>,
+    /// The worker's claims and journals.
+    pub(super) dispatch: Arc<DispatchPage>,
+    pub(super) board: Arc<Board>,
+}
+
+impl std::fmt::Debug for Inflight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflight").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+/// The queue of an [`Inflight`], locked; keeps its length readable without the lock.
+pub(super) struct Locked<'a> {
+    queue: MutexGuard<'a, VecDeque<Envelope>>,
+    len: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = VecDeque<Envelope>;
+    fn deref(&self) -> &VecDeque<Envelope> {
+        &self.queue
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut VecDeque<Envelope> {
+        &mut self.queue
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.len.store(self.queue.len(), Ordering::SeqCst);
+    }
 }
 
 impl Inflight {
-    pub(super) fn lock(&self) -> MutexGuard<'_, VecDeque<Envelope>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn new(threads: usize, dispatch: DispatchPage, board: Arc<Board>) -> Inflight {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        Inflight {
+            queue: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
+            threads,
+            avg_exec_ns: AtomicU64::new(0),
+            driver_waiting: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            hungry: AtomicBool::new(false),
+            wake_tx,
+            wake_rx,
+            dispatch: Arc::new(dispatch),
+            board,
+        }
+    }
+
+    pub(super) fn lock(&self) -> Locked<'_> {
+        Locked { queue: self.queue.lock().unwrap_or_else(|e| e.into_inner()), len: &self.len }
+    }
+
+    /// Tasks in flight (without the lock: a moment's view).
+    pub(super) fn len(&self) -> usize {
+        self.len.load(Ordering::SeqCst)
+    }
+
+    /// Tasks in flight beyond one per thread: at least that many wait unstarted.
+    pub(super) fn waiting(&self) -> usize {
+        self.len().saturating_sub(self.threads)
+    }
+
+    /// Wakes the driver to look again (a spare wake-up only costs it one look).
+    pub(super) fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// After an outcome: wakes the driver if it waits for room, or, parked, if its worker
+    /// now has an idle thread while another worker has tasks waiting.
+    fn answered(&self, events: &Sender<Event>) {
+        if self.driver_waiting.load(Ordering::SeqCst) {
+            let _ = events.send(Event::Space);
+        } else if self.parked.load(Ordering::SeqCst)
+            && self.len() < self.threads
+            && !self.hungry.load(Ordering::SeqCst)
+        {
+            self.board.register(self);
+            if self.board.any_waiting(self) {
+                self.wake();
+            }
+        }
     }
 }
 
@@ -88,14 +188,30 @@ pub(super) fn read_loop(
                 return;
             }
         };
+        if header.kind == FrameKind::ChunkOutcome {
+            match chunk_outcome(inflight, header.id, payload) {
+                Ok(elapsed) => {
+                    learn(inflight, elapsed);
+                    inflight.answered(events);
+                }
+                Err(reason) => {
+                    let _ = events.send(closed(reason, true));
+                    return;
+                }
+            }
+            continue;
+        }
         if header.kind != FrameKind::Outcome {
             let _ = events.send(closed(format!("unexpected {:?} frame", header.kind), true));
             return;
         }
         let env = {
-            let mut queue = inflight.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queue = inflight.lock();
             // Oldest first: a single-threaded worker answers in order, so this is the front.
-            queue.iter().position(|e| e.id == header.id).and_then(|i| queue.remove(i))
+            queue
+                .iter()
+                .position(|e| e.id == header.id && e.chunk.is_none())
+                .and_then(|i| queue.remove(i))
         };
         let Some(env) = env else {
             let reason = format!("outcome for task {} that is not in flight", header.id);
@@ -104,19 +220,56 @@ pub(super) fn read_loop(
         };
         let (result, exec_ns) = decode_outcome(&env, payload);
         if let Some(ns) = exec_ns {
-            let old = inflight.avg_exec_ns.load(Ordering::Relaxed);
-            let new = if old == 0 { ns.max(1) } else { (old - old / 8 + ns / 8).max(1) };
-            inflight.avg_exec_ns.store(new, Ordering::Relaxed);
+            learn(inflight, ns);
         }
         env.complete_with(
             result,
             exec_ns.map(Duration::from_nanos),
             stderr.map(StderrLog::take_new),
         );
-        if inflight.driver_waiting.load(Ordering::SeqCst) {
-            let _ = events.send(Event::Space);
-        }
+        inflight.answered(events);
     }
+}
+
+/// Folds a task's (or a chunk part's) execution time into the mean the window is sized by.
+fn learn(inflight: &Inflight, ns: u64) {
+    let old = inflight.avg_exec_ns.load(Ordering::Relaxed);
+    let new = if old == 0 { ns.max(1) } else { (old - old / 8 + ns / 8).max(1) };
+    inflight.avg_exec_ns.store(new, Ordering::Relaxed);
+}
+
+/// Delivers the outcomes of a `ChunkOutcome` frame to the chunk in flight; the frame that
+/// ends it takes the chunk out of the window. Returns the time the worker reported; an error
+/// is a protocol violation.
+fn chunk_outcome(inflight: &Inflight, id: u64, payload: &[u8]) -> Result<u64, String> {
+    let (head, items) = protocol::split_chunk_outcome(payload).map_err(|e| e.to_string())?;
+    let mut queue = inflight.lock();
+    let Some(at) = queue.iter().position(|e| e.id == id && e.chunk.is_some()) else {
+        return Err(format!("outcome for chunk {id} that is not in flight"));
+    };
+    let env = &mut queue[at];
+    let chunk = env.chunk.as_mut().expect("found a chunk");
+    // Outcomes arrive front to back: this frame must start where the last one ended.
+    let delivered = env.sent_items - chunk.len();
+    if head.first as usize != delivered {
+        return Err(format!(
+            "chunk {id}: outcomes from task {} where {delivered} were delivered",
+            head.first
+        ));
+    }
+    let count = head.count as usize;
+    chunk.accept(items, count, env.attempts, head.elapsed_ns).map_err(|e| e.to_string())?;
+    if count > 0 {
+        // The front task now is one this run started (or will): its first start.
+        env.attempts = 1;
+    }
+    if head.last {
+        if chunk.len() > 0 {
+            return Err(format!("chunk {id} ended with {} tasks unanswered", chunk.len()));
+        }
+        queue.remove(at);
+    }
+    Ok(head.elapsed_ns)
 }
 
 /// Turns an outcome payload into the task's result.

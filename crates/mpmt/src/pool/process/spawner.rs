@@ -17,10 +17,9 @@
 //! stderr and the pool executes workers from then on; the workers it forked are the pool's
 //! children and live on.
 
-use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -214,6 +213,7 @@ pub(super) fn launch(
     let limits = &shared.limits;
     let (page, page_fd): (StatusPage, OwnedFd) =
         StatusPage::create(config.threads).map_err(StartError::StatusPage)?;
+    let (dispatch, dispatch_fd) = config.dispatch_page().map_err(StartError::Dispatch)?;
     let pending = config.transport.open().map_err(StartError::Channel)?;
     // Under a cgroup the kernel caps the worker; RLIMIT_AS is the worker's own doing.
     let cgroup = match (&config.cap, limits.memory_limit) {
@@ -229,11 +229,14 @@ pub(super) fn launch(
         status_fd: Some(page_fd.as_raw_fd()),
         memory_limit: rlimit,
         frame_timeout: Some(config.frame_timeout),
+        dispatch_fd: Some(dispatch_fd.as_raw_fd()),
+        stamp_items: limits.task_timeout.is_some(),
     };
     let mut argv = vec![WORKER_COMMAND.to_owned()];
     argv.extend(args.to_args());
     let mut inherit = pending.child_fds();
     inherit.push(page_fd.as_raw_fd());
+    inherit.push(dispatch_fd.as_raw_fd());
     let mut env = pending.child_env();
     env.extend(pool_env(config, shared));
     let (stderr_log, stderr) = match config.stderr {
@@ -248,17 +251,13 @@ pub(super) fn launch(
         }
     };
     let process = process(config, shared, server, &argv, &env, &inherit, stderr, cgroup)?;
-    drop(page_fd);
+    drop((page_fd, dispatch_fd));
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
     let link = pending
         .establish(deadline)
         .map_err(|source| StartError::Connect { worker: slot, source })?;
-    let inflight = Arc::new(Inflight {
-        queue: Mutex::new(VecDeque::new()),
-        avg_exec_ns: AtomicU64::new(0),
-        driver_waiting: AtomicBool::new(false),
-    });
+    let inflight = Arc::new(Inflight::new(config.threads, dispatch, config.board.clone()));
     let (events_tx, events) = crossbeam_channel::unbounded();
     let reader =
         FrameReader::new(link.rx, config.max_frame).with_frame_timeout(config.frame_timeout);
@@ -291,6 +290,7 @@ pub(super) fn launch(
         threads: config.threads,
         budget: limits.max_tasks_per_worker,
         stderr: stderr_log,
+        next_seq: 0,
     };
     Ok(Launched { worker, read: Some(read) })
 }
