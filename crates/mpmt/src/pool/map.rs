@@ -34,6 +34,10 @@ pub(crate) const TARGET_PROCESS: Duration = Duration::from_millis(2);
 /// Work per chunk aimed at in the thread model, where a chunk costs a few microseconds and
 /// idle threads split a running one.
 pub(crate) const TARGET_THREAD: Duration = Duration::from_micros(500);
+/// Tasks outstanding at most in the cluster model's `map`: its front hands each node a window
+/// of its own and keeps the rest queued, so `map` only keeps that queue fed (the builder's
+/// default queue capacity).
+const CLUSTER_WINDOW: usize = 1024;
 /// Most tasks in one chunk.
 pub(crate) const MAX_CHUNK: usize = 1 << 16;
 /// The thread model's first chunk size, before any task time is measured.
@@ -96,7 +100,7 @@ pub struct Map<'p, O, I: Iterator> {
     fixed: Option<usize>,
     /// Mean time per task, as measured by the chunks so far.
     per_task: Option<Duration>,
-    /// Tasks one by one, no chunks (the thread model with a task timeout).
+    /// Tasks one by one, no chunks (the thread model with a task timeout, the cluster model).
     one_by_one: bool,
     /// Most tasks per chunk so that the inputs spread over every worker: from the inputs'
     /// length when it is known at the start.
@@ -149,7 +153,11 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
     fn new(pool: &'p Pool, inputs: I, cut: Cut<O, I>, single: Single<I>) -> Self {
         let parallelism = pool.model().parallelism().max(1);
         let thread = matches!(pool.model(), Model::Threads(_));
-        let one_by_one = thread && pool.shared.limits.task_timeout.is_some();
+        // The cluster model relays each task to a node's own pool as an encoded job: a chunk's
+        // per-task journal would stay on the node, so a crash inside a chunk would cost the
+        // whole chunk there; its tasks go one by one (each node batches its window itself).
+        let cluster = matches!(pool.model(), Model::Cluster { .. });
+        let one_by_one = cluster || (thread && pool.shared.limits.task_timeout.is_some());
         // A quarter of each worker's share (the thread model: a half, as idle threads split
         // running chunks), so the last chunks still spread; the same size to the end, since
         // shrinking tail chunks would pay a chunk's cost for a handful of tasks.
@@ -165,7 +173,7 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
             single,
             pending: VecDeque::new(),
             current: None,
-            window: 2 * parallelism + 2,
+            window: if cluster { CLUSTER_WINDOW } else { 2 * parallelism + 2 },
             fixed: None,
             per_task: None,
             one_by_one,
@@ -198,7 +206,7 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
     /// Submits chunks until `window` are outstanding (one per worker thread while the task
     /// time is unmeasured) or the inputs end.
     fn fill(&mut self) {
-        let window = if self.per_task.is_none() && self.fixed.is_none() {
+        let window = if self.per_task.is_none() && self.fixed.is_none() && !self.one_by_one {
             self.pool.model().parallelism().max(1)
         } else {
             self.window

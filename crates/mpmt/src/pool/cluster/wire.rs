@@ -89,15 +89,37 @@ pub(crate) struct OutcomeHead {
 /// [`TaskError`] in a form postcard decodes (externally tagged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum WireError {
-    Panicked { message: String, location: Option<String> },
-    Crashed { signal: i32 },
-    Exited { code: i32 },
-    WorkerLost { reason: String, cause: Option<Box<(u64, String, WireError)>> },
-    UnknownKind { kind: String },
-    Codec { message: String },
-    TimedOut { timeout_ms: u64 },
-    OutOfMemory { requested: u64, limit: Option<u64> },
-    WorkerStart { reason: String },
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    Crashed {
+        signal: i32,
+    },
+    Exited {
+        code: i32,
+    },
+    WorkerLost {
+        reason: String,
+        cause: Option<Box<(u64, String, WireError)>>,
+    },
+    UnknownKind {
+        kind: String,
+    },
+    Codec {
+        message: String,
+    },
+    TimedOut {
+        timeout_ms: u64,
+    },
+    OutOfMemory {
+        requested: Option<u64>,
+        limit: Option<u64>,
+        mechanism: Option<crate::supervise::MemoryCap>,
+    },
+    WorkerStart {
+        reason: String,
+    },
     Cancelled,
 }
 
@@ -114,8 +136,8 @@ impl From<&TaskError> for WireError {
             TaskError::UnknownKind { kind } => WireError::UnknownKind { kind },
             TaskError::Codec { message } => WireError::Codec { message },
             TaskError::TimedOut { timeout_ms } => WireError::TimedOut { timeout_ms },
-            TaskError::OutOfMemory { requested, limit } => {
-                WireError::OutOfMemory { requested, limit }
+            TaskError::OutOfMemory { requested, limit, mechanism } => {
+                WireError::OutOfMemory { requested, limit, mechanism }
             }
             TaskError::WorkerStart { reason } => WireError::WorkerStart { reason },
             TaskError::Cancelled => WireError::Cancelled,
@@ -139,8 +161,8 @@ impl From<WireError> for TaskError {
             WireError::UnknownKind { kind } => TaskError::UnknownKind { kind },
             WireError::Codec { message } => TaskError::Codec { message },
             WireError::TimedOut { timeout_ms } => TaskError::TimedOut { timeout_ms },
-            WireError::OutOfMemory { requested, limit } => {
-                TaskError::OutOfMemory { requested, limit }
+            WireError::OutOfMemory { requested, limit, mechanism } => {
+                TaskError::OutOfMemory { requested, limit, mechanism }
             }
             WireError::WorkerStart { reason } => TaskError::WorkerStart { reason },
             WireError::Cancelled => TaskError::Cancelled,
@@ -217,8 +239,7 @@ pub(crate) fn put_outcome(
     head: &OutcomeHead,
     output: &[u8],
 ) -> Result<(), ProtocolError> {
-    postcard::to_extend(head, crate::task::Append(out))
-        .map_err(|e| malformed("outcome", e.to_string()))?;
+    crate::task::encode_into(head, out).map_err(|e| malformed("outcome", e.to_string()))?;
     if head.result.is_ok() {
         out.extend_from_slice(output);
     }
@@ -286,7 +307,12 @@ mod tests {
             TaskError::UnknownKind { kind: "x".into() },
             TaskError::Codec { message: "bad".into() },
             TaskError::TimedOut { timeout_ms: 500 },
-            TaskError::OutOfMemory { requested: 1 << 30, limit: Some(1 << 28) },
+            TaskError::OutOfMemory {
+                requested: Some(1 << 30),
+                limit: Some(1 << 28),
+                mechanism: Some(crate::supervise::MemoryCap::Cgroup1),
+            },
+            TaskError::OutOfMemory { requested: None, limit: None, mechanism: None },
             TaskError::WorkerStart { reason: "no fork".into() },
             TaskError::Cancelled,
         ];
