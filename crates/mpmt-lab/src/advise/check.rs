@@ -351,22 +351,14 @@ for t in ts: t.join()
 /// The Python sweep: counts primes in chunks on each configuration given as
 /// `model:processes:threads` and prints chunks per second per configuration as JSON; every
 /// total is checked against a serial count.
-const SWEEP_SCRIPT: &str = r#"
+const SWEEP_SCRIPT_PRELUDE: &str = r#"
 import json, sys, time, concurrent.futures as cf, multiprocessing as mp
 LIMIT, CHUNKS, REPS = (int(a) for a in sys.argv[1:4])
 CONFIGS = sys.argv[4:]
-def count(bounds):
-    lo, hi = bounds
-    c = 0
-    for x in range(max(lo, 2), hi):
-        d, p = 2, True
-        while d * d <= x:
-            if x % d == 0:
-                p = False
-                break
-            d += 1
-        c += p
-    return c
+"#;
+
+/// The rest of the script, after [`python::COUNT_PRIMES`](crate::bench::python::COUNT_PRIMES).
+const SWEEP_SCRIPT_BODY: &str = r#"
 def threads_count(args):
     t, chunks = args
     with cf.ThreadPoolExecutor(t) as ex:
@@ -436,7 +428,9 @@ fn python(cfg: &CheckConfig, cores: usize) -> Result<Option<WorkloadCheck>, Advi
     };
     let (limit, chunks, reps) = if cfg.quick { (20_000, 32, 1) } else { (60_000, 64, 3) };
     let mut cmd = Command::new(&python);
-    cmd.arg("-c").arg(SWEEP_SCRIPT).args([limit.to_string(), chunks.to_string(), reps.to_string()]);
+    cmd.arg("-c")
+        .arg(crate::bench::python::with_count_primes(SWEEP_SCRIPT_PRELUDE, SWEEP_SCRIPT_BODY))
+        .args([limit.to_string(), chunks.to_string(), reps.to_string()]);
     cmd.args(all.iter().map(arg)).stdin(Stdio::null()).stderr(Stdio::inherit());
     let out = run_bounded(cmd, Duration::from_secs(300))?;
     let rates = match serde_json::from_slice::<SweepOut>(&out) {

@@ -6,6 +6,7 @@
 //!   fork+pipe loop, rayon, Python's `multiprocessing`);
 //! * [`ipc`]: `mpmt ipc`, every transport between two real processes beside a thread
 //!   channel, memcpy and a spin-only ping-pong;
+//! * [`python`]: the pure-Python loop shared by the lab's Python scripts;
 //! * [`io_server`]: a loopback TCP server answering each request after a fixed latency
 //!   (the `io` claim's remote service, and `mpmt run --task tcp_request`'s);
 //! * [`workload`]: `mpmt run`, one workload on one model, measured (throughput, latency, CPU,
@@ -14,4 +15,5 @@
 pub mod dispatch;
 pub mod io_server;
 pub mod ipc;
+pub mod python;
 pub mod workload;

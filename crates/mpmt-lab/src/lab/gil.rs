@@ -20,21 +20,13 @@ use super::{LabError, Measurement};
 use crate::measure::Unit;
 
 /// The script; arguments: limit, chunks, workers, repetitions.
-const SCRIPT: &str = r#"
+const SCRIPT_PRELUDE: &str = r#"
 import json, sys, time, concurrent.futures as cf, multiprocessing as mp
 LIMIT, CHUNKS, N, REPS = (int(a) for a in sys.argv[1:5])
-def count(bounds):
-    lo, hi = bounds
-    c = 0
-    for x in range(max(lo, 2), hi):
-        d, p = 2, True
-        while d * d <= x:
-            if x % d == 0:
-                p = False
-                break
-            d += 1
-        c += p
-    return c
+"#;
+
+/// The rest of the script, after [`python::COUNT_PRIMES`](crate::bench::python::COUNT_PRIMES).
+const SCRIPT_BODY: &str = r#"
 CH = [(LIMIT * i // CHUNKS, LIMIT * (i + 1) // CHUNKS) for i in range(CHUNKS)]
 if __name__ == "__main__":
     t = time.perf_counter(); expected = sum(map(count, CH)); serial = time.perf_counter() - t
@@ -87,7 +79,7 @@ pub(crate) fn measure(quick: bool, workers: usize) -> Result<Option<PyRuns>, Lab
     let (limit, reps) = if quick { (60_000, 3) } else { (200_000, 5) };
     let spawned = Command::new("python3")
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(crate::bench::python::with_count_primes(SCRIPT_PRELUDE, SCRIPT_BODY))
         .args([limit.to_string(), "16".into(), workers.to_string(), reps.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
