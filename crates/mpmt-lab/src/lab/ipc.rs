@@ -27,20 +27,27 @@
 //! [`crate::measure::modes`]), the compared round trip is its fast (spinning) mode; an
 //! endpoint that always parks has no spin mode (both of its modes are wake-ups, a slow one a
 //! longer wait), so it is compared by its whole series
-//! ([`EndpointReport::compared_round_trip`]).
+//! ([`EndpointReport::compared_round_trip`], per round
+//! [`EndpointReport::compared_rounds`]).
 //!
-//! The benchmark measures each endpoint in one block, not in interleaved rounds, so rule 1
-//! of [`super::verdict`] has no rounds to pair here: the within-run cost rule (process /
-//! thread, ratio of medians with its notch interval) compares each transport with its
-//! baseline at each size and rule 2 grades it; a
-//! transport's verdicts over the sizes are [`combine`]d, and so are the transports': **confirmed** when every
-//! transport costs more than its baseline at every size, **refuted** when none does at any
-//! size, and **depends** otherwise, with a condition naming, per wake mechanism, the
-//! transports (and sizes) that do not. The reported ratio is the smallest transport /
-//! baseline ratio at the smallest size. crossbeam's channel is measured and shown, as what a
-//! Rust program would use, but no verdict rests on it.
+//! The benchmark measures the endpoints in six interleaved rounds ([`crate::bench::ipc`],
+//! "Rounds"), so rule 1 of [`super::verdict`] pairs them: per round and size, a transport's
+//! compared median over its baseline's. The transports of one wake mechanism (parking: pipe,
+//! uds, tcp, mq against `thread-blocking`; spinning: shm against `thread-spinning`) are
+//! pooled per round by the geometric mean of their ratios, and rule 2 grades the geometric
+//! mean over the rounds with its 95 % interval, per mechanism and size. **Confirmed** when
+//! every mechanism is costlier at every size (the weakest strength), **refuted** when every
+//! grade is a refutation, **marginal** when none is costlier and some cannot be told, and
+//! **depends** otherwise, with a condition built from the categories alone (per mechanism:
+//! costlier at every size, at some sizes, or not shown beyond the 10 % margin), so the same
+//! grades give the same words, whatever the order of the ratios in a run. Each transport's
+//! own paired verdict is in the table, and its within-run ratio of medians (the notch rule,
+//! [`cost_claim`]) in the summary as a detail. The reported ratio is the first mechanism's
+//! (parking, when measured) pooled effect at the smallest size, with its interval and
+//! rounds. crossbeam's channel is measured and shown, as what a Rust program would use, but
+//! no verdict rests on it.
 
-use super::verdict::{CostComparison, Outcome, combine, cost_claim};
+use super::verdict::{CostComparison, Effect, combine, cost_claim, grade, paired_rounds};
 use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement, Verdict};
 use crate::bench::ipc::{
     self, EndpointReport, IpcConfig, IpcReport, Role, SizeReport, THREAD_BLOCKING, THREAD_CHANNEL,
@@ -48,7 +55,7 @@ use crate::bench::ipc::{
 };
 use crate::measure::Unit;
 use crate::measure::cpu::allowed_cpus;
-use crate::measure::units::{capitalise, format_seconds};
+use crate::measure::units::format_seconds;
 use indicatif::ProgressBar;
 use mpmt::transport::TransportKind;
 
@@ -82,6 +89,17 @@ impl Experiment for Ipc {
     }
 }
 
+/// One transport against its baseline at one size.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Compared {
+    /// Message size, bytes.
+    pub(crate) size: usize,
+    /// The paired effect over the rounds (rule 1): transport / baseline per round.
+    pub(crate) effect: Effect,
+    /// The within-run comparison of the pooled series (a detail).
+    pub(crate) within: CostComparison,
+}
+
 /// One transport's comparisons with its like-for-like baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pairing {
@@ -92,7 +110,41 @@ pub(crate) struct Pairing {
     /// How both wait.
     pub(crate) wake: Wake,
     /// Its comparison at each size.
-    pub(crate) sizes: Vec<(usize, CostComparison)>,
+    pub(crate) sizes: Vec<Compared>,
+}
+
+/// A wake mechanism's pair: its transports, pooled, against their common baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Mechanism {
+    /// How its transports and its baseline wait.
+    pub(crate) wake: Wake,
+    /// The baseline.
+    pub(crate) baseline: String,
+    /// Its transports, in report order.
+    pub(crate) transports: Vec<String>,
+    /// Per size, the pooled effect and its grade (rule 2).
+    pub(crate) sizes: Vec<(usize, Effect, Verdict)>,
+}
+
+impl Mechanism {
+    /// The sizes at which its transports cost more than the baseline beyond the margin.
+    fn costlier_at(&self) -> Vec<usize> {
+        self.sizes
+            .iter()
+            .filter(|(_, _, v)| matches!(v, Verdict::Confirmed(_)))
+            .map(|(size, _, _)| *size)
+            .collect()
+    }
+
+    /// "the parking transports (pipe, uds vs thread-blocking)".
+    fn label(&self) -> String {
+        let (words, plural) = match self.wake {
+            Wake::Park => ("parking", self.transports.len() > 1),
+            Wake::SpinThenPark => ("spinning", self.transports.len() > 1),
+        };
+        let noun = if plural { "transports" } else { "transport" };
+        format!("the {words} {noun} ({} vs {})", self.transports.join(", "), self.baseline)
+    }
 }
 
 /// Every transport's comparison with its baseline, and what they add up to.
@@ -102,8 +154,35 @@ pub(crate) struct Decision {
     pub(crate) verdict: Verdict,
     /// Per transport (in report order), its pairing.
     pub(crate) transports: Vec<Pairing>,
-    /// The transport closest to its baseline at the smallest size, and its ratio.
-    pub(crate) cheapest: Option<(String, f64)>,
+    /// Per wake mechanism (parking first), its pooled pairing.
+    pub(crate) mechanisms: Vec<Mechanism>,
+    /// The effect reported as the claim's ratio: the first mechanism's at the smallest size.
+    pub(crate) headline: Option<Effect>,
+}
+
+/// The paired effect of `transport` over `baseline` (rule 1 over their compared rounds), with
+/// the within-run comparison; a series without rounds (a report read from an older JSON)
+/// falls back to the within-run effect.
+fn compare_pair(transport: &EndpointReport, baseline: &EndpointReport) -> (Effect, CostComparison) {
+    let within = cost_claim(&transport.compared_round_trip(), &baseline.compared_round_trip());
+    let paired = paired_rounds(&transport.compared_rounds(), &baseline.compared_rounds());
+    (paired.unwrap_or_else(|| within.effect()), within)
+}
+
+/// The pooled effect of several transports' paired effects: per round, the geometric mean of
+/// their ratios, graded as rule 1 grades one pair's. Without rounds, the weakest effect.
+fn pool(effects: &[&Effect]) -> Option<Effect> {
+    let k = effects.iter().map(|e| e.rounds.len()).max().unwrap_or(0);
+    if k == 0 || effects.iter().any(|e| e.rounds.len() != k) {
+        return effects.iter().min_by(|a, b| a.ratio.total_cmp(&b.ratio)).map(|e| (*e).clone());
+    }
+    let pooled: Vec<f64> = (0..k)
+        .map(|r| {
+            let logs: f64 = effects.iter().map(|e| e.rounds[r].ln()).sum();
+            (logs / effects.len() as f64).exp()
+        })
+        .collect();
+    paired_rounds(&pooled, &vec![1.0; k])
 }
 
 /// Applies the rule of the module docs to the sizes of a report.
@@ -112,87 +191,95 @@ pub(crate) fn decide(sizes: &[SizeReport]) -> Decision {
     for size in sizes {
         for e in size.endpoints.iter().filter(|e| e.role == Role::Transport) {
             let Some(base) = size.baseline_of(e) else { continue };
-            let c = cost_claim(&e.compared_round_trip(), &base.compared_round_trip());
+            let (effect, within) = compare_pair(e, base);
+            let compared = Compared { size: size.size_bytes, effect, within };
             match transports.iter_mut().find(|p| p.transport == e.name) {
-                Some(p) => p.sizes.push((size.size_bytes, c)),
+                Some(p) => p.sizes.push(compared),
                 None => transports.push(Pairing {
                     transport: e.name.clone(),
                     baseline: base.name.clone(),
                     wake: e.wake,
-                    sizes: vec![(size.size_bytes, c)],
+                    sizes: vec![compared],
                 }),
             }
         }
     }
-    let per_transport: Vec<(String, Verdict)> = transports
-        .iter()
-        .map(|p| {
-            let labels: Vec<String> =
-                p.sizes.iter().map(|(size, _)| format!("at {}", format_size(*size))).collect();
-            let parts: Vec<(&str, Verdict)> =
-                labels.iter().zip(&p.sizes).map(|(l, (_, c))| (l.as_str(), c.verdict())).collect();
-            (format!("for {}", p.transport), combine(&parts))
-        })
-        .collect();
-    let parts: Vec<(&str, Verdict)> =
-        per_transport.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
-    let verdict = match combine(&parts) {
-        Verdict::Depends { .. } => Verdict::Depends { condition: condition(&transports) },
-        other => other,
-    };
-    let cheapest = sizes.first().and_then(|size| {
-        size.endpoints
-            .iter()
-            .filter_map(|e| e.vs_baseline.map(|r| (e, r)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(e, r)| (e.name.clone(), r))
-    });
-    Decision { verdict, transports, cheapest }
-}
-
-/// Per wake mechanism: "parking, vs thread-blocking: costlier for pipe, uds; not for tcp
-/// (within noise of it at 64 B) · spinning, vs thread-spinning: not for shm (cheaper than it at
-/// 64 B)".
-fn condition(transports: &[Pairing]) -> String {
-    let mut groups: Vec<String> = Vec::new();
-    for (wake, words, baseline) in [
-        (Wake::Park, "parking", THREAD_BLOCKING),
-        (Wake::SpinThenPark, "spinning", THREAD_SPINNING),
-    ] {
-        let mut holds = Vec::new();
-        let mut not = Vec::new();
-        for p in transports.iter().filter(|p| p.wake == wake) {
-            let failing: Vec<String> = p
-                .sizes
+    let mut mechanisms = Vec::new();
+    for wake in [Wake::Park, Wake::SpinThenPark] {
+        let members: Vec<&Pairing> = transports.iter().filter(|p| p.wake == wake).collect();
+        let Some(first) = members.first() else { continue };
+        let mut per_size = Vec::new();
+        for size in sizes {
+            let effects: Vec<&Effect> = members
                 .iter()
-                .filter(|(_, c)| c.outcome != Outcome::ProcessCostsMore)
-                .map(|(size, c)| {
-                    let how = match c.outcome {
-                        Outcome::ThreadCostsMore => "cheaper than it",
-                        Outcome::NegligibleDifference => "within 10 % of it",
-                        _ => "within noise of it",
-                    };
-                    format!("{how} at {}", format_size(*size))
-                })
+                .filter_map(|p| p.sizes.iter().find(|c| c.size == size.size_bytes))
+                .map(|c| &c.effect)
                 .collect();
-            if failing.is_empty() {
-                holds.push(p.transport.as_str());
-            } else {
-                not.push(format!("{} ({})", p.transport, failing.join(", ")));
+            if let Some(effect) = pool(&effects) {
+                let verdict = grade(&effect);
+                per_size.push((size.size_bytes, effect, verdict));
             }
         }
-        let mut parts = Vec::new();
-        if !holds.is_empty() {
-            parts.push(format!("costlier for {}", holds.join(", ")));
-        }
-        if !not.is_empty() {
-            parts.push(format!("not for {}", not.join("; ")));
-        }
-        if !parts.is_empty() {
-            groups.push(format!("{words}, vs {baseline}: {}", parts.join("; ")));
-        }
+        mechanisms.push(Mechanism {
+            wake,
+            baseline: first.baseline.clone(),
+            transports: members.iter().map(|p| p.transport.clone()).collect(),
+            sizes: per_size,
+        });
     }
-    format!("costlier than the thread hand-off that waits alike: {}", groups.join(" · "))
+    let verdict = overall(&mechanisms);
+    let headline = mechanisms.first().and_then(|m| m.sizes.first()).map(|(_, e, _)| e.clone());
+    Decision { verdict, transports, mechanisms, headline }
+}
+
+/// The verdict over the mechanisms' per-size grades (module docs, "Verdict").
+fn overall(mechanisms: &[Mechanism]) -> Verdict {
+    let labels: Vec<String> = mechanisms
+        .iter()
+        .flat_map(|m| m.sizes.iter().map(move |(size, _, _)| (m, size)))
+        .map(|(m, size)| format!("for {} at {}", m.label(), format_size(*size)))
+        .collect();
+    let grades = mechanisms.iter().flat_map(|m| m.sizes.iter().map(|(_, _, v)| v.clone()));
+    let parts: Vec<(&str, Verdict)> = labels.iter().map(String::as_str).zip(grades).collect();
+    let any_costlier = mechanisms.iter().any(|m| !m.costlier_at().is_empty());
+    match combine(&parts) {
+        Verdict::Depends { .. } if any_costlier => {
+            Verdict::Depends { condition: condition(mechanisms) }
+        }
+        // Refuted somewhere, marginal elsewhere, costlier nowhere: it cannot be told.
+        Verdict::Depends { .. } => Verdict::Marginal,
+        other => other,
+    }
+}
+
+/// Per wake mechanism, where its transports cost more than its baseline beyond the 10 %
+/// margin, from the categories alone (costlier or not, per size), so that the text is the
+/// same whenever the grades are: "costlier than the thread hand-off that waits alike for the
+/// parking transports (pipe, uds, tcp, mq vs thread-blocking) at every size; not
+/// shown beyond the 10 % margin for the spinning transport (shm vs thread-spinning)".
+fn condition(mechanisms: &[Mechanism]) -> String {
+    let clauses: Vec<String> = mechanisms
+        .iter()
+        .map(|m| {
+            let costlier = m.costlier_at();
+            let not: Vec<String> = m
+                .sizes
+                .iter()
+                .filter(|(size, _, _)| !costlier.contains(size))
+                .map(|(size, _, _)| format_size(*size))
+                .collect();
+            let at = |sizes: &[String]| sizes.join(", ");
+            let yes: Vec<String> = costlier.iter().map(|s| format_size(*s)).collect();
+            match (yes.is_empty(), not.is_empty()) {
+                (false, true) => format!("for {} at every size", m.label()),
+                (false, false) => {
+                    format!("for {} at {}, not at {}", m.label(), at(&yes), at(&not))
+                }
+                _ => format!("not shown beyond the 10 % margin for {}", m.label()),
+            }
+        })
+        .collect();
+    format!("costlier than the thread hand-off that waits alike {}", clauses.join("; "))
 }
 
 /// Builds the claim's result from a benchmark report.
@@ -237,13 +324,12 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         baselines.join(", "),
         p50(thread)
     );
-    let ratio = decision.cheapest.as_ref().map_or(f64::NAN, |(_, r)| *r);
-    let interval = decision
-        .cheapest
-        .as_ref()
-        .and_then(|(name, _)| decision.transports.iter().find(|p| &p.transport == name))
-        .and_then(|p| p.sizes.first())
-        .map_or([f64::NAN; 2], |(_, c)| [c.low, c.high]);
+    let headline = decision.headline.clone().unwrap_or(Effect {
+        ratio: f64::NAN,
+        low: f64::NAN,
+        high: f64::NAN,
+        rounds: Vec::new(),
+    });
 
     let mut measurements = Vec::new();
     let placement = report.placement.note.clone();
@@ -286,8 +372,8 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
                     .transports
                     .iter()
                     .find(|p| p.transport == e.name)
-                    .and_then(|p| p.sizes.iter().find(|(s, _)| *s == size.size_bytes))
-                    .map_or_else(|| "no baseline".to_owned(), |(_, c)| c.verdict().to_string()),
+                    .and_then(|p| p.sizes.iter().find(|c| c.size == size.size_bytes))
+                    .map_or_else(|| "no baseline".to_owned(), |c| grade(&c.effect).to_string()),
                 Role::Baseline => "baseline".to_owned(),
                 Role::ThreadChannel => "shown only".to_owned(),
             };
@@ -359,31 +445,55 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         rows,
     };
 
-    let pairs: Vec<String> = processes
+    let pairs: Vec<String> = decision
+        .transports
         .iter()
-        .filter_map(|e| {
-            Some(format!("{} {:.2}× {}", e.name, e.vs_baseline?, e.baseline.as_deref()?))
+        .filter_map(|p| {
+            let c = p.sizes.first()?;
+            Some(format!(
+                "{} {:.2}× {} (within-run {:.2}×)",
+                p.transport, c.effect.ratio, p.baseline, c.within.ratio
+            ))
         })
         .collect();
-    let cheapest = match &decision.cheapest {
-        Some((name, r)) => format!(
-            "at {small}, each transport over the thread hand-off that waits alike: {}; closest: \
-             {name} ({r:.2}×). ",
-            pairs.join(", ")
-        ),
-        None => String::new(),
-    };
+    let mechanisms: Vec<String> = decision
+        .mechanisms
+        .iter()
+        .flat_map(|m| {
+            m.sizes.iter().map(move |(size, effect, _)| {
+                format!(
+                    "for {} at {}, {}",
+                    m.label(),
+                    format_size(*size),
+                    super::verdict::explain(effect)
+                )
+            })
+        })
+        .collect();
+    let rounds = decision
+        .transports
+        .first()
+        .and_then(|p| p.sizes.first())
+        .map_or(0, |c| c.effect.rounds.len());
     let summary = format!(
-        "{}crossbeam's channel (what a Rust program would use) takes {}; the spin-only floor is \
-         {} per round trip. Rule: per transport and size, confirmed when its round trip exceeds \
-         its like-for-like baseline's (thread-blocking for the kernel transports, \
-         thread-spinning for shm; of a bimodal series, the mode matching its wake policy) by \
-         more than 10 % with the 95 % interval of the ratio above 1; confirmed overall only if \
-         every transport is costlier at every size; ratio = the smallest transport / baseline \
-         ratio at {small}.",
-        capitalise(&cheapest),
+        "At {small}, each transport over the thread hand-off that waits alike, geometric mean \
+         of its paired round ratios: {}. Pooled per wake mechanism: {}. crossbeam's channel \
+         (what a Rust program would use) takes {}; the spin-only floor is {} per round trip. \
+         Rule: the endpoints are measured in {rounds} interleaved rounds; per round, each \
+         transport's median round trip over its like-for-like baseline's (thread-blocking for \
+         the kernel transports, thread-spinning for shm; of a bimodal series, the mode matching \
+         its wake policy), the transports of one wake mechanism pooled by the geometric mean; \
+         per mechanism and size, the geometric mean over rounds and its 95 % interval, \
+         confirmed when it lies above 1.10×; confirmed overall only if every mechanism is \
+         costlier at every size; ratio = the {} mechanism's effect at {small}.",
+        pairs.join(", "),
+        mechanisms.join("; "),
         p50(thread),
-        format_seconds(spin.summary.median)
+        format_seconds(spin.summary.median),
+        decision.mechanisms.first().map_or("first", |m| match m.wake {
+            Wake::Park => "parking",
+            Wake::SpinThenPark => "spinning",
+        }),
     );
     Ok(ClaimResult {
         id: "ipc".to_owned(),
@@ -394,9 +504,9 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         process: process_cell,
         thread: thread_cell,
         verdict: decision.verdict,
-        ratio,
-        interval,
-        rounds: Vec::new(),
+        ratio: headline.ratio,
+        interval: headline.interval(),
+        rounds: headline.rounds,
         context: Default::default(),
         summary,
         measurements,
@@ -407,188 +517,5 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bench::ipc::{Bandwidth, Latency, Placement, StreamRun, Throughput};
-    use crate::measure::Machine;
-    use crate::measure::modes::{Mode, Modes};
-
-    /// An endpoint whose round trips have the given median and a relative IQR of 0.1 over 200
-    /// samples; its ratios are filled in by `size`.
-    fn endpoint(name: &str, median: f64) -> EndpointReport {
-        let summary = crate::lab::verdict::tests::summary(median, 0.1, 200);
-        let (role, wake, baseline) = match name {
-            THREAD_CHANNEL => (Role::ThreadChannel, Wake::SpinThenPark, None),
-            THREAD_BLOCKING => (Role::Baseline, Wake::Park, None),
-            THREAD_SPINNING => (Role::Baseline, Wake::SpinThenPark, None),
-            "shm" => (Role::Transport, Wake::SpinThenPark, Some(THREAD_SPINNING.to_owned())),
-            _ => (Role::Transport, Wake::Park, Some(THREAD_BLOCKING.to_owned())),
-        };
-        EndpointReport {
-            name: name.to_owned(),
-            between_processes: role == Role::Transport,
-            round_trip: Latency { summary, batch: 1, samples: vec![median; 3] },
-            throughput: Throughput::new(vec![StreamRun { messages: 10, seconds: 1.0 }], 64),
-            vs_thread: 0.0,
-            role,
-            wake,
-            modes: None,
-            baseline,
-            vs_baseline: None,
-        }
-    }
-
-    /// A size with the thread channel at `channel`, the blocking and spinning baselines at
-    /// `blocking` and `spinning` seconds, and transports at `(name, median)`.
-    fn size(
-        bytes: usize,
-        (channel, blocking, spinning): (f64, f64, f64),
-        transports: &[(&str, f64)],
-    ) -> SizeReport {
-        let mut endpoints = vec![
-            endpoint(THREAD_CHANNEL, channel),
-            endpoint(THREAD_BLOCKING, blocking),
-            endpoint(THREAD_SPINNING, spinning),
-        ];
-        endpoints.extend(transports.iter().map(|(n, m)| endpoint(n, *m)));
-        let medians: Vec<(String, f64)> =
-            endpoints.iter().map(|e| (e.name.clone(), e.compared_round_trip().median)).collect();
-        for e in &mut endpoints {
-            e.vs_thread = e.round_trip.summary.median / channel;
-            e.vs_baseline = e.baseline.as_ref().map(|b| {
-                let base = medians.iter().find(|(n, _)| n == b).unwrap().1;
-                e.compared_round_trip().median / base
-            });
-        }
-        SizeReport {
-            size_bytes: bytes,
-            memcpy: Bandwidth { summary: endpoints[0].round_trip.summary, samples: vec![] },
-            endpoints,
-        }
-    }
-
-    #[test]
-    fn each_transport_is_judged_against_the_hand_off_that_waits_alike() {
-        // crossbeam's channel at 1 µs would make pipe 50× costlier; its blocking baseline
-        // makes it 1.25×.
-        let d = decide(&[
-            size(64, (1e-6, 40e-6, 1e-6), &[("pipe", 50e-6), ("shm", 2e-6)]),
-            size(65536, (30e-6, 60e-6, 30e-6), &[("pipe", 90e-6), ("shm", 40e-6)]),
-        ]);
-        assert!(matches!(d.verdict, Verdict::Confirmed(_)), "{:?}", d.verdict);
-        assert_eq!(d.transports.len(), 2);
-        assert_eq!(d.transports[0].baseline, THREAD_BLOCKING);
-        assert_eq!(d.transports[1].baseline, THREAD_SPINNING);
-        assert_eq!(d.transports[0].sizes.len(), 2);
-        let (name, ratio) = d.cheapest.unwrap();
-        assert_eq!(name, "pipe");
-        assert!((ratio - 1.25).abs() < 1e-9, "{ratio}");
-    }
-
-    #[test]
-    fn a_transport_as_cheap_as_its_baseline_makes_it_depend_per_mechanism() {
-        let d = decide(&[
-            size(64, (1e-6, 50e-6, 1e-6), &[("pipe", 60e-6), ("uds", 50e-6), ("shm", 0.5e-6)]),
-            size(65536, (1e-6, 60e-6, 60e-6), &[("pipe", 90e-6), ("uds", 90e-6), ("shm", 61e-6)]),
-        ]);
-        let Verdict::Depends { condition } = &d.verdict else {
-            panic!("expected depends, got {:?}", d.verdict);
-        };
-        assert_eq!(
-            condition,
-            "costlier than the thread hand-off that waits alike: parking, vs thread-blocking: \
-             costlier for pipe; not for uds (within noise of it at 64 B) · spinning, vs \
-             thread-spinning: not for shm (cheaper than it at 64 B, within noise of it at 64 KiB)"
-        );
-        let (name, ratio) = d.cheapest.unwrap();
-        assert_eq!(name, "shm");
-        assert!((ratio - 0.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn a_bimodal_series_is_compared_by_the_mode_that_matches_its_wake() {
-        // thread-spinning spins in 60 % of round trips (1 µs) and parks in 40 % (50 µs): its
-        // median would be a coin flip; shm is compared with its spinning mode.
-        let mut s = size(64, (1e-6, 40e-6, 1e-6), &[("shm", 3e-6)]);
-        let spinning = s.endpoints.iter_mut().find(|e| e.name == THREAD_SPINNING).unwrap();
-        let mut samples = vec![1e-6; 120];
-        samples.extend([50e-6; 80]);
-        spinning.round_trip = Latency::new(samples, 1).unwrap();
-        spinning.modes = crate::measure::modes::detect(&spinning.round_trip.samples);
-        assert_eq!(
-            spinning.modes.map(|m| (m.fast.n, m.slow.n)),
-            Some((120, 80)),
-            "the fixture is bimodal"
-        );
-        assert_eq!(spinning.compared_round_trip().median, 1e-6);
-        let d = decide(&[s]);
-        assert!(matches!(d.verdict, Verdict::Confirmed(_)), "shm 3 µs vs the 1 µs spinning mode");
-        // A parking endpoint has no spin mode: both modes are wake-ups, and it is compared by
-        // its whole series.
-        let mut blocking = endpoint(THREAD_BLOCKING, 40e-6);
-        blocking.round_trip = Latency::new(vec![2e-6, 40e-6, 41e-6, 40e-6], 1).unwrap();
-        blocking.modes = Some(Modes {
-            fast: Mode { median: 2e-6, share: 0.25, n: 1 },
-            slow: Mode { median: 40e-6, share: 0.75, n: 3 },
-            threshold: 2e-6,
-            separation: 10.0,
-        });
-        assert_eq!(blocking.compared_round_trip(), blocking.round_trip.summary);
-    }
-
-    #[test]
-    fn no_transport_costlier_is_refuted() {
-        let d = decide(&[size(64, (50e-6, 50e-6, 1e-6), &[("pipe", 50e-6), ("shm", 1e-6)])]);
-        // pipe as costly as its baseline (negligible), shm far cheaper (the opposite).
-        assert_eq!(d.verdict, Verdict::Refuted(super::super::verdict::Refutation::Negligible));
-    }
-
-    #[test]
-    fn nothing_measured_is_marginal() {
-        let d = decide(&[]);
-        assert_eq!(d.verdict, Verdict::Marginal);
-        assert_eq!(d.cheapest, None);
-    }
-
-    #[test]
-    fn claim_fills_cells_table_and_measurements() {
-        let report = IpcReport {
-            machine: Machine::detect(),
-            quick: true,
-            placement: Placement {
-                pinned: true,
-                parent_cpu: Some(0),
-                peer_cpu: Some(1),
-                note: "pinned: measuring thread on CPU 0, every partner on CPU 1".into(),
-            },
-            started_unix_s: 0,
-            duration_s: 1.0,
-            spin_round_trip: Latency::new(vec![110e-9, 120e-9], 100).unwrap(),
-            sizes: vec![size(64, (10e-6, 40e-6, 1e-6), &[("pipe", 50e-6), ("shm", 2e-6)])],
-            warnings: vec![],
-        };
-        let c = claim(&report).unwrap();
-        assert_eq!(c.id, "ipc");
-        assert!(matches!(c.verdict, Verdict::Confirmed(_)), "{:?}", c.verdict);
-        assert!(c.interval[0] > 1.0 && c.interval[1] > c.ratio, "{:?}", c.interval);
-        assert!((c.ratio - 1.25).abs() < 1e-9);
-        assert!(c.process.contains("best shm 2.00 µs") && c.process.contains("worst pipe 50.0 µs"));
-        assert!(c.thread.contains("blocking hand-off 40.0 µs, spinning hand-off 1.00 µs"));
-        assert!(c.thread.contains("crossbeam channel 10.0 µs (what a Rust program would use)"));
-        // Five endpoints and the spin ping-pong.
-        assert_eq!(c.measurements.len(), 6);
-        // Five endpoints, memcpy, spin.
-        assert_eq!(c.tables[0].rows.len(), 7);
-        assert!(c.tables[0].rows.iter().all(|r| r.len() == c.tables[0].header.len()));
-        let pipe = c.tables[0].rows.iter().find(|r| r[1] == "pipe").unwrap();
-        assert_eq!((pipe[2].as_str(), pipe[7].as_str()), ("parks", "1.25×"));
-        assert!(
-            c.summary.starts_with(
-                "At 64 B, each transport over the thread hand-off that waits \
-                 alike: pipe 1.25× thread-blocking, shm 2.00× thread-spinning; closest: pipe"
-            ),
-            "{}",
-            c.summary
-        );
-    }
-}
+#[path = "ipc_tests.rs"]
+mod tests;

@@ -2,23 +2,25 @@
 //!
 //! An [`Endpoint`] is the parent's handle on a partner (a peer process over a transport, or a
 //! thread over a channel) that speaks the protocol of [`super::peer`]: echo a message, count
-//! streamed messages, acknowledge the end of a stream. [`measure`] drives one endpoint at one
-//! message size through the two measurements of the benchmark:
+//! streamed messages, acknowledge the end of a stream. Two measurements drive one endpoint at
+//! one message size:
 //!
-//! * **round trip**: after a warm-up of its own at every size (at least [`Plan::warmup`]
-//!   round trips *and* [`Plan::warmup_time`], as Criterion.rs warms each benchmark up for a
-//!   set time before sampling: caches, the branch predictor, the partner's CPU leaving its
-//!   idle state, a just-started thread or ring), each sample is one message to the partner and its echo
-//!   back, timed individually (`Instant` costs about 25 ns, small against the cheapest
-//!   endpoint's microseconds), until the latency budget is spent and at least
-//!   [`Plan::min_samples`] were taken, or [`Plan::max_samples`] were. The echoed payload is
-//!   compared with what was sent after the clock stops;
+//! * **round trip** ([`round_trips`], one block of a round): after a warm-up of its own at
+//!   every size (at least [`Plan::warmup`] round trips *and* [`Plan::warmup_time`] before the
+//!   endpoint's first block, as Criterion.rs warms each benchmark up for a set time before
+//!   sampling: caches, the branch predictor, the partner's CPU leaving its idle state, a
+//!   just-started thread or ring; a tenth of that before each later round's block, as the
+//!   endpoint idled while the others were measured), each sample is one message to the
+//!   partner and its echo back, timed individually (`Instant` costs about 25 ns, small
+//!   against the cheapest endpoint's microseconds), until the block's budget is spent and at
+//!   least [`Plan::min_samples`] were taken, or [`Plan::max_samples`] were. The echoed
+//!   payload is compared with what was sent after the clock stops;
 //! * **one-way throughput**: the parent sends messages back to back, each handed to the
 //!   endpoint on its own (one write per message, no batching), until the run's budget is
 //!   spent; then an end marker, and the partner acknowledges with its counts. A run's time
 //!   goes from the first send to the acknowledgement, so what is still in flight is counted;
 //!   the counts must match what was sent. One untimed warm-up run, then
-//!   [`Plan::stream_runs`] timed runs.
+//!   [`Plan::stream_runs`] timed runs ([`throughput`]).
 //!
 //! [`Framed`] is the transport endpoint: a [`FrameWriter`] and a [`FrameReader`] over a
 //! [`Link`], exactly what a pool's driver and reader use, so framing and checksums are in
@@ -64,6 +66,9 @@ pub(crate) struct Plan {
     pub(crate) spin: Duration,
     /// Round trips per spin sample (one round trip is too short to time alone).
     pub(crate) spin_batch: usize,
+    /// Interleaved rounds of round-trip blocks (module docs of [`super`]); `latency` is
+    /// shared out among them.
+    pub(crate) rounds: usize,
 }
 
 impl Plan {
@@ -82,6 +87,7 @@ impl Plan {
                 memcpy: Duration::from_millis(25),
                 spin: Duration::from_millis(150),
                 spin_batch: 100,
+                rounds: 6,
             }
         } else {
             Plan {
@@ -95,6 +101,7 @@ impl Plan {
                 memcpy: Duration::from_millis(200),
                 spin: Duration::from_secs(1),
                 spin_batch: 100,
+                rounds: 6,
             }
         }
     }
@@ -157,42 +164,71 @@ pub(crate) fn pattern(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect()
 }
 
-/// Measures `endpoint` at `size` bytes (module docs). `arm` is called with the longest each
-/// phase may take before it begins, for a watchdog.
-pub(crate) fn measure(
+/// How much warm-up precedes a block of round trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Warmup {
+    /// The endpoint's first block at this size: [`Plan::warmup`] round trips and
+    /// [`Plan::warmup_time`].
+    Full,
+    /// A later round's block: the endpoint idled while the others were measured (its partner
+    /// may have parked, its CPU slowed down), so a tenth of the full warm-up, at least
+    /// [`MIN_REWARM`] round trips.
+    Again,
+}
+
+/// Fewest untimed round trips before a later round's block ([`Warmup::Again`]).
+const MIN_REWARM: usize = 5;
+
+/// One block of round-trip samples of `payload` (module docs): `warmup`, then samples until
+/// `budget` is spent and at least [`Plan::min_samples`] were taken, or
+/// [`Plan::max_samples`] were. `arm` is called once, before the block, with its limit.
+pub(crate) fn round_trips(
     endpoint: &mut dyn Endpoint,
-    size: usize,
+    payload: &[u8],
     plan: &Plan,
+    warmup: Warmup,
+    budget: Duration,
     arm: &mut dyn FnMut(Duration),
-) -> Result<(Latency, Throughput), StepError> {
-    let payload = pattern(size);
-    arm(plan.latency * 2 + super::GRACE);
+) -> Result<Vec<f64>, StepError> {
+    arm(budget * 2 + plan.warmup_time + super::GRACE);
+    let (count, time) = match warmup {
+        Warmup::Full => (plan.warmup, plan.warmup_time),
+        Warmup::Again => ((plan.warmup / 10).max(MIN_REWARM), plan.warmup_time / 10),
+    };
     let warm_start = Instant::now();
     let mut warmed = 0;
-    while warmed < plan.warmup || warm_start.elapsed() < plan.warmup_time {
-        endpoint.round_trip(&payload)?;
+    while warmed < count || warm_start.elapsed() < time {
+        endpoint.round_trip(payload)?;
         warmed += 1;
-        if warm_start.elapsed() > plan.latency {
+        if warm_start.elapsed() > budget.max(time) {
             break;
         }
     }
     let start = Instant::now();
     let mut samples = Vec::new();
     while samples.len() < plan.min_samples
-        || (samples.len() < plan.max_samples && start.elapsed() < plan.latency)
+        || (samples.len() < plan.max_samples && start.elapsed() < budget)
     {
-        samples.push(endpoint.round_trip(&payload)?);
+        samples.push(endpoint.round_trip(payload)?);
     }
-    let latency = Latency::new(samples, 1)
-        .ok_or_else(|| StepError::Protocol("no finite round-trip sample".into()))?;
+    Ok(samples)
+}
 
+/// One-way throughput of `payload` (module docs): an untimed warm-up run, then
+/// [`Plan::stream_runs`] timed runs. `arm` is called once, before them, with their limit.
+pub(crate) fn throughput(
+    endpoint: &mut dyn Endpoint,
+    payload: &[u8],
+    plan: &Plan,
+    arm: &mut dyn FnMut(Duration),
+) -> Result<Throughput, StepError> {
     arm(plan.stream * (plan.stream_runs as u32 + 1) * 2 + super::GRACE);
-    endpoint.stream(&payload, plan.stream / 2)?;
+    endpoint.stream(payload, plan.stream / 2)?;
     let mut runs = Vec::with_capacity(plan.stream_runs);
     for _ in 0..plan.stream_runs {
-        runs.push(endpoint.stream(&payload, plan.stream)?);
+        runs.push(endpoint.stream(payload, plan.stream)?);
     }
-    Ok((latency, Throughput::new(runs, size)))
+    Ok(Throughput::new(runs, payload.len()))
 }
 
 /// The transport endpoint: frames over a [`Link`] to a peer running [`super::peer::serve`].
@@ -325,6 +361,7 @@ mod tests {
             memcpy: Duration::from_millis(1),
             spin: Duration::from_millis(1),
             spin_batch: 10,
+            rounds: 2,
         }
     }
 
@@ -338,15 +375,22 @@ mod tests {
             framed.await_hello().unwrap();
             let mut armed = Vec::new();
             for size in [1, 64, 70_000] {
-                let (latency, throughput) =
-                    measure(&mut framed, size, &tiny(), &mut |d| armed.push(d)).unwrap();
-                assert!(latency.summary.n >= 3 && latency.summary.min > 0.0);
+                let payload = pattern(size);
+                let mut arm = |d| armed.push(d);
+                for warmup in [Warmup::Full, Warmup::Again] {
+                    let budget = Duration::from_millis(2);
+                    let samples =
+                        round_trips(&mut framed, &payload, &tiny(), warmup, budget, &mut arm)
+                            .unwrap();
+                    assert!(samples.len() >= 3 && samples.iter().all(|&s| s > 0.0));
+                }
+                let throughput = throughput(&mut framed, &payload, &tiny(), &mut arm).unwrap();
                 assert_eq!(throughput.runs.len(), 2);
                 assert!(throughput.runs.iter().all(|r| r.messages >= MIN_STREAM));
                 assert!(throughput.messages_per_s > 0.0);
                 assert_eq!(throughput.bytes_per_s, throughput.messages_per_s * size as f64);
             }
-            assert_eq!(armed.len(), 6);
+            assert_eq!(armed.len(), 9);
             framed.shutdown();
             peer.join().unwrap().unwrap();
         }

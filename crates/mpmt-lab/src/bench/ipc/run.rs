@@ -1,16 +1,16 @@
 //! The measurement loop of [`run`] (module docs of [`super`]): the spin-only ping-pong first,
-//! then every peer and baseline partner started, then each size measured on the thread
-//! channel, the baselines and every transport in turn; each series is checked for two modes
-//! as it is recorded, and the ratios and quality notes are computed from the figures at the
-//! end.
+//! then every thread channel, baseline partner and peer started, then the interleaved rounds
+//! (in each, every size measured on the thread channel, the baselines and every transport in
+//! turn), then the throughput runs; each series is checked for two modes as it is recorded,
+//! and the ratios and quality notes are computed from the figures at the end.
 
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::ProgressBar;
 
 use super::baseline::{ThreadChannel, memcpy_bandwidth};
-use super::endpoint::{Plan, StepError, measure};
+use super::endpoint::{Endpoint, Plan, StepError, Warmup, pattern, round_trips, throughput};
 use super::handoff::{Handoff, HandoffEndpoint, transport_wake};
 use super::peer::{self, Mode, PeerArgs};
 use super::peer_process::{PeerProcess, spawn_peer};
@@ -25,7 +25,8 @@ use crate::measure::{Machine, Warning};
 use mpmt::supervise::{Exit, Watchdog};
 use mpmt::transport::TransportKind;
 
-/// Runs the benchmark of `cfg` (module docs), advancing `progress` once per endpoint and size.
+/// Runs the benchmark of `cfg` (module docs), advancing `progress` once per endpoint, size
+/// and round, and once per endpoint and size for the throughput runs.
 pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcError> {
     let mut sizes = cfg.sizes.clone();
     sizes.sort_unstable();
@@ -54,71 +55,80 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     let mut warnings = Vec::new();
     let (placement, _pinned) = place(cfg.pin, &mut warnings)?;
     let endpoints_per_size = 1 + Handoff::ALL.len() + transports.len();
-    progress.set_length((1 + sizes.len() * endpoints_per_size) as u64);
+    // Per size: a block in each round, then the throughput runs.
+    let steps = sizes.len() * endpoints_per_size * (plan.rounds + 1);
+    progress.set_length((1 + steps) as u64);
 
     let watchdog = Watchdog::phases()
         .map_err(|source| IpcError::Os { op: "spawning the watchdog thread", source })?;
     let spin_round_trip = spin_round_trip(cfg, &plan, placement.peer_cpu, &watchdog)?;
     progress.inc(1);
-    let mut peers = Vec::with_capacity(transports.len());
-    for &kind in &transports {
-        peers.push(PeerProcess::start(kind, cfg, placement.peer_cpu, &watchdog)?);
+    // Report order: the thread channel, the baselines, the transports.
+    let limit = plan.latency.max(plan.stream) * 2 + GRACE;
+    let mut channels = Vec::with_capacity(sizes.len());
+    for &size in &sizes {
+        let started = ThreadChannel::start(size, placement.peer_cpu, limit)
+            .map_err(|e| step_error(THREAD_CHANNEL, e))?;
+        channels.push(started);
     }
-    let mut handoffs = Vec::with_capacity(Handoff::ALL.len());
+    let mut partners = vec![Partner::Channel(channels)];
     for kind in Handoff::ALL {
         let started = HandoffEndpoint::start(kind, placement.peer_cpu)
             .map_err(|e| step_error(kind.name(), e))?;
         if let Some(interrupt) = started.interrupt() {
             watchdog.on_expiry(move || interrupt.interrupt());
         }
-        handoffs.push(started);
+        partners.push(Partner::Handoff(started));
+    }
+    for &kind in &transports {
+        let started = PeerProcess::start(kind, cfg, placement.peer_cpu, &watchdog)?;
+        partners.push(Partner::Peer(started));
+    }
+    let payloads: Vec<Vec<u8>> = sizes.iter().map(|&size| pattern(size)).collect();
+    // series[size][partner]: the round-trip samples, and how many each round took.
+    let mut series = vec![vec![(Vec::new(), Vec::new()); partners.len()]; sizes.len()];
+    let block = plan.latency / plan.rounds.max(1) as u32;
+    for round in 0..plan.rounds {
+        let warmup = if round == 0 { Warmup::Full } else { Warmup::Again };
+        for (at, payload) in payloads.iter().enumerate() {
+            for (partner, (samples, rounds)) in partners.iter_mut().zip(&mut series[at]) {
+                let taken = partner.step(at, &watchdog, |endpoint, arm| {
+                    round_trips(endpoint, payload, &plan, warmup, block, arm)
+                })?;
+                rounds.push(taken.len());
+                samples.extend(taken);
+                progress.inc(1);
+            }
+        }
     }
     let mut reports = Vec::with_capacity(sizes.len());
-    for &size in &sizes {
+    for ((at, &size), payload) in sizes.iter().enumerate().zip(&payloads) {
         let memcpy = memcpy_bandwidth(size, plan.memcpy, plan.min_samples);
         let mut endpoints = Vec::with_capacity(endpoints_per_size);
-        let limit = plan.latency.max(plan.stream) * 2 + GRACE;
-        let thread_failed = |e: StepError| step_error(THREAD_CHANNEL, e);
-        let mut channel =
-            ThreadChannel::start(size, placement.peer_cpu, limit).map_err(thread_failed)?;
-        let (round_trip, throughput) =
-            measure(&mut channel, size, &plan, &mut |_| {}).map_err(thread_failed)?;
-        drop(channel);
-        progress.inc(1);
-        endpoints.push(record(
-            THREAD_CHANNEL,
-            Role::ThreadChannel,
-            Wake::SpinThenPark,
-            None,
-            (round_trip, throughput),
-        ));
-        for handoff in &mut handoffs {
-            let measured = measure(handoff, size, &plan, &mut |d| watchdog.arm(d));
-            watchdog.disarm();
-            let name = handoff.kind.name();
-            let measured = measured.map_err(|e| match watchdog.fired() {
-                Some(after) => IpcError::TimedOut { endpoint: name.to_owned(), after },
-                None => step_error(name, handoff.partner_error().unwrap_or(e)),
-            })?;
+        for (partner, (samples, rounds)) in partners.iter_mut().zip(&mut series[at]) {
+            let throughput = partner
+                .step(at, &watchdog, |endpoint, arm| throughput(endpoint, payload, &plan, arm))?;
             progress.inc(1);
-            endpoints.push(record(name, Role::Baseline, handoff.kind.wake(), None, measured));
-        }
-        for peer in &mut peers {
-            let measured = measure(&mut peer.framed, size, &plan, &mut |d| watchdog.arm(d));
-            watchdog.disarm();
-            let measured = measured.map_err(|e| peer.failure(e, &watchdog))?;
-            progress.inc(1);
-            let baseline = Handoff::for_transport(peer.kind).name();
-            endpoints.push(record(
-                peer.kind.name(),
-                Role::Transport,
-                transport_wake(peer.kind),
-                Some(baseline),
-                measured,
-            ));
+            let round_trip =
+                Latency::new(std::mem::take(samples), 1).ok_or_else(|| IpcError::Protocol {
+                    endpoint: partner.name().to_owned(),
+                    detail: "no finite round-trip sample".into(),
+                })?;
+            let mut report = partner.record(round_trip, throughput);
+            report.round_samples = std::mem::take(rounds);
+            endpoints.push(report);
         }
         compare(&mut endpoints);
         reports.push(SizeReport { size_bytes: size, memcpy, endpoints });
+    }
+    let mut handoffs = Vec::new();
+    let mut peers = Vec::new();
+    for partner in partners {
+        match partner {
+            Partner::Channel(_) => {}
+            Partner::Handoff(h) => handoffs.push(h),
+            Partner::Peer(p) => peers.push(p),
+        }
     }
     for handoff in handoffs {
         let name = handoff.kind.name();
@@ -142,6 +152,79 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     })
 }
 
+/// One endpoint being measured, owning its partner: what it is in the report, and how a
+/// failed step is told apart (a thread channel times out by itself; a baseline's or a peer's
+/// step runs under the watchdog, and a peer's failure is read from how the peer ended).
+enum Partner {
+    /// The thread channel, one per size (its queue is sized to the messages).
+    Channel(Vec<ThreadChannel>),
+    /// A like-for-like baseline.
+    Handoff(HandoffEndpoint),
+    /// A transport's peer process.
+    Peer(PeerProcess),
+}
+
+impl Partner {
+    fn name(&self) -> &'static str {
+        match self {
+            Partner::Channel(_) => THREAD_CHANNEL,
+            Partner::Handoff(h) => h.kind.name(),
+            Partner::Peer(p) => p.kind.name(),
+        }
+    }
+
+    /// Runs `step` on the endpoint for the size at index `at`, mapping its failure.
+    fn step<T>(
+        &mut self,
+        at: usize,
+        watchdog: &Watchdog,
+        step: impl FnOnce(&mut dyn Endpoint, &mut dyn FnMut(Duration)) -> Result<T, StepError>,
+    ) -> Result<T, IpcError> {
+        match self {
+            Partner::Channel(channels) => {
+                let Some(channel) = channels.get_mut(at) else {
+                    return Err(step_error(THREAD_CHANNEL, StepError::Gone));
+                };
+                step(channel, &mut |_| {}).map_err(|e| step_error(THREAD_CHANNEL, e))
+            }
+            Partner::Handoff(handoff) => {
+                let done = step(handoff, &mut |d| watchdog.arm(d));
+                watchdog.disarm();
+                let name = handoff.kind.name();
+                done.map_err(|e| match watchdog.fired() {
+                    Some(after) => IpcError::TimedOut { endpoint: name.to_owned(), after },
+                    None => step_error(name, handoff.partner_error().unwrap_or(e)),
+                })
+            }
+            Partner::Peer(peer) => {
+                let done = step(&mut peer.framed, &mut |d| watchdog.arm(d));
+                watchdog.disarm();
+                done.map_err(|e| peer.failure(e, watchdog))
+            }
+        }
+    }
+
+    /// Its entry at one size.
+    fn record(&self, round_trip: Latency, throughput: Throughput) -> EndpointReport {
+        let measured = (round_trip, throughput);
+        match self {
+            Partner::Channel(_) => {
+                record(THREAD_CHANNEL, Role::ThreadChannel, Wake::SpinThenPark, None, measured)
+            }
+            Partner::Handoff(h) => {
+                record(h.kind.name(), Role::Baseline, h.kind.wake(), None, measured)
+            }
+            Partner::Peer(p) => record(
+                p.kind.name(),
+                Role::Transport,
+                transport_wake(p.kind),
+                Some(Handoff::for_transport(p.kind).name()),
+                measured,
+            ),
+        }
+    }
+}
+
 /// One endpoint's entry, its ratios still to be filled in by [`compare`].
 fn record(
     name: &str,
@@ -154,6 +237,7 @@ fn record(
         name: name.to_owned(),
         between_processes: role == Role::Transport,
         modes: modes::detect(&round_trip.samples),
+        round_samples: Vec::new(),
         round_trip,
         throughput,
         vs_thread: 0.0,

@@ -155,6 +155,10 @@ pub struct EndpointReport {
     /// The two modes of `round_trip`'s samples, when they fall in two clusters
     /// ([`crate::measure::modes::detect`]); `null` for one mode.
     pub modes: Option<Modes>,
+    /// How many of `round_trip.samples` each interleaved round took, in the order measured
+    /// (the samples are in that order too); empty when the series was not taken in rounds.
+    #[serde(default)]
+    pub round_samples: Vec<usize>,
     /// For a transport, the name of its like-for-like baseline: the thread hand-off that waits
     /// as it does (`thread-blocking` for pipe, uds, tcp, mq; `thread-spinning` for shm).
     pub baseline: Option<String>,
@@ -174,6 +178,26 @@ impl EndpointReport {
                 Summary::from_samples(&m.members(&self.round_trip.samples, which))
             })
             .unwrap_or(self.round_trip.summary)
+    }
+
+    /// The per-round figures that paired comparisons use: per round, the median of the
+    /// round's samples, of those in the compared mode when one is
+    /// ([`EndpointReport::compared_mode`]; a round without any sample in it gives the median
+    /// of all of its samples; a round without samples gives NaN). Empty when the series was
+    /// not taken in rounds.
+    pub fn compared_rounds(&self) -> Vec<f64> {
+        let mode = self.compared_mode();
+        let mut rest = self.round_trip.samples.as_slice();
+        let mut figures = Vec::with_capacity(self.round_samples.len());
+        for &n in &self.round_samples {
+            let (round, after) = rest.split_at(n.min(rest.len()));
+            rest = after;
+            let in_mode = mode.map(|(m, which)| m.members(round, which)).unwrap_or_default();
+            let chosen = if in_mode.is_empty() { round } else { &in_mode };
+            // NaN keeps the rounds aligned; the pairing leaves such a round out.
+            figures.push(Summary::from_samples(chosen).map_or(f64::NAN, |s| s.median));
+        }
+        figures
     }
 
     /// The mode comparisons use, when one of a bimodal series is (see

@@ -86,6 +86,15 @@ pub fn render(report: &IpcReport) -> String {
         "round trip: a message to the partner and its echo back (frames with checksums for \
          transports); msg/s, MB/s: one-way stream, first send to the partner's acknowledgement"
     );
+    let rounds =
+        report.sizes.first().and_then(|s| s.endpoints.first()).map_or(0, |e| e.round_samples.len());
+    if rounds > 1 {
+        let _ = writeln!(
+            out,
+            "round trips measured in {rounds} interleaved rounds: in each, every endpoint at \
+             every size in turn"
+        );
+    }
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -127,6 +136,7 @@ mod tests {
             role,
             wake: Wake::SpinThenPark,
             modes: None,
+            round_samples: Vec::new(),
             baseline: (role == Role::Transport).then(|| THREAD_SPINNING.to_owned()),
             vs_baseline: (role == Role::Transport).then_some(1.25),
         }
