@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError, select};
 
-use super::reader::{Event, Inflight};
+use super::reader::{Event, Inflight, NOT_WAITING};
 use super::{Cause, End, cancel_all, reader_gone};
 use crate::pool::slot::Envelope;
 use crate::pool::{LostCause, Shared, TaskError};
@@ -61,6 +61,16 @@ fn window_for(
     let duration = mean_ns.max(running_ns.unwrap_or(0));
     let ahead = if duration == 0 { 1 } else { WINDOW_TARGET_NS.div_ceil(duration) as usize };
     threads.saturating_add(ahead).min(max_in_flight.max(threads))
+}
+
+/// How many tasks in flight a driver whose window (`window` tasks, `threads` of them running)
+/// is full waits for before it sends again: half of what is sent ahead. Refilling in batches
+/// costs one wake-up of the driver per half window instead of one per outcome, which on a
+/// busy machine is a context switch per task; the other half keeps the worker fed meanwhile.
+/// With nothing sent ahead (`max_in_flight(1)`), any outcome makes room.
+fn low_water(threads: usize, window: usize) -> usize {
+    let ahead = window.saturating_sub(threads);
+    window.saturating_sub(1).saturating_sub(ahead / 2)
 }
 
 /// What the watchdog sees of one worker process.
@@ -169,7 +179,14 @@ impl WorkerHandle {
             let window = self.window();
             let (in_flight, cells) = self.in_flight();
             if in_flight >= window || cells == 0 {
-                if let Some(end) = self.wait_for_room(window) {
+                // No claim cell free: the oldest frame must be answered, so any outcome may
+                // free one. A full window: wait until half of what is sent ahead is answered.
+                let resume_at = if cells == 0 {
+                    in_flight.saturating_sub(1)
+                } else {
+                    low_water(self.threads, window)
+                };
+                if let Some(end) = self.wait_for_room(resume_at) {
                     return end;
                 }
                 continue;
@@ -404,21 +421,21 @@ impl WorkerHandle {
         }
     }
 
-    /// Sleeps until the reader frees room in the window (or another driver takes tasks from
-    /// it), or the worker dies.
-    fn wait_for_room(&mut self, window: usize) -> Option<End> {
-        self.inflight.driver_waiting.store(true, Ordering::SeqCst);
-        // Re-check after announcing: an outcome may have arrived in between.
-        let (in_flight, cells) = self.in_flight();
-        if in_flight < window && cells > 0 {
-            self.inflight.driver_waiting.store(false, Ordering::SeqCst);
+    /// Sleeps until at most `resume_at` tasks are in flight (the reader wakes it once they
+    /// are), another driver takes tasks from its window, or the worker dies.
+    fn wait_for_room(&mut self, resume_at: usize) -> Option<End> {
+        self.inflight.resume_at.store(resume_at, Ordering::SeqCst);
+        // Re-check after announcing: outcomes may have arrived in between (the reader stores
+        // the length, then loads the mark; this side stores the mark, then loads the length).
+        if self.inflight.len() <= resume_at {
+            self.inflight.resume_at.store(NOT_WAITING, Ordering::SeqCst);
             return None;
         }
         let event = select! {
             recv(self.events) -> ev => Some(ev),
             recv(self.inflight.wake_rx) -> _ => None,
         };
-        self.inflight.driver_waiting.store(false, Ordering::SeqCst);
+        self.inflight.resume_at.store(NOT_WAITING, Ordering::SeqCst);
         match event {
             Some(Ok(Event::Closed(cause))) => Some(End::Died(cause)),
             Some(Ok(_)) | None => None,
@@ -453,7 +470,7 @@ impl WorkerHandle {
             if self.inflight.lock().is_empty() {
                 return None;
             }
-            if let Some(end) = self.wait_for_room(1) {
+            if let Some(end) = self.wait_for_room(0) {
                 return Some(end);
             }
         }
@@ -675,7 +692,16 @@ fn replay(env: &mut Envelope, journal: &Journal) {
 
 #[cfg(test)]
 mod tests {
-    use super::window_for;
+    use super::{low_water, window_for};
+
+    #[test]
+    fn a_full_window_refills_from_half_of_what_is_sent_ahead() {
+        assert_eq!(low_water(1, 1), 0, "nothing ahead: any outcome makes room");
+        assert_eq!(low_water(4, 4), 3);
+        assert_eq!(low_water(1, 2), 1, "one ahead: refilled at once");
+        assert_eq!(low_water(1, 257), 128, "tiny tasks: refilled by half a window");
+        assert_eq!(low_water(2, 3), 2);
+    }
 
     #[test]
     fn max_in_flight_one_means_one_task_per_thread() {

@@ -26,6 +26,9 @@ use crate::transport::ByteRx;
 use crate::transport::frame::{FrameError, FrameKind, FrameReader};
 use crate::worker::dispatch::DispatchPage;
 
+/// [`Inflight::resume_at`] while the driver is not waiting for room.
+pub(super) const NOT_WAITING: usize = usize::MAX;
+
 pub(super) enum Event {
     Ready,
     /// An outcome freed room in a full window.
@@ -43,8 +46,9 @@ pub(crate) struct Inflight {
     pub(super) threads: usize,
     /// Exponentially weighted mean execution time (ns) reported by the worker; 0 = unknown.
     pub(super) avg_exec_ns: AtomicU64,
-    /// The driver waits for room in the window: the reader must send `Space`.
-    pub(super) driver_waiting: AtomicBool,
+    /// The driver waits for room in the window until at most this many tasks are in flight
+    /// (`usize::MAX`: it does not wait): the reader sends one `Space` once they are.
+    pub(super) resume_at: AtomicUsize,
     /// The driver waits with nothing to send (see `board.rs`).
     pub(super) parked: AtomicBool,
     /// The driver is parked and its worker has an idle thread (counted in the board).
@@ -97,7 +101,7 @@ impl Inflight {
             len: AtomicUsize::new(0),
             threads,
             avg_exec_ns: AtomicU64::new(0),
-            driver_waiting: AtomicBool::new(false),
+            resume_at: AtomicUsize::new(NOT_WAITING),
             parked: AtomicBool::new(false),
             hungry: AtomicBool::new(false),
             wake_tx,
@@ -126,11 +130,20 @@ impl Inflight {
         let _ = self.wake_tx.try_send(());
     }
 
-    /// After an outcome: wakes the driver if it waits for room, or, parked, if its worker
-    /// now has an idle thread while another worker has tasks waiting.
+    /// After an outcome: wakes the driver if it waits for room and the window has drained to
+    /// its low-water mark (once per wait: the swap takes the mark back), or, parked, if its
+    /// worker now has an idle thread while another worker has tasks waiting.
     fn answered(&self, events: &Sender<Event>) {
-        if self.driver_waiting.load(Ordering::SeqCst) {
-            let _ = events.send(Event::Space);
+        let resume_at = self.resume_at.load(Ordering::SeqCst);
+        if resume_at != NOT_WAITING {
+            if self.len() <= resume_at
+                && self
+                    .resume_at
+                    .compare_exchange(resume_at, NOT_WAITING, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                let _ = events.send(Event::Space);
+            }
         } else if self.parked.load(Ordering::SeqCst)
             && self.len() < self.threads
             && !self.hungry.load(Ordering::SeqCst)
