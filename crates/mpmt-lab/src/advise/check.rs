@@ -30,17 +30,18 @@
 //!   once; the further repeats measure only those within [`CONTENDER`] (70 %) of that pass's
 //!   best, and the recommendation. A configuration 30 % behind in an interleaved pass is not
 //!   the best one; its single figure stays in the sweep (`runs` says how many it had).
-//! * **Per-configuration task counts** (`task_count`): long or waiting tasks run at least
-//!   four per worker of each configuration, rather than four per worker of the widest one in
-//!   every configuration.
 //! * **A smaller memory-heavy task**: 32 MiB touched per task instead of 64 MiB, still far
-//!   beyond any cache, so the workload is as memory-bound as before at half the time; its
-//!   widest configurations (64 workers × 4 tasks) dominated the check.
+//!   beyond any cache, so the workload is as memory-bound as before at half the time; it
+//!   took the longest (256 tasks per configuration: four per worker of the widest).
 //!
-//! Measured on the project's 2-vCPU machine while other jobs ran (load average 2–28): 324 s
-//! before (57 runs per native workload), 134 s with the grid, the racing and the task
-//! counts (17–38 runs), most of it the memory-heavy workload (76 s), and 95 s with its
-//! smaller task (38 s).
+//! Every configuration runs the same number of tasks (`task_count`): a per-configuration
+//! count would be cheaper but would weigh a pool's first tasks more in narrow
+//! configurations, which the advice usually picks.
+//!
+//! Measured on the project's 2-vCPU machine: 324 s before (57 runs per native workload,
+//! other jobs running), 201 s in a full `mpmt lab` after (14 to 15 configurations, 17 to 38
+//! runs), of which the memory-heavy workload took 100 s and the fork-heavy one 58 s; the
+//! lab's `advice` table gives each workload's time.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -300,15 +301,14 @@ fn native(cfg: &CheckConfig, entry: &Entry, cores: usize) -> Result<WorkloadChec
     let at = Shape { kind, size, rounds };
     let per_task = per_task_time(cfg, at)?;
     let per_config = Duration::from_millis(if cfg.quick { 80 } else { 250 });
-    let base = (per_config.as_secs_f64() * cores as f64 / per_task).ceil() as u64;
     let wide = matches!(advice.class, Class::IoBound | Class::Mixed) || per_task > 0.0005;
-    let count = |c: &Config| task_count(base, wide, c.workers, cores);
+    let count = task_count(per_config.as_secs_f64() * cores as f64 / per_task, wide, cores);
     let repeats = if cfg.quick { 1 } else { 3 };
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
     let mut racing: Vec<usize> = (0..all.len()).collect();
     for pass in 0..repeats {
         for &i in &racing {
-            samples[i].push(throughput(cfg, at, count(&all[i]), &all[i])?);
+            samples[i].push(throughput(cfg, at, count, &all[i])?);
             quiet_check()?;
         }
         if pass == 0 {
@@ -368,19 +368,18 @@ fn judge(
     }
 }
 
-/// Tasks one configuration of `workers` runs: `base`, enough to fill the configuration's
-/// time (0.25 s, quick 0.08 s) on all cores, and for long or waiting tasks (`wide`) at least
-/// four per worker, so that a wide configuration is measured at work rather than starting up
-/// and draining; within `[4 × cores, 200 000]`.
-///
-/// The floor is per configuration: before, every configuration of such a workload ran
-/// `4 × MAX_WORKERS` = 256 tasks, so a one-worker run of the memory-heavy workload (64 MiB
-/// touched per task, 76 tasks/s at best) took over 3 s to measure what a tenth of that
-/// measures. Throughput is tasks per second, so configurations with different counts
-/// compare directly.
-fn task_count(base: u64, wide: bool, workers: usize, cores: usize) -> u64 {
-    let floor = if wide { 4 * workers as u64 } else { 0 };
-    base.max(floor).clamp(4 * cores as u64, 200_000)
+/// Tasks every configuration runs: enough to fill `fill` tasks' worth of the configuration's
+/// time (0.25 s, quick 0.08 s, on all cores), and for long or waiting tasks (`wide`) at least
+/// four per worker of the widest configuration, so that it is measured at work rather than
+/// starting up and draining; within `[4 × cores, 200 000]`. The same count for every
+/// configuration: a shorter run would weigh a pool's first tasks (its workers' first page
+/// faults and forks) more in a narrow configuration than in a wide one.
+fn task_count(fill: f64, wide: bool, cores: usize) -> u64 {
+    let mut count = fill.ceil() as u64;
+    if wide {
+        count = count.max(4 * MAX_WORKERS as u64);
+    }
+    count.clamp(4 * cores as u64, 200_000)
 }
 
 /// The tasks of one workload.
@@ -652,13 +651,11 @@ mod tests {
     }
 
     #[test]
-    fn wide_configurations_get_four_tasks_per_worker_and_narrow_ones_their_time() {
-        // 20 tasks fill the time on two cores; a 64-worker run needs 256 to be at work.
-        assert_eq!(task_count(20, true, 1, 2), 20);
-        assert_eq!(task_count(20, true, 64, 2), 256);
-        assert_eq!(task_count(20, false, 64, 2), 20);
-        assert_eq!(task_count(1, false, 1, 2), 8);
-        assert_eq!(task_count(u64::MAX, true, 64, 2), 200_000);
+    fn long_or_waiting_tasks_fill_the_widest_configuration() {
+        assert_eq!(task_count(20.0, true, 2), 4 * MAX_WORKERS as u64);
+        assert_eq!(task_count(19.2, false, 2), 20);
+        assert_eq!(task_count(1.0, false, 2), 8);
+        assert_eq!(task_count(1e12, true, 2), 200_000);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! noisier); the full lab runs it in full: a 4× grid of worker counts with the
 //! recommendation's neighbours, three repeats for the configurations within 70 % of the
 //! first pass's best (the module docs of [`crate::advise::check`] say why this keeps the
-//! check's meaning; about 1.5 minutes on two cores, six before). The table gives each
+//! check's meaning; about 3.5 minutes on two cores, six before). The table gives each
 //! workload's time; between configurations the lab checks that the machine is still quiet
 //! ([`crate::measure::quiet::between_rounds`]).
 //!
