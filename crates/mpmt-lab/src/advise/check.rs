@@ -11,9 +11,37 @@
 //!
 //! The sweep stops at [`super::classify::MAX_WORKERS`] workers, the most the advisor
 //! recommends, and (memory-heavy kinds) where the blocks of all workers would exceed a
-//! quarter of the available memory. Each configuration runs a fixed number of tasks sized
-//! from a calibration, `repeats` times interleaved (1 in quick mode, 3 otherwise), and its
-//! median counts.
+//! quarter of the available memory. Each configuration runs a number of tasks sized from a
+//! calibration (`task_count`), `repeats` times interleaved (1 in quick mode, 3 otherwise),
+//! and its median counts.
+//!
+//! # What a full check measures, and what it leaves out
+//!
+//! The full check took about six minutes on two cores, most of it in configurations that
+//! could not be the best. It now spends its time where the answer is decided:
+//!
+//! * **A coarse grid, fine around the advice.** Worker counts step by 4× (1, then 1, 4 and
+//!   16 per core, and [`MAX_WORKERS`]) instead of 2×, and the recommendation joins the sweep
+//!   with its two neighbours of the same model (half and twice its workers). A better
+//!   configuration close to the advice is still measured; one far from it is found on the
+//!   grid, where throughput changes slowly with the worker count.
+//! * **Repeats for the contenders** (racing, as in Birattari et al., "A racing algorithm for
+//!   configuring metaheuristics", GECCO 2002): the first pass measures every configuration
+//!   once; the further repeats measure only those within [`CONTENDER`] (70 %) of that pass's
+//!   best, and the recommendation. A configuration 30 % behind in an interleaved pass is not
+//!   the best one; its single figure stays in the sweep (`runs` says how many it had).
+//! * **A smaller memory-heavy task**: 32 MiB touched per task instead of 64 MiB, still far
+//!   beyond any cache, so the workload is as memory-bound as before at half the time; it
+//!   took the longest (256 tasks per configuration: four per worker of the widest).
+//!
+//! Every configuration runs the same number of tasks (`task_count`): a per-configuration
+//! count would be cheaper but would weigh a pool's first tasks more in narrow
+//! configurations, which the advice usually picks.
+//!
+//! Measured on the project's 2-vCPU machine: 324 s before (57 runs per native workload,
+//! other jobs running), 201 s in a full `mpmt lab` after (14 to 15 configurations, 17 to 38
+//! runs), of which the memory-heavy workload took 100 s and the fork-heavy one 58 s; the
+//! lab's `advice` table gives each workload's time.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -61,7 +89,7 @@ pub const SUITE: &[Entry] = &[
     entry("sleep", Workload::Sleep, 2_000, 1_000, 1),
     entry("loopback tcp (tcp_request)", Workload::TcpRequest, 2_000, 1_000, 1),
     entry("mixed (hash, then wait as long)", Workload::Mixed, 1 << 20, 256 << 10, 1),
-    entry("memory-heavy (memtouch)", Workload::Memtouch, 64 << 20, 16 << 20, 1),
+    entry("memory-heavy (memtouch)", Workload::Memtouch, 32 << 20, 16 << 20, 1),
     entry("fork-heavy (fork)", Workload::Fork, 16, 8, 1),
 ];
 
@@ -90,6 +118,10 @@ pub struct Point {
     pub threads_per_process: Option<usize>,
     /// Tasks per second (median of the repeats).
     pub throughput: f64,
+    /// How many repeats measured it (fewer than the check's repeats when it fell behind in
+    /// the first pass; module docs).
+    #[serde(default)]
+    pub runs: usize,
 }
 
 impl Point {
@@ -119,6 +151,9 @@ pub struct WorkloadCheck {
     pub reasons: Vec<String>,
     /// Every configuration measured.
     pub sweep: Vec<Point>,
+    /// Seconds this workload's check took: profiling, calibration and the sweep.
+    #[serde(default)]
+    pub duration_s: f64,
 }
 
 /// The suite's result: the `mpmt advise --check --json` object.
@@ -148,12 +183,19 @@ pub fn run(cfg: &CheckConfig, mut progress: impl FnMut(&str)) -> Result<CheckRep
     let mut skipped = Vec::new();
     for entry in SUITE.iter().filter(|e| wanted(e.name)) {
         progress(entry.name);
-        workloads.push(native(cfg, entry, cores)?);
+        let began = Instant::now();
+        let mut check = native(cfg, entry, cores)?;
+        check.duration_s = began.elapsed().as_secs_f64();
+        workloads.push(check);
     }
     if wanted(PYTHON) {
         progress(PYTHON);
+        let began = Instant::now();
         match python(cfg, cores)? {
-            Some(check) => workloads.push(check),
+            Some(mut check) => {
+                check.duration_s = began.elapsed().as_secs_f64();
+                workloads.push(check);
+            }
             None => skipped.push(format!(
                 "{PYTHON}: python3 not found; install python3 to check the advice for it"
             )),
@@ -170,9 +212,14 @@ pub fn run(cfg: &CheckConfig, mut progress: impl FnMut(&str)) -> Result<CheckRep
     })
 }
 
-/// Worker counts of the sweep: 1 and multiples of the cores up to [`MAX_WORKERS`].
+/// In the repeats after the first pass, only configurations whose first figure is at least
+/// this share of that pass's best are measured again (module docs).
+pub const CONTENDER: f64 = 0.7;
+
+/// Worker counts of the sweep: 1 (full check only) and 1, 4 and 16 per core, and
+/// [`MAX_WORKERS`], within [`MAX_WORKERS`] (module docs).
 pub fn widths(cores: usize, quick: bool) -> Vec<usize> {
-    let factors: &[usize] = if quick { &[1, 4, 16] } else { &[1, 2, 4, 8, 16] };
+    let factors: &[usize] = &[1, 4, 16];
     let mut w: Vec<usize> = std::iter::once(1)
         .filter(|_| !quick)
         .chain(factors.iter().map(|f| f * cores))
@@ -184,9 +231,26 @@ pub fn widths(cores: usize, quick: bool) -> Vec<usize> {
     w
 }
 
+/// The recommendation's neighbours: the same model with half and twice its workers (a
+/// hybrid: half and twice the threads per process), within 1 and [`MAX_WORKERS`].
+fn neighbours(rec: Config, cores: usize) -> Vec<Config> {
+    match (rec.model, rec.threads_per_process) {
+        (ModelChoice::Hybrid, Some(t)) => [t / 2, 2 * t]
+            .into_iter()
+            .filter(|&t| t >= 2 && cores * t <= MAX_WORKERS)
+            .map(|t| Config { workers: cores * t, threads_per_process: Some(t), ..rec })
+            .collect(),
+        _ => [rec.workers / 2, 2 * rec.workers]
+            .into_iter()
+            .filter(|w| (1..=MAX_WORKERS).contains(w))
+            .map(|w| Config { workers: w, ..rec })
+            .collect(),
+    }
+}
+
 /// Every configuration of the sweep at worker counts `widths`, and `extra` (the
-/// recommendation) when not among them.
-fn configs(cores: usize, widths: &[usize], extra: Config) -> Vec<Config> {
+/// recommendation and its neighbours) when not among them.
+fn configs(cores: usize, widths: &[usize], extra: &[Config]) -> Vec<Config> {
     let mut all = Vec::new();
     for &w in widths {
         all.push(Config { model: ModelChoice::Thread, workers: w, threads_per_process: None });
@@ -200,8 +264,10 @@ fn configs(cores: usize, widths: &[usize], extra: Config) -> Vec<Config> {
             });
         }
     }
-    if !all.contains(&extra) {
-        all.push(extra);
+    for e in extra {
+        if !all.contains(e) {
+            all.push(*e);
+        }
     }
     all
 }
@@ -224,21 +290,29 @@ fn native(cfg: &CheckConfig, entry: &Entry, cores: usize) -> Result<WorkloadChec
         let cap = memory_available() / 4 / size.max(1);
         widths.retain(|&w| w as u64 <= cap.max(1));
     }
-    let all = configs(cores, &widths, rec);
+    let mut extra = vec![rec];
+    if !cfg.quick {
+        extra.extend(neighbours(rec, cores));
+        // Memory-heavy kinds: the neighbours obey the same cap as the grid.
+        let widest = widths.last().copied().unwrap_or(1);
+        extra.retain(|c| *c == rec || c.workers <= widest);
+    }
+    let all = configs(cores, &widths, &extra);
     let at = Shape { kind, size, rounds };
     let per_task = per_task_time(cfg, at)?;
     let per_config = Duration::from_millis(if cfg.quick { 80 } else { 250 });
-    let mut count = (per_config.as_secs_f64() * cores as f64 / per_task).ceil() as u64;
-    if matches!(advice.class, Class::IoBound | Class::Mixed) || per_task > 0.0005 {
-        // Enough rounds for the widest configuration to be measured, not its start.
-        count = count.max(4 * MAX_WORKERS as u64);
-    }
-    let count = count.clamp(4 * cores as u64, 200_000);
+    let wide = matches!(advice.class, Class::IoBound | Class::Mixed) || per_task > 0.0005;
+    let count = task_count(per_config.as_secs_f64() * cores as f64 / per_task, wide, cores);
     let repeats = if cfg.quick { 1 } else { 3 };
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
-    for _ in 0..repeats {
-        for (i, c) in all.iter().enumerate() {
-            samples[i].push(throughput(cfg, at, count, c)?);
+    let mut racing: Vec<usize> = (0..all.len()).collect();
+    for pass in 0..repeats {
+        for &i in &racing {
+            samples[i].push(throughput(cfg, at, count, &all[i])?);
+            quiet_check()?;
+        }
+        if pass == 0 {
+            racing = contenders(&all, &samples, rec);
         }
     }
     let sweep: Vec<Point> = all
@@ -249,9 +323,19 @@ fn native(cfg: &CheckConfig, entry: &Entry, cores: usize) -> Result<WorkloadChec
             workers: c.workers,
             threads_per_process: c.threads_per_process,
             throughput: Summary::from_samples(s).map_or(0.0, |s| s.median),
+            runs: s.len(),
         })
         .collect();
     Ok(judge(name, advice.class, advice.reasons, rec, sweep))
+}
+
+/// Indices of the configurations measured again after the first pass: those whose first
+/// figure is at least [`CONTENDER`] of the best first figure, and the recommendation.
+fn contenders(all: &[Config], first: &[Vec<f64>], rec: Config) -> Vec<usize> {
+    let lead = first.iter().filter_map(|s| s.first()).copied().fold(0.0, f64::max);
+    (0..all.len())
+        .filter(|&i| all[i] == rec || first[i].first().is_some_and(|&x| x >= CONTENDER * lead))
+        .collect()
 }
 
 fn judge(
@@ -272,7 +356,30 @@ fn judge(
         .cloned()
         .expect("the recommendation is in the sweep");
     let ratio = if best.throughput > 0.0 { recommended.throughput / best.throughput } else { 0.0 };
-    WorkloadCheck { name: name.to_owned(), class, recommended, best, ratio, reasons, sweep }
+    WorkloadCheck {
+        name: name.to_owned(),
+        class,
+        recommended,
+        best,
+        ratio,
+        reasons,
+        sweep,
+        duration_s: 0.0,
+    }
+}
+
+/// Tasks every configuration runs: enough to fill `fill` tasks' worth of the configuration's
+/// time (0.25 s, quick 0.08 s, on all cores), and for long or waiting tasks (`wide`) at least
+/// four per worker of the widest configuration, so that it is measured at work rather than
+/// starting up and draining; within `[4 × cores, 200 000]`. The same count for every
+/// configuration: a shorter run would weigh a pool's first tasks (its workers' first page
+/// faults and forks) more in a narrow configuration than in a wide one.
+fn task_count(fill: f64, wide: bool, cores: usize) -> u64 {
+    let mut count = fill.ceil() as u64;
+    if wide {
+        count = count.max(4 * MAX_WORKERS as u64);
+    }
+    count.clamp(4 * cores as u64, 200_000)
 }
 
 /// The tasks of one workload.
@@ -322,6 +429,15 @@ fn throughput(cfg: &CheckConfig, at: Shape, count: u64, c: &Config) -> Result<f6
         ))));
     }
     Ok(report.tasks_per_s)
+}
+
+/// The lab's quiet check between rounds ([`crate::measure::quiet::between_rounds`]): a
+/// no-op outside a lab claim, and inside one at most every few seconds.
+fn quiet_check() -> Result<(), AdviseError> {
+    crate::measure::quiet::between_rounds().map_err(|e| AdviseError::Os {
+        op: "the quiet check between rounds",
+        source: std::io::Error::other(e),
+    })
 }
 
 fn memory_available() -> u64 {
@@ -417,7 +533,7 @@ fn python(cfg: &CheckConfig, cores: usize) -> Result<Option<WorkloadCheck>, Advi
     let advice = classify::advise(profile);
     let rec = advice.config();
     let widths: Vec<usize> = widths(cores, true).into_iter().filter(|&w| w <= 4 * cores).collect();
-    let all = configs(cores, &widths, rec);
+    let all = configs(cores, &widths, &[rec]);
     let arg = |c: &Config| match c.model {
         ModelChoice::Thread => format!("thread:1:{}", c.workers),
         ModelChoice::Process => format!("process:{}:1", c.workers),
@@ -453,6 +569,7 @@ fn python(cfg: &CheckConfig, cores: usize) -> Result<Option<WorkloadCheck>, Advi
                 .get(&arg(c))
                 .and_then(|s| Summary::from_samples(s))
                 .map_or(0.0, |s| s.median),
+            runs: rates.get(&arg(c)).map_or(0, Vec::len),
         })
         .collect();
     Ok(Some(judge(PYTHON, advice.class, advice.reasons, rec, sweep)))
@@ -510,15 +627,41 @@ mod tests {
 
     #[test]
     fn widths_are_multiples_of_the_cores_within_the_cap() {
-        assert_eq!(widths(2, false), vec![1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(widths(2, false), vec![1, 2, 8, 32, 64]);
+        assert_eq!(widths(2, true), vec![2, 8, 32, 64]);
         assert_eq!(widths(4, true), vec![4, 16, 64]);
         assert!(widths(128, false).iter().all(|&w| w <= MAX_WORKERS));
     }
 
     #[test]
+    fn the_advice_is_measured_with_its_neighbours_and_only_contenders_are_repeated() {
+        let thread =
+            |w| Config { model: ModelChoice::Thread, workers: w, threads_per_process: None };
+        let hybrid =
+            |t| Config { model: ModelChoice::Hybrid, workers: 2 * t, threads_per_process: Some(t) };
+        assert_eq!(neighbours(thread(2), 2), vec![thread(1), thread(4)]);
+        assert_eq!(neighbours(thread(1), 2), vec![thread(2)]);
+        assert_eq!(neighbours(thread(MAX_WORKERS), 2), vec![thread(MAX_WORKERS / 2)]);
+        assert_eq!(neighbours(hybrid(4), 2), vec![hybrid(2), hybrid(8)]);
+        assert_eq!(neighbours(hybrid(2), 2), vec![hybrid(4)]);
+        let all = [thread(1), thread(2), thread(8), thread(64)];
+        let first = vec![vec![50.0], vec![100.0], vec![71.0], vec![69.0]];
+        // thread ×1 is the advice: measured again although it fell behind.
+        assert_eq!(contenders(&all, &first, thread(1)), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn long_or_waiting_tasks_fill_the_widest_configuration() {
+        assert_eq!(task_count(20.0, true, 2), 4 * MAX_WORKERS as u64);
+        assert_eq!(task_count(19.2, false, 2), 20);
+        assert_eq!(task_count(1.0, false, 2), 8);
+        assert_eq!(task_count(1e12, true, 2), 200_000);
+    }
+
+    #[test]
     fn the_recommendation_joins_the_sweep_once() {
         let rec = Config { model: ModelChoice::Thread, workers: 3, threads_per_process: None };
-        let all = configs(2, &[2, 4], rec);
+        let all = configs(2, &[2, 4], &[rec]);
         assert_eq!(all.iter().filter(|c| **c == rec).count(), 1);
         assert!(all.iter().any(|c| c.model == ModelChoice::Hybrid && c.workers == 4));
         let sweep: Vec<Point> = all
@@ -529,6 +672,7 @@ mod tests {
                 workers: c.workers,
                 threads_per_process: c.threads_per_process,
                 throughput: i as f64 + 1.0,
+                runs: 1,
             })
             .collect();
         let check = judge("x", Class::Mixed, vec![], rec, sweep.clone());

@@ -12,7 +12,12 @@
 //! `python3` is present): per workload, the recommended configuration's throughput against
 //! the best of a sweep over the thread, process and hybrid models at 1 to 32 workers per
 //! core. `--quick` runs the suite's quick mode (one short repetition per configuration,
-//! noisier); the full lab runs it in full (about six minutes on two cores).
+//! noisier); the full lab runs it in full: a 4× grid of worker counts with the
+//! recommendation's neighbours, three repeats for the configurations within 70 % of the
+//! first pass's best (the module docs of [`crate::advise::check`] say why this keeps the
+//! check's meaning; about 3.5 minutes on two cores, six before). The table gives each
+//! workload's time; between configurations the lab checks that the machine is still quiet
+//! ([`crate::measure::quiet::between_rounds`]).
 //!
 //! # Verdict
 //!
@@ -71,6 +76,7 @@ pub(crate) fn result(report: &CheckReport) -> Result<ClaimResult, LabError> {
                 format!("{} ({:.0}/s)", config(&w.recommended), w.recommended.throughput),
                 format!("{} ({:.0}/s)", config(&w.best), w.best.throughput),
                 format!("{:.2}", w.ratio),
+                format!("{:.1} s", w.duration_s),
             ]
         })
         .collect();
@@ -121,7 +127,7 @@ pub(crate) fn result(report: &CheckReport) -> Result<ClaimResult, LabError> {
         tables: vec![DetailTable {
             title: "The advice against a sweep: recommended and best configuration per workload"
                 .to_owned(),
-            header: ["workload", "class", "recommended", "best of the sweep", "ratio"]
+            header: ["workload", "class", "recommended", "best of the sweep", "ratio", "took"]
                 .map(str::to_owned)
                 .to_vec(),
             rows,

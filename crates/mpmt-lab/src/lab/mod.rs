@@ -37,7 +37,10 @@
 //! result to a callback as soon as it is ready so a caller can write results incrementally;
 //! [`run_repeated`] does so `N` times and adds each claim's [`Agreement`] across the repeats.
 //! Before each claim it waits, a bounded time, for a quiet machine
-//! ([`crate::measure::quiet`]) and records how quiet it was in the claim's `quiet`.
+//! ([`crate::measure::quiet`]) and records how quiet it was in the claim's `quiet`; claims
+//! that measure in rounds call [`crate::measure::quiet::between_rounds`] after each round,
+//! which checks again every few seconds of a long claim (recorded in
+//! `quiet.between_rounds`).
 //!
 //! # Adding an experiment
 //!
@@ -64,7 +67,7 @@ pub mod verdict;
 
 pub use verdict::{Agreement, Verdict};
 
-use crate::measure::quiet::{Quiet, QuietPolicy, wait_for_quiet};
+use crate::measure::quiet::{self, Quiet, QuietPolicy, RoundPolicy, wait_for_quiet};
 use crate::measure::{Machine, MeasureError, Summary, Unit, Warning};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -367,8 +370,11 @@ pub fn run(cfg: &LabConfig, on_claim: &mut dyn FnMut(&ClaimResult)) -> Result<La
 /// `repeats` times over, calling `on_claim` with each result as soon as it is ready, and
 /// returns the report with every result and each claim's agreement across the repeats.
 ///
-/// Before each claim it waits up to [`QuietPolicy::lab`] for a quiet machine, records how
-/// quiet it was, and adds [`Warning::BusyMachine`] when it stayed busy.
+/// Before each claim it waits up to [`QuietPolicy::lab`] for a quiet machine and records how
+/// quiet it was; a claim that measures in rounds checks again between them
+/// ([`quiet::between_rounds`], every [`RoundPolicy::lab`]), recorded in the claim's
+/// `quiet.between_rounds`. The busiest check that stayed busy becomes
+/// [`Warning::BusyMachine`].
 ///
 /// An unknown id in `only`, or zero repeats, fails before anything runs. If an experiment
 /// fails, the error is returned and later experiments do not run; results already handed to
@@ -399,17 +405,19 @@ pub fn run_repeated(
     let mut claims = Vec::new();
     for repeat in 1..=repeats {
         for experiment in &selected {
-            let quiet = wait_for_quiet(&policy)?;
+            let mut quiet = wait_for_quiet(&policy)?;
+            quiet::begin_claim(RoundPolicy::lab(cfg.quick))?;
             let bar = progress_bar(experiment.title());
             let result = experiment.run(cfg, &bar);
             bar.finish_and_clear();
+            quiet.between_rounds = quiet::end_claim();
             let mut claim = result?;
-            if !quiet.quiet {
+            if let Some(busiest) = quiet.busiest_unquiet() {
                 claim.warnings.push(Warning::BusyMachine {
-                    busy_pct: quiet.busy_pct,
+                    busy_pct: busiest.busy_pct,
                     threshold_pct: quiet.threshold_pct,
-                    waited_s: quiet.waited_s,
-                    load_1m: quiet.load_avg[0],
+                    waited_s: busiest.waited_s,
+                    load_1m: busiest.load_1m,
                 });
             }
             claim.context = RunContext { repeat, quiet: Some(quiet) };

@@ -21,8 +21,11 @@
 //! On one core each hand-off is a real context switch (the sleeper is switched in on the
 //! CPU the waker leaves), so half a round trip is the per-switch figure; across two cores
 //! each side mostly waits for the other core to wake up, which measures wake-up latency
-//! rather than the switch. The cells run interleaved in six rounds (in each round
-//! every placement, threads then processes, each with a fresh partner).
+//! rather than the switch. The cells run interleaved in rounds (10 quick, 20 full; in each
+//! round every placement, both models, each with a fresh partner), after one warm-up round
+//! that is not kept; the model that goes first alternates from round to round, so neither
+//! always follows the other's fork or exit. Between rounds the lab may check that the
+//! machine is still quiet ([`crate::measure::quiet::between_rounds`]).
 //!
 //! The verdict pairs the rounds per placement (rule 1 of [`super::verdict`]: per round the
 //! process median over the thread median, their geometric mean and its interval over the
@@ -60,15 +63,22 @@ struct Plan {
     batch: usize,
 }
 
-/// Plans for (one core, two cores). One core ≈ 1.5 µs per round trip, two cores in a VM
-/// up to ≈ 50 µs; a quick run stays well under a second per cell.
+/// Plans for (one core, two cores). One core ≈ 2 µs per round trip, two cores in a VM up to
+/// ≈ 70 µs; a quick cell takes about 20 ms per round.
 fn plans(quick: bool) -> (Plan, Plan) {
-    let k = if quick { 1 } else { 4 };
-    (Plan { samples: 10 * k, batch: 2000 }, Plan { samples: 10 * k, batch: 60 })
+    let k = if quick { 1 } else { 3 };
+    (Plan { samples: 4 * k, batch: 2000 }, Plan { samples: 4 * k, batch: 60 })
 }
 
-/// Interleaved rounds: enough for a t interval over rounds (5 degrees of freedom).
-const ROUNDS: usize = 6;
+/// Interleaved rounds of a quick run. The interval of rule 1 is taken over rounds, so its
+/// honesty rests on their number, not on samples per round: each round has fresh partners,
+/// so it sees what differs from one partner to the next (placement of the child, its first
+/// page faults, a neighbour's burst); 10 rounds give the t interval 9 degrees of freedom
+/// (t = 2.26 rather than 2.57 at 6 rounds).
+pub(crate) const QUICK_ROUNDS: usize = 10;
+
+/// Interleaved rounds of a full run (19 degrees of freedom).
+pub(crate) const FULL_ROUNDS: usize = 20;
 
 impl Experiment for Switch {
     fn id(&self) -> &'static str {
@@ -92,26 +102,37 @@ impl Experiment for Switch {
             [a, b, ..] => (a, Some(*b)),
         };
         let (one_plan, two_plan) = plans(cfg.quick);
+        let rounds = if cfg.quick { QUICK_ROUNDS } else { FULL_ROUNDS };
         let mut warnings = Vec::new();
         let mut placements = vec![(format!("one core (cpu {a})"), a, one_plan)];
         match b {
             Some(b) => placements.push((format!("two cores (cpu {a} ↔ cpu {b})"), b, two_plan)),
             None => warnings.push(Warning::CrossCoreSkipped),
         }
-        progress.set_length((placements.len() * 2 * ROUNDS) as u64);
+        progress.set_length((placements.len() * 2 * (rounds + 1)) as u64);
 
         let page = shared_word()?;
         let word: &AtomicU32 = page.view(0);
         let _restore: AffinityGuard = pin_current_thread(a)?;
         // samples[placement][0 = thread, 1 = process]
         let mut samples = vec![[Vec::new(), Vec::new()]; placements.len()];
-        for _ in 0..ROUNDS {
+        // Round 0 warms up and is not kept: the first thread spawn, fork and futex calls of
+        // the run pay for page faults and cold caches the later rounds do not.
+        for round in 0..=rounds {
             for (i, (_, partner, plan)) in placements.iter().enumerate() {
-                samples[i][0].extend(ping_pong_threads(word, *partner, *plan)?);
-                progress.inc(1);
-                samples[i][1].extend(ping_pong_processes(word, *partner, *plan)?);
-                progress.inc(1);
+                // Alternate which model goes first (threads in even rounds, processes in odd
+                // ones), so that neither always runs right after a fork's copy-on-write
+                // faults or a thread's exit.
+                for model in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+                    let run = if model == 0 { ping_pong_threads } else { ping_pong_processes };
+                    let measured = run(word, *partner, *plan)?;
+                    if round > 0 {
+                        samples[i][model].extend(measured);
+                    }
+                    progress.inc(1);
+                }
             }
+            crate::measure::quiet::between_rounds()?;
         }
 
         let mut measurements = Vec::new();
@@ -128,9 +149,9 @@ impl Experiment for Switch {
             let t = Measurement::new("thread round trip", Unit::Seconds, t, conditions("threads"))?;
             let p =
                 Measurement::new("process round trip", Unit::Seconds, p, conditions("processes"))?;
-            let rounds = |m: &Measurement| round_medians(&m.samples, ROUNDS);
+            let per_round = |m: &Measurement| round_medians(&m.samples, rounds);
             effects.push(
-                paired_rounds(&rounds(&p), &rounds(&t))
+                paired_rounds(&per_round(&p), &per_round(&t))
                     .ok_or_else(|| LabError::NoSamples(format!("{} rounds", p.name)))?,
             );
             comparisons.push((label.clone(), cost_claim(&p.summary, &t.summary), [t, p]));
@@ -187,8 +208,10 @@ impl Experiment for Switch {
         let one_core = effects.swap_remove(0);
         let summary = format!(
             "{}. Rule: per placement, per round the ratio of medians, their geometric mean and \
-             its 95 % interval over {ROUNDS} rounds; confirmed when the interval lies above \
-             1.10×; the one-core ratio (the switch proper) is reported.",
+             its 95 % interval over {rounds} rounds (after a warm-up round, the model that goes \
+             first alternating); confirmed when the interval lies above 1.10×; placements \
+             combine by rule 3 (one on the line makes the claim marginal unless the others \
+             disagree); the one-core ratio (the switch proper) is reported.",
             capitalise(&sentences.join("; "))
         );
         for (_, _, ms) in comparisons {

@@ -22,9 +22,19 @@
 //!   result says whether the machine was quiet, and the lab turns a busy one into
 //!   [`super::Warning::BusyMachine`].
 //!
+//! * **Between rounds** ([`between_rounds`]): a claim that measures in rounds calls it after
+//!   each round; once [`RoundPolicy::every`] has passed since the last check (the one before
+//!   the claim included) it takes one more bounded wait ([`RoundPolicy::quiet`], a shorter
+//!   limit than before the claim) and records it as a [`RoundCheck`] in the claim's
+//!   [`Quiet::between_rounds`]. Short claims never reach the interval and pay nothing; a long
+//!   one is checked every few seconds, so a neighbour that starts compiling half-way through
+//!   is seen, waited out within the bound, or reported. The checks are kept per thread
+//!   ([`begin_claim`] … [`end_claim`]), the thread that runs the claim.
+//!
 //! The CPUs measured are recorded beside the figures ([`Quiet::cpus`]), since a busy
 //! fraction means little without the CPUs it was measured over.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -80,6 +90,131 @@ pub struct Quiet {
     pub threshold_pct: f64,
     /// The CPUs measured: those this process was allowed to run on.
     pub cpus: Vec<usize>,
+    /// The checks taken between the claim's rounds, in order (module docs); absent when
+    /// the claim was too short to need one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub between_rounds: Vec<RoundCheck>,
+}
+
+impl Quiet {
+    /// The busiest check, before the claim or between its rounds, that was not quiet.
+    pub fn busiest_unquiet(&self) -> Option<RoundCheck> {
+        let before = RoundCheck {
+            after_s: 0.0,
+            busy_pct: self.busy_pct,
+            load_1m: self.load_avg[0],
+            waited_s: self.waited_s,
+            quiet: self.quiet,
+        };
+        std::iter::once(before)
+            .chain(self.between_rounds.iter().cloned())
+            .filter(|c| !c.quiet)
+            .max_by(|a, b| a.busy_pct.total_cmp(&b.busy_pct))
+    }
+}
+
+/// One quiet check between a claim's rounds. Field docs are the JSON schema of an entry of
+/// a claim's `quiet.between_rounds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundCheck {
+    /// Seconds since the claim started.
+    pub after_s: f64,
+    /// Busy percentage outside the lab in the last window, 0–100.
+    pub busy_pct: f64,
+    /// The 1-minute load average.
+    pub load_1m: f64,
+    /// Seconds spent waiting for a quiet window (sampling included).
+    pub waited_s: f64,
+    /// Whether the last window was below the threshold.
+    pub quiet: bool,
+}
+
+/// When and how [`between_rounds`] checks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundPolicy {
+    /// The least time between two checks.
+    pub every: Duration,
+    /// The bounded wait of one check.
+    pub quiet: QuietPolicy,
+}
+
+impl RoundPolicy {
+    /// Every 10 s (`quick`) or 5 s, one 0.3 s window, waiting up to 1 s (`quick`) or 3 s:
+    /// at most 3 % (quick: 6 % with waiting) of a long claim's time on an idle machine.
+    pub fn lab(quick: bool) -> RoundPolicy {
+        RoundPolicy {
+            every: Duration::from_secs(if quick { 10 } else { 5 }),
+            quiet: QuietPolicy {
+                max_wait: Duration::from_secs(if quick { 1 } else { 3 }),
+                ..QuietPolicy::lab(quick)
+            },
+        }
+    }
+}
+
+/// The checks of the claim running on this thread.
+struct ClaimChecks {
+    policy: RoundPolicy,
+    cpus: Vec<usize>,
+    start: Instant,
+    last: Instant,
+    taken: Vec<RoundCheck>,
+}
+
+thread_local! {
+    static CLAIM: RefCell<Option<ClaimChecks>> = const { RefCell::new(None) };
+}
+
+/// Starts recording [`between_rounds`] checks for a claim on this thread, counting the
+/// interval from now (call it right after the check before the claim).
+pub fn begin_claim(policy: RoundPolicy) -> Result<(), MeasureError> {
+    let cpus = allowed_cpus()?;
+    let now = Instant::now();
+    CLAIM.set(Some(ClaimChecks { policy, cpus, start: now, last: now, taken: Vec::new() }));
+    Ok(())
+}
+
+/// Ends the claim begun on this thread and returns its checks (none when no claim was
+/// begun).
+pub fn end_claim() -> Vec<RoundCheck> {
+    CLAIM.take().map(|c| c.taken).unwrap_or_default()
+}
+
+/// Called by a claim between two rounds: takes a check when the interval has passed since
+/// the last one (module docs), else returns at once; also at once when no claim was begun
+/// on this thread (a claim run outside the lab, in a test).
+pub fn between_rounds() -> Result<(), MeasureError> {
+    between_rounds_with(&mut |cpus, window| sample_busy(cpus, window))
+}
+
+/// A sampler of one window's busy percentage over some CPUs, as [`sample_busy`].
+pub type Sampler<'a> = dyn FnMut(&[usize], Duration) -> Result<f64, MeasureError> + 'a;
+
+/// [`between_rounds`] over any sampler of one window's busy percentage.
+pub fn between_rounds_with(sample: &mut Sampler<'_>) -> Result<(), MeasureError> {
+    let Some((policy, cpus, start)) = CLAIM.with_borrow(|c| {
+        c.as_ref()
+            .filter(|c| c.last.elapsed() >= c.policy.every)
+            .map(|c| (c.policy, c.cpus.clone(), c.start))
+    }) else {
+        return Ok(());
+    };
+    let (busy_pct, waited, quiet) =
+        wait_with(&policy.quiet, &mut || sample(&cpus, policy.quiet.window))?;
+    let check = RoundCheck {
+        after_s: start.elapsed().as_secs_f64(),
+        busy_pct,
+        load_1m: load_avg()?[0],
+        waited_s: waited.as_secs_f64(),
+        quiet,
+    };
+    CLAIM.with_borrow_mut(|c| {
+        if let Some(c) = c {
+            c.taken.push(check);
+            c.last = Instant::now();
+        }
+    });
+    Ok(())
 }
 
 /// Cumulative tick counters from `/proc/stat` and `/proc/self/stat`.
@@ -191,6 +326,7 @@ pub fn wait_for_quiet(policy: &QuietPolicy) -> Result<Quiet, MeasureError> {
         quiet,
         threshold_pct: policy.threshold_pct,
         cpus,
+        between_rounds: Vec::new(),
     })
 }
 
@@ -273,5 +409,59 @@ mod tests {
         let mut failing =
             || Err(MeasureError::Parse { path: "/proc/stat".into(), what: "a 'cpu' line" });
         assert!(wait_with(&policy(60_000), &mut failing).is_err());
+    }
+
+    #[test]
+    fn checks_between_rounds_come_after_the_interval_and_are_recorded() {
+        let mut windows = 0;
+        let mut busy = |_: &[usize], _: Duration| {
+            windows += 1;
+            Ok(90.0)
+        };
+        // No claim begun: nothing is sampled.
+        between_rounds_with(&mut busy).unwrap();
+        assert_eq!(end_claim(), vec![]);
+        let always = RoundPolicy { every: Duration::ZERO, quiet: policy(0) };
+        begin_claim(always).unwrap();
+        between_rounds_with(&mut busy).unwrap();
+        between_rounds_with(&mut busy).unwrap();
+        let checks = end_claim();
+        assert_eq!(checks.len(), 2);
+        assert!(checks.iter().all(|c| !c.quiet && c.busy_pct == 90.0));
+        assert!(checks[0].after_s <= checks[1].after_s);
+        // A long interval: a short claim takes no check.
+        begin_claim(RoundPolicy { every: Duration::from_secs(3600), ..always }).unwrap();
+        between_rounds_with(&mut busy).unwrap();
+        assert_eq!(end_claim(), vec![]);
+        assert_eq!(windows, 2);
+        // The real sampler, on this machine, over a zero interval.
+        begin_claim(always).unwrap();
+        between_rounds().unwrap();
+        assert_eq!(end_claim().len(), 1);
+    }
+
+    #[test]
+    fn the_busiest_unquiet_check_is_found() {
+        let check = |busy_pct: f64, quiet: bool| RoundCheck {
+            after_s: 1.0,
+            busy_pct,
+            load_1m: 1.0,
+            waited_s: 0.3,
+            quiet,
+        };
+        let mut q = Quiet {
+            busy_pct: 5.0,
+            load_avg: [0.1; 3],
+            waited_s: 0.3,
+            quiet: true,
+            threshold_pct: 15.0,
+            cpus: vec![0],
+            between_rounds: vec![check(10.0, true), check(60.0, false), check(40.0, false)],
+        };
+        assert_eq!(q.busiest_unquiet().map(|c| c.busy_pct), Some(60.0));
+        q.between_rounds.clear();
+        assert_eq!(q.busiest_unquiet(), None);
+        q.quiet = false;
+        assert_eq!(q.busiest_unquiet().map(|c| (c.busy_pct, c.after_s)), Some((5.0, 0.0)));
     }
 }

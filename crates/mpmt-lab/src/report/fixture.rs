@@ -66,6 +66,7 @@ pub(crate) fn report() -> LabReport {
                         quiet: true,
                         threshold_pct: 15.0,
                         cpus: vec![0, 1],
+                        between_rounds: vec![],
                     }),
                 },
                 summary: "On one core processes take 1.24×.".into(),
@@ -106,6 +107,7 @@ pub(crate) fn document_of(report: LabReport) -> Document {
         quiet: false,
         threshold_pct: 15.0,
         cpus: vec![0, 1],
+        between_rounds: vec![],
     };
     let mut doc = Document::new(report, Some(before), BUILT);
     doc.lab.machine.virtualization = Some("virtual machine (KVM/QEMU: Standard PC)".into());

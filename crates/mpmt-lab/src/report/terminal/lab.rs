@@ -55,6 +55,20 @@ pub fn render(doc: &Document, lang: Lang) -> String {
                 q.waited_s,
                 q.threshold_pct
             );
+            if let Some(busiest) =
+                q.between_rounds.iter().max_by(|a, b| a.busy_pct.total_cmp(&b.busy_pct))
+            {
+                let unquiet = q.between_rounds.iter().filter(|c| !c.quiet).count();
+                let _ = writeln!(
+                    out,
+                    "  between rounds: {} checks, {unquiet} busy; the busiest {:.0} % at {:.1} s \
+                     (load average {:.2})",
+                    q.between_rounds.len(),
+                    busiest.busy_pct,
+                    busiest.after_s,
+                    busiest.load_1m
+                );
+            }
         }
         for w in &c.warnings {
             let _ = writeln!(out, "  warning: {w}");
