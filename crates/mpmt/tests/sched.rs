@@ -360,6 +360,37 @@ fn batched_map_keeps_every_tasks_own_outcome() {
     let _ = std::fs::remove_file(&log);
 }
 
+/// Returns its input and the name of the thread that ran it, after sleeping `sleep_us`.
+struct WhichThread;
+
+impl Task for WhichThread {
+    const NAME: &'static str = "test-which-thread";
+    type Input = (u64, u64);
+    type Output = (u64, String);
+    fn run((index, sleep_us): (u64, u64)) -> (u64, String) {
+        std::thread::sleep(Duration::from_micros(sleep_us));
+        (index, std::thread::current().name().unwrap_or_default().to_owned())
+    }
+}
+
+/// The thread model's `map` starts from the time per task its last `map` of the kind
+/// measured: after a map of instant tasks, a map of the same kind whose tasks now take
+/// 20 ms still runs on both threads (the running chunk is split for the idle one) and keeps
+/// every result in order.
+fn a_thread_map_after_quick_tasks_still_spreads_slow_ones() {
+    let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
+    let quick: Vec<_> = pool.map::<WhichThread, _>((0..2000).map(|i| (i, 0))).collect();
+    assert!(quick.iter().enumerate().all(|(i, r)| matches!(r, Ok((j, _)) if *j == i as u64)));
+    let slow: Vec<_> = pool.map::<WhichThread, _>((0..8).map(|i| (i, 20_000))).collect();
+    let mut threads = BTreeSet::new();
+    for (i, r) in slow.into_iter().enumerate() {
+        let (j, thread) = r.unwrap();
+        assert_eq!(j, i as u64, "in input order");
+        threads.insert(thread);
+    }
+    assert_eq!(threads.len(), 2, "both threads ran the slow tasks: {threads:?}");
+}
+
 /// A task timeout is per task, inside a chunk too: a chunk longer than the timeout whose
 /// tasks are each shorter runs to the end, and a task that hangs inside a chunk times out
 /// alone: the tasks before it keep their results, those after it run elsewhere.
@@ -425,6 +456,7 @@ mpmt::test_main!(
     revocation_never_runs_a_task_twice,
     out_of_order_answers_lose_no_task,
     batched_map_keeps_every_tasks_own_outcome,
+    a_thread_map_after_quick_tasks_still_spreads_slow_ones,
     a_task_timeout_in_a_chunk_is_per_task,
     large_outputs_travel_in_parts,
 );

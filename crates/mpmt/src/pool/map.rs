@@ -10,7 +10,10 @@
 //! thread model: a half) of the tasks left per worker when the input's length is known (so
 //! the last chunks still spread over every worker), and at most [`MAX_CHUNK`] tasks. Tasks
 //! that take longer than the target run one per chunk, as without batching.
-//! [`Map::chunk_size`] fixes the size instead.
+//! [`Map::chunk_size`] fixes the size instead. In the thread model a `map` starts from the
+//! time per task that the pool's last `map` of the same kind measured, when there was one,
+//! instead of probing with small chunks (idle threads split a chunk that turns out too long,
+//! and the measurements of the new `map` take over from its first chunk on).
 //!
 //! Results come in input order, each task's own. About `2 × parallelism + 2` chunks are
 //! outstanding at once, so `inputs` may be long or endless.
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::chunk::{self, ChunkWork, Done, Item, Sink};
 use super::{Completion, Handle, Model, Pool, SubmitError, TaskError};
-use crate::task::{AnyValue, Job, Task};
+use crate::task::{AnyValue, Job, Kind, Task};
 
 /// Work per chunk aimed at in the process and hybrid models: a chunk's fixed cost (a frame
 /// each way, a wake-up or two) is tens of microseconds, so this keeps it to a few percent.
@@ -51,6 +54,9 @@ type Cut<O, I> = fn(&mut Peekable<I>, usize) -> Option<Cutting<O>>;
 
 /// One input as a job of its own.
 type Single<I> = fn(<I as Iterator>::Item) -> Job;
+
+/// The name of the first input's task kind.
+type KindOf<I> = fn(&mut Peekable<I>) -> Option<&'static str>;
 
 /// What `map` has submitted, in input order.
 enum Pending<O> {
@@ -105,6 +111,9 @@ pub struct Map<'p, O, I: Iterator> {
     /// Most tasks per chunk so that the inputs spread over every worker: from the inputs'
     /// length when it is known at the start.
     spread: usize,
+    /// The thread model's first task kind, whose time per task the pool remembers
+    /// (`Shared::map_task_time`); `None` in the other models.
+    remember: Option<&'static str>,
 }
 
 impl<O, I: Iterator> fmt::Debug for Map<'_, O, I> {
@@ -150,7 +159,13 @@ fn cut_jobs<I: Iterator<Item = Job>>(
 }
 
 impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
-    fn new(pool: &'p Pool, inputs: I, cut: Cut<O, I>, single: Single<I>) -> Self {
+    fn new(
+        pool: &'p Pool,
+        inputs: I,
+        cut: Cut<O, I>,
+        single: Single<I>,
+        kind_of: KindOf<I>,
+    ) -> Self {
         let parallelism = pool.model().parallelism().max(1);
         let thread = matches!(pool.model(), Model::Threads(_));
         // The cluster model relays each task to a node's own pool as an encoded job: a chunk's
@@ -165,18 +180,26 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
             0 => MAX_CHUNK,
             n => n.div_ceil(if thread { 2 } else { 4 } * parallelism),
         };
+        let mut inputs = inputs.peekable();
+        // The thread model starts from the last measured time per task of the kind.
+        let remember = if thread && !one_by_one { kind_of(&mut inputs) } else { None };
+        let per_task = remember.and_then(|kind| {
+            let known = super::shared::lock(&pool.shared.map_task_time);
+            known.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t)
+        });
         Map {
             spread,
             pool,
-            inputs: inputs.peekable(),
+            inputs,
             cut,
             single,
             pending: VecDeque::new(),
             current: None,
             window: if cluster { CLUSTER_WINDOW } else { 2 * parallelism + 2 },
             fixed: None,
-            per_task: None,
+            per_task,
             one_by_one,
+            remember,
         }
     }
 
@@ -235,10 +258,18 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
     /// Learns the task time from a finished chunk.
     fn learn(&mut self, done: &Done<O>) {
         if let Some(t) = done.exec_per_task {
-            self.per_task = Some(match self.per_task {
+            let per_task = match self.per_task {
                 Some(old) => (old + t) / 2,
                 None => t,
-            });
+            };
+            self.per_task = Some(per_task);
+            if let Some(kind) = self.remember {
+                let mut known = super::shared::lock(&self.pool.shared.map_task_time);
+                match known.iter_mut().find(|(k, _)| *k == kind) {
+                    Some(entry) => entry.1 = per_task,
+                    None => known.push((kind, per_task)),
+                }
+            }
         }
     }
 
@@ -297,9 +328,10 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
     }
 }
 
-impl<O: 'static, I: Iterator> Iterator for Map<'_, O, I> {
-    type Item = Result<O, TaskError>;
-    fn next(&mut self) -> Option<Self::Item> {
+impl<O: 'static, I: Iterator> Map<'_, O, I> {
+    /// [`Iterator::next`] past the outcomes at hand: the next piece, or the next chunk.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<O, TaskError>> {
         loop {
             if let Some(current) = &mut self.current {
                 if let Some(item) = current.next_item() {
@@ -314,6 +346,20 @@ impl<O: 'static, I: Iterator> Iterator for Map<'_, O, I> {
     }
 }
 
+impl<O: 'static, I: Iterator> Iterator for Map<'_, O, I> {
+    type Item = Result<O, TaskError>;
+    /// The outcomes at hand are handed out inline; the rest (`next_slow`) once per piece.
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(current) = &mut self.current
+            && let Some(item) = current.items.next()
+        {
+            return Some(item.result.map_err(|e| *e));
+        }
+        self.next_slow()
+    }
+}
+
 impl Pool {
     /// Runs `T` on every input, yielding results in input order, each task's own outcome.
     /// The inputs travel in chunks sized from the measured task time (see [`Map`]'s module
@@ -324,7 +370,9 @@ impl Pool {
     where
         I: IntoIterator<Item = T::Input>,
     {
-        Map::new(self, inputs.into_iter(), cut_typed::<T, I::IntoIter>, Job::new::<T>)
+        Map::new(self, inputs.into_iter(), cut_typed::<T, I::IntoIter>, Job::new::<T>, |_| {
+            Some(Kind::of::<T>().name())
+        })
     }
 
     /// Like [`Pool::map`] for type-erased jobs (several kinds in one run): consecutive jobs of
@@ -333,6 +381,34 @@ impl Pool {
     where
         I: IntoIterator<Item = Job>,
     {
-        Map::new(self, jobs.into_iter(), cut_jobs::<I::IntoIter>, |job| job)
+        Map::new(
+            self,
+            jobs.into_iter(),
+            cut_jobs::<I::IntoIter>,
+            |job| job,
+            |jobs| jobs.peek().map(|job| job.kind().name()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::builtin::{Noop, Sleep};
+
+    /// The thread model remembers a kind's time per task from one `map` to the next, per kind;
+    /// the process models, and a map with a fixed chunk size, do not need it.
+    #[test]
+    fn a_thread_map_starts_from_the_kinds_last_measured_time() {
+        let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
+        assert!(pool.map::<Noop, _>(0..10).per_task.is_none(), "nothing measured yet");
+        let out: Vec<_> = pool.map::<Noop, _>(0..1000).collect();
+        assert_eq!(out, (0..1000).map(Ok).collect::<Vec<_>>());
+        let next = pool.map::<Noop, _>(0..10);
+        assert!(next.per_task.is_some(), "the last map's time is the next one's start");
+        assert_eq!(next.next_size(), 10usize.div_ceil(4), "and sizes its first chunk");
+        assert!(pool.map::<Sleep, _>(0..10).per_task.is_none(), "another kind starts afresh");
+        let jobs = pool.map_jobs((0..10).map(Job::new::<Noop>));
+        assert!(jobs.per_task.is_some(), "map_jobs looks up its first job's kind");
     }
 }

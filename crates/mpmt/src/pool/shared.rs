@@ -58,6 +58,9 @@ pub(crate) struct Shared {
     /// Tasks or chunks taken back from a worker that had not started them and given to
     /// another (process models).
     pub(crate) revoked: AtomicU64,
+    /// Time per task of each kind, as the thread model's last `map` of that kind measured it:
+    /// the next `map` of the kind starts from it instead of probing (`map.rs`).
+    pub(crate) map_task_time: Mutex<Vec<(&'static str, Duration)>>,
 }
 
 /// Recovery times kept for [`PoolStats::recoveries`].
@@ -90,6 +93,7 @@ impl Shared {
             next_id: crossbeam_utils::CachePadded::new(AtomicU64::new(1)),
             submitted: AtomicU64::new(0),
             revoked: AtomicU64::new(0),
+            map_task_time: Mutex::new(Vec::new()),
         }
     }
 
