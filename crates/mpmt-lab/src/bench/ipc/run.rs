@@ -12,6 +12,7 @@ use indicatif::ProgressBar;
 use super::baseline::{ThreadChannel, memcpy_bandwidth};
 use super::endpoint::{Plan, StepError, measure};
 use super::handoff::{Handoff, HandoffEndpoint, transport_wake};
+use super::mpi::MpiPing;
 use super::peer::{self, Mode, PeerArgs};
 use super::peer_process::{PeerProcess, spawn_peer};
 use super::placement::place;
@@ -27,6 +28,15 @@ use mpmt::transport::TransportKind;
 
 /// Runs the benchmark of `cfg` (module docs), advancing `progress` once per endpoint and size.
 pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcError> {
+    run_with_mpi(cfg, progress, MpiPing::not_asked())
+}
+
+/// [`run`], with MPI's row measured last at each size when `mpi` has one ([`super::mpi`]).
+pub fn run_with_mpi(
+    cfg: &IpcConfig,
+    progress: &ProgressBar,
+    mut mpi: MpiPing,
+) -> Result<IpcReport, IpcError> {
     let mut sizes = cfg.sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();
@@ -53,7 +63,8 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     let machine = Machine::detect();
     let mut warnings = Vec::new();
     let (placement, _pinned) = place(cfg.pin, &mut warnings)?;
-    let endpoints_per_size = 1 + Handoff::ALL.len() + transports.len();
+    let endpoints_per_size =
+        1 + Handoff::ALL.len() + transports.len() + usize::from(mpi.name().is_some());
     progress.set_length((1 + sizes.len() * endpoints_per_size) as u64);
 
     let watchdog = Watchdog::phases()
@@ -117,6 +128,13 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
                 measured,
             ));
         }
+        if let Some(measured) = mpi.measure(size, &plan) {
+            let name = mpi.name().unwrap_or("mpi").to_owned();
+            let measured = measured.map_err(|e| step_error(&name, e))?;
+            progress.inc(1);
+            let baseline = Some(Handoff::Spinning.name());
+            endpoints.push(record(&name, Role::Transport, Wake::Poll, baseline, measured));
+        }
         compare(&mut endpoints);
         reports.push(SizeReport { size_bytes: size, memcpy, endpoints });
     }
@@ -139,6 +157,7 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
         spin_round_trip,
         sizes: reports,
         warnings,
+        mpi: mpi.finish(),
     })
 }
 

@@ -44,6 +44,7 @@ pub fn render(report: &IpcReport) -> String {
             let wake = match e.wake {
                 Wake::Park => "parks",
                 Wake::SpinThenPark => "spins, parks",
+                Wake::Poll => "polls",
             };
             let median = if e.modes.is_some() {
                 format!("{} (bimodal)", format_seconds(s.median))
@@ -86,6 +87,7 @@ pub fn render(report: &IpcReport) -> String {
         "round trip: a message to the partner and its echo back (frames with checksums for \
          transports); msg/s, MB/s: one-way stream, first send to the partner's acknowledgement"
     );
+    let _ = writeln!(out, "mpi: {}", report.mpi.note);
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -172,6 +174,7 @@ mod tests {
                 ],
             }],
             warnings: vec![crate::measure::Warning::Recorded("be careful".into())],
+            mpi: crate::bench::ipc::mpi::MpiNote::default(),
         };
         let text = render(&report);
         for needle in [
@@ -191,6 +194,7 @@ mod tests {
             "warning: be careful",
             "machine: Test CPU | 2 logical cores",
             "quick run",
+            "mpi: MPI not measured: not recorded",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
