@@ -101,7 +101,7 @@ for path in shm tcp; do
     if [ "$path" = shm ]; then args=$SHM; else args=$TCP; fi
     echo "== mpmt ipc under mpirun -n 2 over $path: the mpi-$path rows"
     # shellcheck disable=SC2086
-    timeout 120 mpirun $args -n 2 "$MPMT" ipc --quick --sizes 64,4KiB --transports pipe,shm \
+    timeout 120 mpirun $args --bind-to none -n 2 "$MPMT" ipc --quick --sizes 64,4KiB --transports pipe,shm \
         --json >target/mpi-ipc.json
     check_ipc target/mpi-ipc.json "mpi-$path"
 done
