@@ -77,6 +77,37 @@ for path in shm tcp; do
     check_run target/mpi-run.json
 done
 
+# MPI ping-pong rows beside the local transports: rank 0 measures, rank 1 echoes.
+check_ipc() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = sys.argv[2]
+m = r["mpi"]
+assert m["measured"] and m["endpoint"] == want and m["ranks"] == 2, m
+for size in r["sizes"]:
+    names = [e["name"] for e in size["endpoints"]]
+    assert names[-1] == want and "shm" in names, names
+    e = size["endpoints"][-1]
+    assert e["role"] == "transport" and e["wake"] == "poll" and e["baseline"] == "thread-spinning", e
+    assert e["round_trip"]["summary"]["n"] >= 5 and e["throughput"]["messages_per_s"] > 0, e
+    shm = size["endpoints"][names.index("shm")]["round_trip"]["summary"]["median"]
+    print(f"   {size['size_bytes']:>7} B: {want} round trip p50 "
+          f"{e['round_trip']['summary']['median'] * 1e6:.2f} µs, shm {shm * 1e6:.2f} µs")
+EOF
+}
+
+for path in shm tcp; do
+    if [ "$path" = shm ]; then args=$SHM; else args=$TCP; fi
+    echo "== mpmt ipc under mpirun -n 2 over $path: the mpi-$path rows"
+    # shellcheck disable=SC2086
+    timeout 120 mpirun $args --bind-to none -n 2 "$MPMT" ipc --quick --sizes 64,4KiB --transports pipe,shm \
+        --json >target/mpi-ipc.json
+    check_ipc target/mpi-ipc.json "mpi-$path"
+done
+echo "== mpmt ipc without mpirun says why MPI was not measured"
+"$MPMT" ipc --quick --sizes 64 --transports pipe | grep -q "^mpi: MPI not measured: not started"
+
 echo "== a node rank that dies ends the job, named by rank and host (no ULFM in Open MPI 4)"
 log=target/mpi-dead-node.log
 # shellcheck disable=SC2086

@@ -269,6 +269,21 @@ pub(crate) struct IpcArgs {
     /// Print one JSON object (every sample included) instead of the tables.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Under `mpirun -n 2` (feature `mpi`): name the MPI row `mpi-LABEL` instead of the path
+    /// detected from Open MPI's settings (shm, tcp, ucx, network).
+    #[arg(long, value_name = "LABEL", value_parser = parse_mpi_path)]
+    pub(crate) mpi_path: Option<String>,
+}
+
+fn parse_mpi_path(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("'{s}' is not a path label: 1-32 letters, digits, '-', '_' or '.'"))
+    }
 }
 
 fn parse_sizes(s: &str) -> Result<mpmt_lab::bench::ipc::SizeList, String> {

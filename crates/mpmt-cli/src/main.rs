@@ -400,6 +400,15 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn ipc(args: IpcArgs) -> anyhow::Result<ExitCode> {
+    // Under mpirun, every rank but 0 only echoes rank 0's MPI messages, and prints nothing.
+    let mpi = match mpmt_lab::bench::ipc::mpi::start(args.mpi_path.as_deref())
+        .context("joining the MPI job")?
+    {
+        mpmt_lab::bench::ipc::mpi::Started::Front(mpi) => mpi,
+        mpmt_lab::bench::ipc::mpi::Started::Partner(partner) => {
+            return Ok(ExitCode::from(u8::try_from(partner.serve()).unwrap_or(1)));
+        }
+    };
     let cfg = mpmt_lab::bench::ipc::IpcConfig {
         sizes: args.sizes.0,
         transports: args.transports,
@@ -410,7 +419,7 @@ fn ipc(args: IpcArgs) -> anyhow::Result<ExitCode> {
     let machine = mpmt_lab::measure::Machine::detect();
     eprintln!("{}", terminal::banner("ipc", cfg.quick, &machine));
     let bar = mpmt_lab::lab::progress_bar("ipc");
-    let report = mpmt_lab::bench::ipc::run(&cfg, &bar);
+    let report = mpmt_lab::bench::ipc::run_with_mpi(&cfg, &bar, mpi);
     bar.finish_and_clear();
     let report = match report {
         Ok(r) => r,

@@ -141,6 +141,7 @@ impl Mechanism {
         let (words, plural) = match self.wake {
             Wake::Park => ("parking", self.transports.len() > 1),
             Wake::SpinThenPark => ("spinning", self.transports.len() > 1),
+            Wake::Poll => ("polling", self.transports.len() > 1),
         };
         let noun = if plural { "transports" } else { "transport" };
         format!("the {words} {noun} ({} vs {})", self.transports.join(", "), self.baseline)
@@ -493,6 +494,7 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         decision.mechanisms.first().map_or("first", |m| match m.wake {
             Wake::Park => "parking",
             Wake::SpinThenPark => "spinning",
+            Wake::Poll => "polling",
         }),
     );
     Ok(ClaimResult {

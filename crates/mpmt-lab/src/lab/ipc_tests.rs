@@ -245,6 +245,7 @@ fn claim_fills_cells_table_and_measurements() {
         spin_round_trip: Latency::new(vec![110e-9, 120e-9], 100).unwrap(),
         sizes: vec![flat_size(64, (10e-6, 40e-6, 1e-6), &[("pipe", 50e-6), ("shm", 2e-6)])],
         warnings: vec![],
+        mpi: crate::bench::ipc::mpi::MpiNote::default(),
     };
     let c = claim(&report).unwrap();
     assert_eq!(c.id, "ipc");

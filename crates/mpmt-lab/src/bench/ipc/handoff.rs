@@ -75,7 +75,7 @@ impl Handoff {
     pub(crate) fn for_transport(kind: TransportKind) -> Handoff {
         match transport_wake(kind) {
             Wake::Park => Handoff::Blocking,
-            Wake::SpinThenPark => Handoff::Spinning,
+            Wake::SpinThenPark | Wake::Poll => Handoff::Spinning,
         }
     }
 }

@@ -57,6 +57,7 @@
 //! * `baseline.rs`: the thread channel and memcpy references;
 //! * `handoff.rs`: the like-for-like thread hand-offs, blocking and spinning;
 //! * `spin.rs`: the spin-only ping-pong page;
+//! * [`mpi`] (`mpi.rs`, `mpi_ping.rs`): MPI ping-pong rows under `mpirun -n 2` (feature `mpi`);
 //! * `peer_process.rs`: the parent's side of a peer process; [`peer`]: the child's;
 //! * the phase deadline is the engine's one [`mpmt::supervise::Watchdog`] (below).
 //!
@@ -83,6 +84,7 @@
 mod baseline;
 mod endpoint;
 mod handoff;
+pub mod mpi;
 pub mod peer;
 mod peer_process;
 mod placement;
@@ -92,7 +94,7 @@ mod size;
 mod spin;
 
 pub use peer::PEER_COMMAND;
-pub use run::run;
+pub use run::{run, run_with_mpi};
 pub use schema::{
     Bandwidth, EndpointReport, IpcReport, Latency, Placement, Role, SizeReport, StreamRun,
     Throughput, Wake,
@@ -208,6 +210,9 @@ pub enum IpcError {
     /// Listing or pinning CPUs failed.
     #[error(transparent)]
     Measure(#[from] MeasureError),
+    /// MPI could not be joined.
+    #[error("MPI: {0}")]
+    Mpi(String),
     /// A system call failed.
     #[error("{op} failed: {source}")]
     Os {

@@ -12,6 +12,7 @@ use indicatif::ProgressBar;
 use super::baseline::{ThreadChannel, memcpy_bandwidth};
 use super::endpoint::{Endpoint, Plan, StepError, Warmup, pattern, round_trips, throughput};
 use super::handoff::{Handoff, HandoffEndpoint, transport_wake};
+use super::mpi::MpiPing;
 use super::peer::{self, Mode, PeerArgs};
 use super::peer_process::{PeerProcess, spawn_peer};
 use super::placement::place;
@@ -28,6 +29,17 @@ use mpmt::transport::TransportKind;
 /// Runs the benchmark of `cfg` (module docs), advancing `progress` once per endpoint, size
 /// and round, and once per endpoint and size for the throughput runs.
 pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcError> {
+    run_with_mpi(cfg, progress, MpiPing::not_asked())
+}
+
+/// [`run`], with MPI's row measured at each size after the rounds, in one block, when `mpi`
+/// has one ([`super::mpi`]): rank 1 polls only while its row is measured, so it cannot take
+/// part in the interleaved rounds of the local endpoints.
+pub fn run_with_mpi(
+    cfg: &IpcConfig,
+    progress: &ProgressBar,
+    mut mpi: MpiPing,
+) -> Result<IpcReport, IpcError> {
     let mut sizes = cfg.sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();
@@ -55,8 +67,9 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
     let mut warnings = Vec::new();
     let (placement, _pinned) = place(cfg.pin, &mut warnings)?;
     let endpoints_per_size = 1 + Handoff::ALL.len() + transports.len();
-    // Per size: a block in each round, then the throughput runs.
-    let steps = sizes.len() * endpoints_per_size * (plan.rounds + 1);
+    // Per size: a block in each round, then the throughput runs; MPI's row in one step.
+    let mpi_steps = sizes.len() * usize::from(mpi.name().is_some());
+    let steps = sizes.len() * endpoints_per_size * (plan.rounds + 1) + mpi_steps;
     progress.set_length((1 + steps) as u64);
 
     let watchdog = Watchdog::phases()
@@ -118,6 +131,13 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
             report.round_samples = std::mem::take(rounds);
             endpoints.push(report);
         }
+        if let Some(measured) = mpi.measure(size, &plan) {
+            let name = mpi.name().unwrap_or("mpi").to_owned();
+            let measured = measured.map_err(|e| step_error(&name, e))?;
+            progress.inc(1);
+            let baseline = Some(Handoff::Spinning.name());
+            endpoints.push(record(&name, Role::Transport, Wake::Poll, baseline, measured));
+        }
         compare(&mut endpoints);
         reports.push(SizeReport { size_bytes: size, memcpy, endpoints });
     }
@@ -149,6 +169,7 @@ pub fn run(cfg: &IpcConfig, progress: &ProgressBar) -> Result<IpcReport, IpcErro
         spin_round_trip,
         sizes: reports,
         warnings,
+        mpi: mpi.finish(),
     })
 }
 

@@ -31,6 +31,9 @@ pub struct IpcReport {
     /// Measurement-quality notes (placement, noise, VM artefacts), each actionable; in JSON
     /// each is its [`Warning`]'s text.
     pub warnings: Vec<Warning>,
+    /// Whether MPI ping-pong rows were measured (`mpirun -n 2 mpmt ipc`), and why not.
+    #[serde(default)]
+    pub mpi: super::mpi::MpiNote,
 }
 
 /// Where the two endpoints ran.
@@ -86,6 +89,9 @@ pub enum Wake {
     /// Spins for a bounded time, then sleeps: the shm ring's futex (`shm`,
     /// `thread-spinning`), crossbeam's backoff and then thread park (`thread-channel`).
     SpinThenPark,
+    /// Polls and never sleeps: MPI's progress loop (`mpi-*` rows), yielding between polls
+    /// with `mpi_yield_when_idle`.
+    Poll,
 }
 
 impl Wake {
@@ -98,6 +104,8 @@ impl Wake {
         match self {
             Wake::Park => None,
             Wake::SpinThenPark => Some(Which::Fast),
+            // Both modes are polls; a slow one is a descheduled partner.
+            Wake::Poll => None,
         }
     }
 }
@@ -107,6 +115,7 @@ impl fmt::Display for Wake {
         f.write_str(match self {
             Wake::Park => "parks",
             Wake::SpinThenPark => "spins, then parks",
+            Wake::Poll => "polls",
         })
     }
 }

@@ -44,6 +44,7 @@ pub fn render(report: &IpcReport) -> String {
             let wake = match e.wake {
                 Wake::Park => "parks",
                 Wake::SpinThenPark => "spins, parks",
+                Wake::Poll => "polls",
             };
             let median = if e.modes.is_some() {
                 format!("{} (bimodal)", format_seconds(s.median))
@@ -95,6 +96,7 @@ pub fn render(report: &IpcReport) -> String {
              every size in turn"
         );
     }
+    let _ = writeln!(out, "mpi: {}", report.mpi.note);
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -182,6 +184,7 @@ mod tests {
                 ],
             }],
             warnings: vec![crate::measure::Warning::Recorded("be careful".into())],
+            mpi: crate::bench::ipc::mpi::MpiNote::default(),
         };
         let text = render(&report);
         for needle in [
@@ -201,6 +204,7 @@ mod tests {
             "warning: be careful",
             "machine: Test CPU | 2 logical cores",
             "quick run",
+            "mpi: MPI not measured: not recorded",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
