@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use mpmt::pool::{Model, Spawn, TaskError};
+use mpmt::supervise::zygote::PIPELINE;
 use mpmt::task::Job;
 use mpmt::task::builtin::{Noop, Sha256, Sha256Input, sha256_digest};
 use mpmt::task::fault::FaultKind;
@@ -53,6 +54,28 @@ fn workers_are_forked_by_the_server_as_the_pools_children_in_their_own_groups() 
     assert!(!alive(server), "the server ends with its pool");
 }
 
+/// A pool's start sends its fork requests ahead of their answers: with more workers than
+/// the pipeline's window, every worker is still forked by the server (its command line is
+/// the server's, not `__worker`'s), the pool's child, and the server is kept.
+#[test]
+fn a_large_pool_is_forked_through_the_pipeline() {
+    let n = 2 * PIPELINE + 1;
+    let pool = builder(Model::Processes(n)).build().unwrap();
+    let stats = pool.stats();
+    let server = stats.fork_server_pid.expect("the server is kept");
+    let cmdline = |pid: u32| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let me = std::process::id().to_string();
+    let pids: BTreeSet<u32> = stats.worker_pids.iter().copied().collect();
+    assert_eq!(pids.len(), n, "{stats:?}");
+    for &w in &pids {
+        assert_eq!(cmdline(w), cmdline(server), "worker {w} was not forked by the server");
+        assert_eq!(status_field(w, "PPid"), me, "the pool's child (CLONE_PARENT)");
+    }
+    let results: Vec<_> = pool.map::<Noop, _>(0..(10 * n as u64)).collect();
+    assert!(results.iter().enumerate().all(|(i, r)| *r == Ok(i as u64)));
+    assert_eq!(pool.stats().fork_server_pid, Some(server));
+}
+
 /// A forked worker holds its own channel and nothing else: not another worker's channel, not
 /// the server's socket, not the parent's pidfds, nor a descriptor the parent leaked without
 /// close-on-exec; exactly as many descriptors as an exec'd worker.
@@ -63,7 +86,9 @@ fn a_forked_worker_holds_only_its_own_descriptors() {
         rustix::fs::open("/dev/zero", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())
             .unwrap();
     for transport in [TransportKind::Pipe, TransportKind::Shm] {
-        let pool = builder(Model::Processes(3)).transport(transport).build().unwrap();
+        // More workers than the fork requests the pool sends ahead (they pipeline).
+        let n = PIPELINE + 2;
+        let pool = builder(Model::Processes(n)).transport(transport).build().unwrap();
         let exec = builder(Model::Processes(1)).transport(transport).spawn(Spawn::Exec);
         let exec = exec.build().unwrap();
         let exec_count = fds_of(exec.stats().worker_pids[0]).len();

@@ -17,6 +17,9 @@
 //! descriptors attached (`SCM_RIGHTS`), then optionally its stderr and its memory cgroup's
 //! `cgroup.procs`. The answer is the worker's pid, or a negative errno. The helper closes its
 //! copies of the descriptors right after the fork, so it never holds a worker's channel.
+//! The pool may send several requests before it reads their answers (a pool of 32 starts
+//! that way: it prepares the next worker's pages and channel while the helper forks the
+//! previous one); the helper answers them in order.
 //!
 //! # What stays as with `exec`
 //!
@@ -67,6 +70,8 @@ use super::{ChildCode, Killer, Spawned, spawn_with};
 const MAX_FDS: usize = 16;
 /// Largest request, bytes (arguments and environment).
 const MAX_REQUEST: usize = 64 << 10;
+/// Requests the pool sends ahead of their answers at most (see [`ForkServer::request`]).
+pub const PIPELINE: usize = 8;
 /// How long the helper may take to say it is ready, or to answer a request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -142,7 +147,8 @@ impl ForkServer {
 
     /// Forks a worker with `args` and `env` that finds each descriptor of `inherit` under the
     /// same number, `stderr` (if given) as its stderr, and runs in `cgroup` (taken on
-    /// success: the returned process owns it).
+    /// success: the returned process owns it): [`ForkServer::request`], then
+    /// [`ForkServer::answer`].
     pub fn fork(
         &mut self,
         args: &[String],
@@ -151,7 +157,28 @@ impl ForkServer {
         stderr: Option<BorrowedFd<'_>>,
         cgroup: &mut Option<WorkerCgroup>,
     ) -> Result<Spawned, ForkError> {
-        let procs = cgroup.as_ref().and_then(WorkerCgroup::procs_fd);
+        self.request(args, env, inherit, stderr, cgroup.as_ref())?;
+        self.answer(cgroup)
+    }
+
+    /// Sends the request for one worker (as [`ForkServer::fork`] describes it) without
+    /// waiting for its answer, so the pool can prepare the next worker while the helper
+    /// forks this one. Answers come in the order of the requests; each request must be
+    /// followed by one [`ForkServer::answer`]. The helper holds its own copies of the
+    /// descriptors from here on.
+    ///
+    /// Requests sent ahead queue in the socket; [`PIPELINE`] of them at a time stay far
+    /// below its buffer (and the kernel's limit on descriptors in flight), so neither side
+    /// blocks on the other.
+    pub fn request(
+        &mut self,
+        args: &[String],
+        env: &[(&str, String)],
+        inherit: &[RawFd],
+        stderr: Option<BorrowedFd<'_>>,
+        cgroup: Option<&WorkerCgroup>,
+    ) -> Result<(), ForkError> {
+        let procs = cgroup.and_then(WorkerCgroup::procs_fd);
         let request = Request {
             args: args.to_vec(),
             env: env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
@@ -170,7 +197,12 @@ impl ForkServer {
         if fds.len() > MAX_FDS || bytes.len() > MAX_REQUEST {
             return Err(ForkError::Fork(io::Error::other("request too large for the fork server")));
         }
-        self.send(&bytes, &fds).map_err(ForkError::Gone)?;
+        self.send(&bytes, &fds).map_err(ForkError::Gone)
+    }
+
+    /// The answer to the oldest request not yet answered: the forked worker, which takes
+    /// `cgroup` (the one that request named) on success.
+    pub fn answer(&mut self, cgroup: &mut Option<WorkerCgroup>) -> Result<Spawned, ForkError> {
         let mut answer = [0u8; 4];
         match self.receive(&mut answer) {
             Ok(4) => {}

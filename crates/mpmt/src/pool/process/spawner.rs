@@ -4,12 +4,15 @@
 //! forks must live as long as the pool: no driver may be it. After the first death the
 //! spawner keeps one **spare** worker started and greeted, so a replacement is a hand-over.
 //!
-//! A worker is started in two halves. [`launch`], on the spawner thread: its status page, its
-//! channel, its process — forked by the pool's fork server ([`crate::supervise::zygote`], the
-//! default), or the worker program executed — the transport's handshake and the reader
-//! thread. [`greet`], on the asking driver's thread: the wait for the worker's `Hello`. So
-//! the spawner launches the next worker while earlier ones start up: a pool's workers come up
-//! side by side, not one after another.
+//! A worker is started in two halves. [`launch_many`], on the spawner thread: its status
+//! page and channel ([`prepare`]), its process — forked by the pool's fork server
+//! ([`crate::supervise::zygote`], the default), or the worker program executed — and the
+//! transport's handshake ([`finish`]). [`greet`], on the asking driver's thread: the reader
+//! thread and the wait for the worker's `Hello`. So the spawner launches the next worker
+//! while earlier ones start up: a pool's workers come up side by side, not one after
+//! another. Requests that wait together (a pool's start asks for every worker at once) are
+//! served as one batch whose forks are pipelined: the fork server forks one worker while the
+//! spawner prepares the next.
 //!
 //! The spawner thread starts the fork server first (so the server's `PR_SET_PDEATHSIG`, like
 //! every worker's, follows this thread) and owns it. A server that cannot start, or that
@@ -34,7 +37,7 @@ use crate::pool::Shared;
 use crate::pool::{Spawn, WorkerStderr};
 use crate::supervise::cgroup::WorkerCgroup;
 use crate::supervise::status::StatusPage;
-use crate::supervise::zygote::{ForkError, ForkServer};
+use crate::supervise::zygote::{ForkError, ForkServer, PIPELINE};
 use crate::supervise::{self, ChildCode, Exit, MemoryCap, Overdue, Spawned, Watchdog};
 use crate::transport::frame::{FrameReader, FrameWriter};
 use crate::worker::{FORK_SERVER_COMMAND, WORKER_COMMAND, WorkerArgs};
@@ -65,23 +68,42 @@ impl Spawner {
                 Spawn::ForkServer => start_fork_server(&config, &shared),
                 Spawn::Exec => None,
             };
-            let mut start = || launch(&config, &shared, watchdog.as_deref(), &mut server);
             let mut spare: Option<Result<Launched, StartError>> = None;
-            for (replacement, reply) in rx {
-                if shared.aborting.load(Ordering::Acquire) {
-                    // Aborted, or start-up interrupted: answer at once, start nothing.
-                    let _ = reply.send((Err(StartError::Stopping), false));
-                    continue;
+            while let Ok(first) = rx.recv() {
+                // Every request already waiting is served together: at pool start that is
+                // one per worker, and their forks are pipelined (see `launch_many`).
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter());
+                let mut fresh = Vec::with_capacity(batch.len());
+                let mut wants_spare = false;
+                for (replacement, reply) in batch {
+                    wants_spare |= replacement;
+                    if shared.aborting.load(Ordering::Acquire) {
+                        // Aborted, or start-up interrupted: answer at once, start nothing.
+                        let _ = reply.send((Err(StartError::Stopping), false));
+                        continue;
+                    }
+                    // A spare that failed to launch is not handed out: try afresh.
+                    match spare.take() {
+                        Some(Ok(worker)) => {
+                            let _ = reply.send((Ok(worker), true));
+                        }
+                        _ => fresh.push(reply),
+                    }
                 }
-                // A spare that failed to launch is not handed out: try afresh.
-                let worker = match spare.take() {
-                    Some(Ok(worker)) => (Ok(worker), true),
-                    _ => (start(), false),
-                };
-                let _ = reply.send(worker);
+                let n = fresh.len();
+                launch_many(&config, &shared, watchdog.as_deref(), &mut server, n, |worker| {
+                    if let Some(reply) = fresh.pop() {
+                        let _ = reply.send((worker, false));
+                    }
+                });
                 // From the first death on, keep the next replacement ready.
-                if replacement && !shared.aborting.load(Ordering::Acquire) {
-                    spare = Some(start().and_then(Launched::start_reader));
+                if wants_spare && !shared.aborting.load(Ordering::Acquire) {
+                    let mut launched = None;
+                    launch_many(&config, &shared, watchdog.as_deref(), &mut server, 1, |w| {
+                        launched = Some(w.and_then(Launched::start_reader));
+                    });
+                    spare = launched;
                 }
             }
             if let Some(Ok(launched)) = spare {
@@ -161,54 +183,135 @@ fn unsupported(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM | libc::ENOSYS))
 }
 
-/// Starts the worker process: forked by the fork server if there is one, else executed.
-#[allow(clippy::too_many_arguments)]
-fn process(
-    config: &Config,
-    shared: &Shared,
-    server: &mut Option<ForkServer>,
-    argv: &[String],
-    env: &[(&str, String)],
-    inherit: &[RawFd],
-    stderr: Option<OwnedFd>,
-    mut cgroup: Option<WorkerCgroup>,
-) -> Result<Spawned, StartError> {
-    let spawn_error = |source| StartError::Spawn { program: config.program.clone(), source };
-    if let Some(fs) = server.as_mut() {
-        let err = stderr.as_ref().map(|f| f.as_fd());
-        match fs.fork(&argv[1..], env, inherit, err, &mut cgroup) {
-            Ok(process) => return Ok(process),
-            // A shortage (EAGAIN, ENOMEM): this start fails, as an exec would.
-            Err(ForkError::Fork(source)) if !unsupported(&source) => {
-                return Err(spawn_error(source));
-            }
-            // Gone, or it cannot fork this way here (a sandbox refusing CLONE_PARENT).
-            Err(ForkError::Fork(e) | ForkError::Gone(e)) => {
-                eprintln!(
-                    "mpmt: the fork server (pid {}) cannot fork workers ({e}); workers are \
-                     executed from now on",
-                    fs.pid()
-                );
-                shared.fork_server.store(0, Ordering::Release);
-                // Dropping it reaps it.
-                *server = None;
-            }
-        }
+/// Says once that the fork server failed for good, and lets it go (dropping it reaps it):
+/// the pool executes workers from then on.
+fn lose_server(shared: &Shared, server: &mut Option<ForkServer>, e: &std::io::Error) {
+    if let Some(fs) = server.take() {
+        eprintln!(
+            "mpmt: the fork server (pid {}) cannot fork workers ({e}); workers are executed \
+             from now on",
+            fs.pid()
+        );
+        shared.fork_server.store(0, Ordering::Release);
     }
-    let stderr = stderr.map_or_else(Stdio::inherit, Stdio::from);
-    supervise::spawn_in(&config.program, argv, env, inherit, stderr, cgroup).map_err(spawn_error)
 }
 
-/// Launches a worker (on the spawner thread): its process, its channel, its reader. It is
-/// ready once [`greet`] saw its `Hello`.
-pub(super) fn launch(
+/// Launches `n` workers (on the spawner thread), handing each result to `deliver` as soon
+/// as it is ready, in no particular order. With a fork server the requests are pipelined:
+/// up to [`PIPELINE`] are sent ahead, so the helper forks one worker while this thread
+/// prepares the next one's pages and channel and finishes the previous one. A worker the
+/// server could not fork because it is gone is prepared afresh and executed (its channel
+/// might be held by a child the server forked before it died, so it is not reused).
+pub(super) fn launch_many(
     config: &Config,
     shared: &Arc<Shared>,
     watchdog: Option<&Watchdog>,
     server: &mut Option<ForkServer>,
-) -> Result<Launched, StartError> {
+    n: usize,
+    mut deliver: impl FnMut(Result<Launched, StartError>),
+) {
+    let spawn_error = |source| StartError::Spawn { program: config.program.clone(), source };
+    let exec = |shared: &Arc<Shared>| {
+        let mut prepared = prepare(config, shared)?;
+        let stderr = prepared.stderr.take().map_or_else(Stdio::inherit, Stdio::from);
+        let process = supervise::spawn_in(
+            &config.program,
+            &prepared.argv,
+            &prepared.env,
+            &prepared.inherit,
+            stderr,
+            prepared.cgroup.take(),
+        )
+        .map_err(spawn_error)?;
+        finish(config, shared, watchdog, prepared, process)
+    };
+    let stopping = || shared.aborting.load(Ordering::Acquire);
+    let mut left = n;
+    let mut sent: std::collections::VecDeque<Prepared> = std::collections::VecDeque::new();
+    loop {
+        // Keep the helper's queue topped up.
+        while left > 0 && sent.len() < PIPELINE && server.is_some() {
+            left -= 1;
+            if stopping() {
+                deliver(Err(StartError::Stopping));
+                continue;
+            }
+            let prepared = match prepare(config, shared) {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    deliver(Err(e));
+                    continue;
+                }
+            };
+            let fs = server.as_mut().expect("checked");
+            let stderr = prepared.stderr.as_ref().map(|f| f.as_fd());
+            let asked = fs.request(
+                &prepared.argv[1..],
+                &prepared.env,
+                &prepared.inherit,
+                stderr,
+                prepared.cgroup.as_ref(),
+            );
+            match asked {
+                Ok(()) => sent.push_back(prepared),
+                // A shortage, or a request too large: this start fails, as an exec would.
+                Err(ForkError::Fork(source)) if !unsupported(&source) => {
+                    deliver(Err(spawn_error(source)));
+                }
+                Err(ForkError::Fork(e) | ForkError::Gone(e)) => {
+                    lose_server(shared, server, &e);
+                    drop(prepared);
+                    deliver(exec(shared));
+                }
+            }
+        }
+        let Some(mut prepared) = sent.pop_front() else { break };
+        let answer = match server.as_mut() {
+            Some(fs) => fs.answer(&mut prepared.cgroup),
+            None => Err(ForkError::Gone(std::io::Error::other("it was let go"))),
+        };
+        match answer {
+            Ok(process) => deliver(finish(config, shared, watchdog, prepared, process)),
+            Err(ForkError::Fork(source)) if !unsupported(&source) => {
+                deliver(Err(spawn_error(source)));
+            }
+            // Gone, or it cannot fork this way here (a sandbox refusing CLONE_PARENT).
+            Err(ForkError::Fork(e) | ForkError::Gone(e)) => {
+                lose_server(shared, server, &e);
+                drop(prepared);
+                deliver(if stopping() { Err(StartError::Stopping) } else { exec(shared) });
+            }
+        }
+    }
+    for _ in 0..left {
+        deliver(if stopping() { Err(StartError::Stopping) } else { exec(shared) });
+    }
+}
+
+/// A worker's pages, channel, command line and stderr, made ready for its process.
+struct Prepared {
+    /// Numbered by start until a driver adopts it and gives it its slot number.
+    slot: usize,
+    page: StatusPage,
+    page_fd: OwnedFd,
+    dispatch: crate::worker::dispatch::DispatchPage,
+    dispatch_fd: OwnedFd,
+    pending: Box<dyn crate::transport::Pending>,
+    /// The worker's command line, its hidden command first.
+    argv: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    /// The descriptors the worker inherits under the same numbers.
+    inherit: Vec<RawFd>,
+    stderr_log: Option<Arc<StderrLog>>,
+    /// Given to the process as its stderr (none: the pool's).
+    stderr: Option<OwnedFd>,
+    cgroup: Option<WorkerCgroup>,
+}
+
+/// Makes a worker's pages, channel and command line (the part of a start before its
+/// process exists).
+fn prepare(config: &Config, shared: &Arc<Shared>) -> Result<Prepared, StartError> {
     static STARTED: AtomicU64 = AtomicU64::new(0);
-    // Numbered by start until a driver adopts it and gives it its slot number.
     let slot = STARTED.fetch_add(1, Ordering::Relaxed) as usize;
     let limits = &shared.limits;
     let (page, page_fd): (StatusPage, OwnedFd) =
@@ -250,7 +353,32 @@ pub(super) fn launch(
             (Some(Arc::new(log)), Some(fd))
         }
     };
-    let process = process(config, shared, server, &argv, &env, &inherit, stderr, cgroup)?;
+    Ok(Prepared {
+        slot,
+        page,
+        page_fd,
+        dispatch,
+        dispatch_fd,
+        pending,
+        argv,
+        env,
+        inherit,
+        stderr_log,
+        stderr,
+        cgroup,
+    })
+}
+
+/// The rest of a worker's launch once its process runs: its channel's handshake and its
+/// handle. It is ready once [`greet`] saw its `Hello`.
+fn finish(
+    config: &Config,
+    shared: &Arc<Shared>,
+    watchdog: Option<&Watchdog>,
+    prepared: Prepared,
+    process: Spawned,
+) -> Result<Launched, StartError> {
+    let Prepared { slot, page, page_fd, dispatch, dispatch_fd, pending, stderr_log, .. } = prepared;
     drop((page_fd, dispatch_fd));
     let deadline = Instant::now() + START_TIMEOUT;
     // On error `process` is killed and reaped on drop.
@@ -288,7 +416,7 @@ pub(super) fn launch(
         shared: shared.clone(),
         max_in_flight: config.max_in_flight,
         threads: config.threads,
-        budget: limits.max_tasks_per_worker,
+        budget: shared.limits.max_tasks_per_worker,
         stderr: stderr_log,
         next_seq: 0,
     };
