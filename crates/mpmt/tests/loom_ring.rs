@@ -136,3 +136,83 @@ fn a_closing_reader_wakes_a_waiting_writer() {
         assert_eq!(writer.join().unwrap(), Err(ErrorKind::BrokenPipe));
     });
 }
+
+/// The in-place protocol: the producer reserves, writes, commits and publishes a 3-byte frame
+/// in a 4-byte ring, then reserves a second that only fits once the consumer released the
+/// first (and crosses the ring's end), so it may wait on a full ring. The consumer waits
+/// for a whole frame, reads it through an in-place view and releases it. loom's access
+/// guards, held by both views for as long as they live, make any overlap of the producer's
+/// reservation with the consumer's view (or a write not ordered before the read) a reported
+/// causality violation, and a lost wake-up a deadlock.
+#[test]
+fn reserve_commit_view_consume() {
+    loom::model(|| {
+        let (mut tx, mut rx, _ring) = heap_channel(4, ModelFutex::default());
+        let producer = thread::spawn(move || {
+            for frame in [[1u8, 2, 3], [4, 5, 6]] {
+                tx.reserve(3).unwrap();
+                tx.reserved().copy_from_slice(&frame);
+                tx.commit(3);
+                tx.flush();
+            }
+            tx
+        });
+        for want in [[1u8, 2, 3], [4, 5, 6]] {
+            assert_eq!(rx.wait_for(3, None).unwrap(), 3);
+            assert_eq!(&*rx.view(3), &want);
+            rx.consume(3);
+        }
+        drop(producer.join().unwrap());
+        assert_eq!(rx.wait_for(1, None).unwrap(), 0, "end of stream");
+    });
+}
+
+/// Committed bytes stay invisible until published, and a reservation that must wait publishes
+/// them first (else a consumer waiting for them and a producer waiting for space would wait
+/// for each other).
+#[test]
+fn a_waiting_reservation_publishes_what_was_committed() {
+    loom::model(|| {
+        let (mut tx, mut rx, _ring) = heap_channel(2, ModelFutex::default());
+        let producer = thread::spawn(move || {
+            tx.reserve(2).unwrap();
+            tx.reserved().copy_from_slice(&[7, 8]);
+            tx.commit(2);
+            // No flush: this reservation waits, so it must publish the first two bytes.
+            tx.reserve(1).unwrap();
+            tx.reserved()[0] = 9;
+            tx.commit(1);
+            tx.flush();
+            tx
+        });
+        assert_eq!(rx.wait_for(2, None).unwrap(), 2);
+        assert_eq!(&*rx.view(2), &[7, 8]);
+        rx.consume(2);
+        assert_eq!(rx.wait_for(1, None).unwrap(), 1);
+        assert_eq!(&*rx.view(1), &[9]);
+        rx.consume(1);
+        drop(producer.join().unwrap());
+    });
+}
+
+/// The consumer holds back releasing what it consumed (a quarter ring at a time); before it
+/// waits for more it must release all of it, or a producer waiting for that room and the
+/// consumer waiting for its bytes would wait for each other.
+#[test]
+fn held_back_releases_are_made_before_the_consumer_waits() {
+    loom::model(|| {
+        let (mut tx, mut rx, _ring) = heap_channel(8, ModelFutex::default());
+        let producer = thread::spawn(move || {
+            tx.write_all(&[&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]).unwrap();
+            tx
+        });
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            rx.wait_for(1, None).unwrap();
+            got.push(rx.view(1)[0]);
+            rx.consume(1);
+        }
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        drop(producer.join().unwrap());
+    });
+}

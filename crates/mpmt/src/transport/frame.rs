@@ -32,13 +32,27 @@
 //! Small frames are batched: [`FrameWriter`] appends them to one buffer and writes the batch
 //! with one call when flushed. A large payload is not copied into that buffer: it goes out
 //! together with the buffered bytes in one gather write.
+//!
+//! **In place**, over a transport that lends its buffer ([`ByteTx::direct`],
+//! [`ByteRx::direct`]: the shm ring): [`FrameWriter::push`] reserves the frame's bytes in the
+//! ring, copies the payload straight there while it checksums it (one pass, chunk by chunk
+//! through the L1 cache), writes the header in front and commits, so a frame costs one copy
+//! in all; small frames go in place only while the ring has room now (a push never waits
+//! where the batch would not have), and every committed frame is published at the flush, as
+//! the batch is. [`FrameReader::read_frame`] then decodes the header, waits until the whole
+//! frame is published, and verifies and returns the payload **in place in the ring**; the
+//! frame's ring space is released when the next frame is asked for. A frame that crosses the
+//! ring's end is still one slice (the ring's memory is mirrored, `shm/region.rs`). A frame
+//! larger than the ring, or one that ends early (end of stream, interrupt), is read by
+//! copying, through the same code and checks as on every other transport. (`push_with`'s
+//! serialisers write to a `Vec`, so its frames are batched and copied once at the flush.)
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use twox_hash::XxHash3_64;
 
-use super::{ByteRx, ByteTx};
+use super::{ByteRx, ByteTx, DirectRx, DirectTx};
 
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 24;
@@ -162,24 +176,76 @@ fn seed(prefix: &[u8; 16]) -> u64 {
     a ^ b.rotate_left(32)
 }
 
+/// The header's first 16 bytes (all but the checksum) for a payload of `len` bytes.
+fn header_prefix(kind: FrameKind, id: u64, len: usize) -> Result<[u8; 16], FrameError> {
+    let len =
+        u32::try_from(len).map_err(|_| FrameError::TooLarge { len: len as u64, max: u32::MAX })?;
+    let mut h = [0u8; 16];
+    h[0..2].copy_from_slice(&MAGIC);
+    h[2] = PROTOCOL_VERSION;
+    h[3] = kind as u8;
+    h[4..8].copy_from_slice(&len.to_le_bytes());
+    h[8..16].copy_from_slice(&id.to_le_bytes());
+    Ok(h)
+}
+
+/// The full header from its prefix and the payload's checksum.
+fn finish_header(prefix: &[u8; 16], sum: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..16].copy_from_slice(prefix);
+    h[16..24].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
 /// Builds the header for a payload.
 pub fn encode_header(
     kind: FrameKind,
     id: u64,
     payload: &[u8],
 ) -> Result<[u8; HEADER_LEN], FrameError> {
-    let len = u32::try_from(payload.len())
-        .map_err(|_| FrameError::TooLarge { len: payload.len() as u64, max: u32::MAX })?;
-    let mut h = [0u8; HEADER_LEN];
-    h[0..2].copy_from_slice(&MAGIC);
-    h[2] = PROTOCOL_VERSION;
-    h[3] = kind as u8;
-    h[4..8].copy_from_slice(&len.to_le_bytes());
-    h[8..16].copy_from_slice(&id.to_le_bytes());
-    let prefix: &[u8; 16] = h[0..16].try_into().expect("16 bytes");
-    let sum = XxHash3_64::oneshot_with_seed(seed(prefix), payload);
-    h[16..24].copy_from_slice(&sum.to_le_bytes());
-    Ok(h)
+    let prefix = header_prefix(kind, id, payload.len())?;
+    let sum = XxHash3_64::oneshot_with_seed(seed(&prefix), payload);
+    Ok(finish_header(&prefix, sum))
+}
+
+/// Writes a large frame in place and publishes it: the payload is copied into the ring a
+/// step at a time, as the reader frees room (so the copy of this frame overlaps the reader's
+/// work on the one before, even when the two do not fit in the ring together), and
+/// checksummed in the same pass, chunk by chunk while each is in the L1 cache; the header,
+/// which holds the checksum, is written last, in the slot kept in front. Nothing of the frame
+/// is published before it is whole.
+fn write_in_place(
+    direct: &mut dyn DirectTx,
+    kind: FrameKind,
+    id: u64,
+    payload: &[u8],
+) -> Result<(), FrameError> {
+    /// Bytes waited for at a time.
+    const STEP: usize = 64 * 1024;
+    /// Bytes copied, then hashed while still in L1.
+    const CHUNK: usize = 16 * 1024;
+    let prefix = header_prefix(kind, id, payload.len())?;
+    let mut hasher = XxHash3_64::with_seed(seed(&prefix));
+    let mut done = 0;
+    loop {
+        let step = (payload.len() - done).min(STEP);
+        direct.reserve(HEADER_LEN + done + step, true)?;
+        let dst = &mut direct.reserved()[HEADER_LEN + done..];
+        let src = &payload[done..done + step];
+        for (d, s) in dst.chunks_mut(CHUNK).zip(src.chunks(CHUNK)) {
+            d.copy_from_slice(s);
+            std::hash::Hasher::write(&mut hasher, s);
+        }
+        done += step;
+        if done == payload.len() {
+            break;
+        }
+    }
+    let head = finish_header(&prefix, std::hash::Hasher::finish(&hasher));
+    direct.reserved()[..HEADER_LEN].copy_from_slice(&head);
+    direct.commit(HEADER_LEN + payload.len());
+    direct.publish();
+    Ok(())
 }
 
 /// Parses and validates a header against `max` payload bytes. Allocates nothing.
@@ -293,8 +359,29 @@ impl<W: ByteTx> FrameWriter<W> {
         if payload.len() > self.max as usize {
             return Err(FrameError::TooLarge { len: payload.len() as u64, max: self.max });
         }
+        let large = payload.len() >= GATHER_THRESHOLD;
+        if self.buf.is_empty()
+            && let Some(direct) = self.tx.direct()
+            && HEADER_LEN + payload.len() <= direct.capacity()
+        {
+            // In place (module docs). A small frame only if the ring has room now; if that
+            // check fails (a closed ring), the batch path reports it at the flush, as before.
+            if large {
+                return write_in_place(direct, kind, id, payload);
+            }
+            let total = HEADER_LEN + payload.len();
+            if direct.reserve(total, false).unwrap_or(false) {
+                let prefix = header_prefix(kind, id, payload.len())?;
+                let sum = XxHash3_64::oneshot_with_seed(seed(&prefix), payload);
+                let dst = direct.reserved();
+                dst[HEADER_LEN..].copy_from_slice(payload);
+                dst[..HEADER_LEN].copy_from_slice(&finish_header(&prefix, sum));
+                direct.commit(total);
+                return Ok(());
+            }
+        }
         let head = encode_header(kind, id, payload)?;
-        if payload.len() >= GATHER_THRESHOLD {
+        if large {
             let buffered = std::mem::take(&mut self.buf);
             let result = self.tx.write_all(&[&buffered, &head, payload]);
             self.buf = buffered;
@@ -306,14 +393,18 @@ impl<W: ByteTx> FrameWriter<W> {
         Ok(())
     }
 
-    /// Bytes waiting for [`FrameWriter::flush`].
-    pub fn pending(&self) -> usize {
-        self.buf.len()
+    /// Bytes waiting for [`FrameWriter::flush`] (batched, or committed in place).
+    pub fn pending(&mut self) -> usize {
+        self.buf.len() + self.tx.direct().map_or(0, |d| d.unpublished())
     }
 
     /// Hands every buffered frame to the transport.
     pub fn flush(&mut self) -> Result<(), FrameError> {
         if self.buf.is_empty() {
+            // Frames committed in place (the batch is empty whenever one is).
+            if let Some(direct) = self.tx.direct() {
+                direct.publish();
+            }
             return Ok(());
         }
         let result = self.tx.write_all(&[&self.buf]);
@@ -324,6 +415,9 @@ impl<W: ByteTx> FrameWriter<W> {
     /// Drops buffered frames without sending them.
     pub fn discard(&mut self) {
         self.buf.clear();
+        if let Some(direct) = self.tx.direct() {
+            direct.discard();
+        }
     }
 
     /// The underlying transport.
@@ -350,6 +444,9 @@ pub struct FrameReader<R> {
     frame_timeout: Option<Duration>,
     /// When this reader first waited for the rest of the current, incomplete frame.
     frame_began: Option<Instant>,
+    /// Bytes of the frame last returned in place in the transport's buffer, released at the
+    /// next call (module docs).
+    held: usize,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -368,6 +465,7 @@ impl<R: ByteRx> FrameReader<R> {
             small_streak: 0,
             frame_timeout: None,
             frame_began: None,
+            held: 0,
         }
     }
 
@@ -379,13 +477,22 @@ impl<R: ByteRx> FrameReader<R> {
     }
 
     /// Whether a complete frame is already buffered (the next [`FrameReader::read_frame`] will not
-    /// block). Invalid bytes count as "ready": `read_frame` reports them.
+    /// block). Invalid bytes count as "ready": `read_frame` reports them. Frames a transport
+    /// holds in its own buffer (read in place) are not counted: `false` may still not block.
     pub fn has_buffered_frame(&self) -> bool {
         !matches!(decode(&self.buf[self.start..self.end], self.max), Ok(None))
     }
 
     /// Reads the next frame, blocking until it has fully arrived.
     pub fn read_frame(&mut self) -> Result<(Header, &[u8]), FrameError> {
+        self.release();
+        if self.start == self.end
+            && let Some((header, total)) = self.read_in_place()?
+        {
+            // `read_in_place` found the frame through `direct`, so it is there.
+            let direct = self.rx.direct().expect("the transport lent its buffer");
+            return Ok((header, &direct.view(total)[HEADER_LEN..]));
+        }
         loop {
             let avail = &self.buf[self.start..self.end];
             if let Some(head) = avail.first_chunk::<HEADER_LEN>() {
@@ -409,6 +516,60 @@ impl<R: ByteRx> FrameReader<R> {
             }
             self.fill()?;
         }
+    }
+
+    /// Releases the frame last returned in place.
+    fn release(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        if held > 0
+            && let Some(direct) = self.rx.direct()
+        {
+            direct.consume(held);
+        }
+    }
+
+    /// Reads the next frame in place, from a transport that lends its buffer: `Some((header,
+    /// total))` once a verified frame of `total` bytes lies at its front (held until the next
+    /// call); `None` for other transports, and for a frame larger than the transport's buffer
+    /// or one cut short by the end of the stream, whose bytes so far are then moved into our
+    /// buffer for the copying path to finish (same errors as on every transport).
+    fn read_in_place(&mut self) -> Result<Option<(Header, usize)>, FrameError> {
+        let (max, timeout) = (self.max, self.frame_timeout);
+        let Some(direct) = self.rx.direct() else { return Ok(None) };
+        // Between frames: no limit. At the end of the stream, `read` reports it.
+        if direct.wait(1, None)? == 0 {
+            return Ok(None);
+        }
+        // Part of a frame is here: the rest must follow in time.
+        let began = Instant::now();
+        if !wait_whole(direct, HEADER_LEN, began, timeout)? {
+            return self.spill(began).map(|()| None);
+        }
+        let head: [u8; HEADER_LEN] = direct.view(HEADER_LEN).try_into().expect("header length");
+        let header = decode_header(&head, max)?;
+        let total = HEADER_LEN + header.len as usize;
+        if total > direct.capacity() || !wait_whole(direct, total, began, timeout)? {
+            return self.spill(began).map(|()| None);
+        }
+        // Like the copying path, a frame that fails its checksum is consumed with the error,
+        // so the next call reads the frame after it.
+        self.held = total;
+        verify(&head, &header, &direct.view(total)[HEADER_LEN..])?;
+        Ok(Some((header, total)))
+    }
+
+    /// Moves what the transport holds readable into our (empty) buffer, for the copying path.
+    fn spill(&mut self, began: Instant) -> Result<(), FrameError> {
+        let Some(direct) = self.rx.direct() else { return Ok(()) };
+        let n = direct.wait(0, None)?;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        self.buf[..n].copy_from_slice(direct.view(n));
+        direct.consume(n);
+        (self.start, self.end) = (0, n);
+        self.frame_began = Some(began);
+        Ok(())
     }
 
     /// Ensures `needed` bytes from `start` fit in the buffer (`needed` is already bounded by
@@ -491,6 +652,28 @@ impl<R: ByteRx> FrameReader<R> {
     /// The underlying transport.
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.rx
+    }
+}
+
+/// Waits until `needed` bytes are readable in place; `Ok(false)` if the stream ended first,
+/// [`FrameError::Stalled`] if a frame timeout counted from `began` passed first.
+fn wait_whole(
+    direct: &mut dyn DirectRx,
+    needed: usize,
+    began: Instant,
+    timeout: Option<Duration>,
+) -> Result<bool, FrameError> {
+    let deadline = timeout.and_then(|t| began.checked_add(t));
+    match direct.wait(needed, deadline) {
+        Ok(n) => Ok(n >= needed),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut && deadline.is_some() => {
+            Err(FrameError::Stalled {
+                needed,
+                got: direct.wait(0, None).unwrap_or(0),
+                timeout: timeout.unwrap_or_default(),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

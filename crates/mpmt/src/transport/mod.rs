@@ -49,6 +49,50 @@ pub trait ByteTx: Send {
     /// Writes all of `bufs`, in order, blocking as needed (a gather write where the mechanism
     /// has one).
     fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()>;
+
+    /// In-place sending, for a stream whose buffer this process can write (the shm ring):
+    /// `None` (the default) for the others.
+    fn direct(&mut self) -> Option<&mut dyn DirectTx> {
+        None
+    }
+}
+
+/// In-place sending (see [`ByteTx::direct`]): reserve → write → commit, then publish.
+///
+/// Bytes committed here and bytes written with [`ByteTx::write_all`] form one stream, in the
+/// order the calls were made.
+pub trait DirectTx {
+    /// The largest reservation possible (the buffer's size).
+    fn capacity(&self) -> usize;
+    /// Reserves `len` bytes (at most [`DirectTx::capacity`]) after the committed ones,
+    /// waiting for the reader to free them if `wait`, else returning `Ok(false)` when they are
+    /// not free now. Committed bytes are published before it waits. A reservation may grow:
+    /// what was written into a smaller one at the same position stays.
+    fn reserve(&mut self, len: usize, wait: bool) -> io::Result<bool>;
+    /// The reserved bytes, to fill in place (their content before is unspecified).
+    fn reserved(&mut self) -> &mut [u8];
+    /// Appends the first `n` reserved bytes to the stream (visible once published).
+    fn commit(&mut self, n: usize);
+    /// Makes every committed byte visible to the reader.
+    fn publish(&mut self);
+    /// Withdraws the committed bytes not yet published.
+    fn discard(&mut self);
+    /// Committed bytes not yet published.
+    fn unpublished(&self) -> usize;
+}
+
+/// In-place receiving (see [`ByteRx::direct`]): wait → view → consume.
+pub trait DirectRx {
+    /// The longest view possible (the buffer's size); longer frames are read by copying.
+    fn capacity(&self) -> usize;
+    /// Waits until at least `min` (at most [`DirectRx::capacity`]) bytes are readable, the
+    /// stream ends, or `deadline` passes (`TimedOut`); returns how many are readable (fewer
+    /// than `min` only at the end of the stream). `min == 0` does not wait.
+    fn wait(&mut self, min: usize, deadline: Option<Instant>) -> io::Result<usize>;
+    /// The next `len` readable bytes, in place (`len` at most what `wait` returned).
+    fn view(&self, len: usize) -> &[u8];
+    /// Releases the next `n` readable bytes to the writer.
+    fn consume(&mut self, n: usize);
 }
 
 /// The receiving half of a byte stream.
@@ -63,6 +107,13 @@ pub trait ByteRx: Send {
     fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
         let _ = deadline;
         self.read(buf)
+    }
+
+    /// In-place receiving, for a stream whose buffer this process can read (the shm ring):
+    /// `None` (the default) for the others. Bytes read with [`ByteRx::read`] and through
+    /// this are one stream.
+    fn direct(&mut self) -> Option<&mut dyn DirectRx> {
+        None
     }
 }
 
@@ -89,6 +140,10 @@ impl ByteTx for Box<dyn ByteTx> {
     fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         (**self).write_all(bufs)
     }
+
+    fn direct(&mut self) -> Option<&mut dyn DirectTx> {
+        (**self).direct()
+    }
 }
 
 /// Appends to memory (encoding frames into a buffer).
@@ -108,6 +163,10 @@ impl ByteRx for Box<dyn ByteRx> {
 
     fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
         (**self).read_until(buf, deadline)
+    }
+
+    fn direct(&mut self) -> Option<&mut dyn DirectRx> {
+        (**self).direct()
     }
 }
 

@@ -1,7 +1,8 @@
 //! `mpmt ipc`'s text output: a pure function of an [`IpcReport`].
 //!
 //! One `comfy-table` table per message size (endpoint | wake | round trip p50 | p99 | msg/s |
-//! MB/s | vs baseline | vs thread channel), headed by that size's physical limits (memcpy
+//! MB/s | vs baseline | vs thread channel) and a line with each endpoint's one-way bandwidth as
+//! a share of memcpy's, headed by that size's physical limits (memcpy
 //! bandwidth and the spin-only ping-pong), then what the baselines are, the placement, the
 //! warnings (a bimodal series among them, with both modes) and the machine. The wake column
 //! says how each endpoint's receiver waits; a p50 marked "bimodal" is the median of a series
@@ -71,7 +72,18 @@ pub fn render(report: &IpcReport) -> String {
                 c.set_cell_alignment(CellAlignment::Right);
             }
         }
-        let _ = writeln!(out, "{table}\n");
+        let shares: Vec<String> = size
+            .endpoints
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.name,
+                    of_memcpy(e.throughput.bytes_per_s, size.memcpy.summary.median)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "{table}\none-way MB/s of memcpy's: {}\n", shares.join(", "));
     }
     let _ = writeln!(
         out,
@@ -85,7 +97,8 @@ pub fn render(report: &IpcReport) -> String {
     let _ = writeln!(
         out,
         "round trip: a message to the partner and its echo back (frames with checksums for \
-         transports); msg/s, MB/s: one-way stream, first send to the partner's acknowledgement"
+         transports); msg/s, MB/s: one-way stream, first send to the partner's acknowledgement; \
+         of memcpy's: that stream's bandwidth over memcpy's at the size, measured in this run"
     );
     let rounds =
         report.sizes.first().and_then(|s| s.endpoints.first()).map_or(0, |e| e.round_samples.len());
@@ -108,6 +121,15 @@ pub fn render(report: &IpcReport) -> String {
         report.duration_s
     );
     out
+}
+
+/// One-way bandwidth as a share of memcpy's (both bytes per second), e.g. "71 %".
+fn of_memcpy(bytes_per_s: f64, memcpy: f64) -> String {
+    match 100.0 * bytes_per_s / memcpy {
+        share if !share.is_finite() => "–".into(),
+        share if share < 10.0 => format!("{share:.1} %"),
+        share => format!("{share:.0} %"),
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +222,8 @@ mod tests {
             "what a Rust program would use",
             "2000000",
             "128.0",
+            // 128 MB/s of memcpy's 20 GB/s; 192 MB/s.
+            "one-way MB/s of memcpy's: thread-channel 0.3 %, thread-spinning 1.0 %, shm 0.6 %",
             "placement: left to the scheduler",
             "warning: be careful",
             "machine: Test CPU | 2 logical cores",

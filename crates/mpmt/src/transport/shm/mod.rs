@@ -31,6 +31,8 @@
 
 pub mod ring;
 
+mod heap;
+mod park;
 mod region;
 #[cfg(test)]
 mod tests;
@@ -47,7 +49,10 @@ use rustix::pipe::{PipeFlags, pipe_with};
 
 use self::region::{MappedRing, Region};
 use self::ring::{Consumer, Futex, Producer, READER_CLOSED, Ring, WRITER_CLOSED};
-use super::{ByteRx, ByteTx, Interrupt, Link, Pending, Transport, TransportError, TransportKind};
+use super::{
+    ByteRx, ByteTx, DirectRx, DirectTx, Interrupt, Link, Pending, Transport, TransportError,
+    TransportKind,
+};
 
 /// Bytes per direction. 2 MiB: a 1 MiB frame leaves room for the next one, so writer and
 /// reader copy and checksum in parallel instead of in lockstep (a 1 MiB ring gave 1 MiB
@@ -200,6 +205,44 @@ impl ByteTx for ShmTx {
     fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         self.producer.write_all(bufs)
     }
+
+    fn direct(&mut self) -> Option<&mut dyn DirectTx> {
+        Some(self)
+    }
+}
+
+impl DirectTx for ShmTx {
+    fn capacity(&self) -> usize {
+        self.producer.capacity()
+    }
+
+    fn reserve(&mut self, len: usize, wait: bool) -> io::Result<bool> {
+        if wait {
+            self.producer.reserve(len).map(|()| true)
+        } else {
+            self.producer.try_reserve(len)
+        }
+    }
+
+    fn reserved(&mut self) -> &mut [u8] {
+        self.producer.reserved()
+    }
+
+    fn commit(&mut self, n: usize) {
+        self.producer.commit(n);
+    }
+
+    fn publish(&mut self) {
+        self.producer.flush();
+    }
+
+    fn discard(&mut self) {
+        self.producer.discard();
+    }
+
+    fn unpublished(&self) -> usize {
+        self.producer.unpublished()
+    }
 }
 
 /// The receiving half.
@@ -217,6 +260,28 @@ impl ByteRx for ShmRx {
 
     fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
         self.consumer.read_until(buf, deadline)
+    }
+
+    fn direct(&mut self) -> Option<&mut dyn DirectRx> {
+        Some(self)
+    }
+}
+
+impl DirectRx for ShmRx {
+    fn capacity(&self) -> usize {
+        self.consumer.capacity()
+    }
+
+    fn wait(&mut self, min: usize, deadline: Option<Instant>) -> io::Result<usize> {
+        self.consumer.wait_for(min, deadline)
+    }
+
+    fn view(&self, len: usize) -> &[u8] {
+        self.consumer.view(len)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.consumer.consume(n);
     }
 }
 

@@ -21,6 +21,14 @@
 //! every worker start (and so to every crash recovery); a page is faulted in once, the first
 //! time the ring's head passes it.
 //!
+//! Each ring's data area is mapped a second time, **mirrored**: [`Mirror`] reserves twice the
+//! capacity of address space and maps the same `capacity` bytes of the memfd into both halves,
+//! so byte `capacity + i` of the mirror is byte `i` of the ring. Any range of at most
+//! `capacity` bytes, wherever it starts, is then one contiguous slice: a frame that runs past
+//! the ring's end is still read (checksummed, decoded) and written in place, never copied
+//! (the "magic ring buffer"; the mirror costs address space, not memory). Each ring's mirror
+//! costs `2 × capacity` of address space on top of the region's own mapping.
+//!
 //! A worker validates everything before it maps: the descriptor's size, the magic, the
 //! version, the capacity's range and the layout size (a pool and a worker built from different
 //! sources must not disagree on where a counter lies). A bad region is a
@@ -58,6 +66,8 @@ const LOG2_RANGE: std::ops::RangeInclusive<u32> = 12..=30;
 #[derive(Debug)]
 pub(crate) struct Region {
     page: Arc<SharedPage>,
+    /// Each ring's data area, mirrored (module docs).
+    mirrors: [Arc<Mirror>; 2],
     capacity: usize,
 }
 
@@ -147,8 +157,13 @@ impl Region {
         // The layout constants must leave room for the headers (checked at compile time).
         const _: () = assert!(size_of::<RingHeader>() <= RING_HEADER_AT[1] - RING_HEADER_AT[0]);
         const _: () = assert!(RING_HEADER_AT[1] + size_of::<RingHeader>() <= DATA_AT);
+        let fd = fd.as_fd();
         let page = SharedPage::map(fd, len, Populate::Lazily).map_err(page_error)?;
-        Ok(Region { page: Arc::new(page), capacity })
+        let mirrors = [
+            Arc::new(Mirror::map(fd, DATA_AT, capacity)?),
+            Arc::new(Mirror::map(fd, DATA_AT + capacity, capacity)?),
+        ];
+        Ok(Region { page: Arc::new(page), mirrors, capacity })
     }
 
     /// Ring `which` (0: pool → worker, 1: worker → pool) of this region.
@@ -156,9 +171,20 @@ impl Region {
         MappedRing {
             page: self.page.clone(),
             header_at: RING_HEADER_AT[which],
-            data_at: DATA_AT + which * self.capacity,
+            data: self.mirrors[which].clone(),
             capacity: self.capacity,
         }
+    }
+}
+
+#[cfg(test)]
+impl Region {
+    /// Whether `ptr` points into one of the rings' mirrored data areas.
+    pub(crate) fn mirrors_hold(&self, ptr: *const u8) -> bool {
+        self.mirrors.iter().any(|m| {
+            let base = m.base.as_ptr() as usize;
+            (base..base + 2 * m.capacity).contains(&(ptr as usize))
+        })
     }
 }
 
@@ -166,7 +192,7 @@ impl Region {
 pub(crate) struct MappedRing {
     page: Arc<SharedPage>,
     header_at: usize,
-    data_at: usize,
+    data: Arc<Mirror>,
     capacity: usize,
 }
 
@@ -179,12 +205,16 @@ impl fmt::Debug for MappedRing {
     }
 }
 
-// SAFETY: [1] the `Arc<SharedPage>` keeps the mapping alive as long as this value; [2] the
-// header and the data area lie inside it (`Region::ring` takes offsets from the layout that
-// `Region::map` mapped exactly `DATA_AT + 2 * capacity` bytes for, and `SharedPage` checks
-// every view and range against the mapped length anyway); [3] the capacity is the validated
-// power of two, fixed at construction; [4] `write`/`read` assert their range before copying.
+// SAFETY: [1] the `Arc<SharedPage>` and `Arc<Mirror>` keep the mappings alive as long as this
+// value; [2] the header lies inside the page (`Region::ring` takes its offset from the layout
+// that `Region::map` mapped exactly `DATA_AT + 2 * capacity` bytes for, and `SharedPage`
+// checks every view anyway), the data area is the mirror's; [3] the capacity is the validated
+// power of two, fixed at construction; [4] every access asserts its range before touching the
+// mirror, whose `2 * capacity` bytes cover any `at < capacity` and `len <= capacity`.
 unsafe impl Memory for MappedRing {
+    type View<'a> = &'a [u8];
+    type ViewMut<'a> = &'a mut [u8];
+
     fn header(&self) -> &RingHeader {
         self.page.view(self.header_at)
     }
@@ -195,22 +225,133 @@ unsafe impl Memory for MappedRing {
 
     unsafe fn write(&self, at: usize, src: &[u8]) {
         assert!(at <= self.capacity && src.len() <= self.capacity - at);
-        let dst = self.page.range(self.data_at + at, src.len());
-        // SAFETY: [1] `dst` points to `src.len()` bytes of this ring's data area (checked just
-        // above and by `range`) in the mapping, which `self.page` keeps alive; [2] the caller
-        // owns those bytes per the ring protocol (this fn's contract); [3] `src` is ordinary
+        // SAFETY: [1] `range` points to `src.len()` bytes of this ring's data area (checked
+        // just above and by `range`), which `self.data` keeps mapped; [2] the caller owns
+        // those bytes per the ring protocol (this fn's contract); [3] `src` is ordinary
         // memory of this process, so the two cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), src.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.range(at, src.len()), src.len())
+        };
     }
 
     unsafe fn read(&self, at: usize, dst: &mut [u8]) {
         assert!(at <= self.capacity && dst.len() <= self.capacity - at);
-        let src = self.page.range(self.data_at + at, dst.len());
         // SAFETY: as in `write`: [1] the range is in the live data area, [2] published to the
         // caller per the ring protocol, [3] `dst` is ordinary memory of this process. Every
         // byte value is a valid `u8`, so even a peer breaking the protocol can only garble the
         // content.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.data.range(at, dst.len()),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
+    }
+
+    unsafe fn view(&self, at: usize, len: usize) -> &[u8] {
+        // SAFETY: [1] `range` checks `at < capacity` and `len <= capacity`, so the slice lies
+        // in the mirror, which lives as long as `self` (and so as the borrow); [2] the caller
+        // owns the range per the ring protocol for as long as the view lives (this fn's
+        // contract), so our process does not write it; [3] every byte is a valid `u8`. A peer
+        // process breaking the protocol could change the bytes under the view: that garbles
+        // content (caught by the frame checksum, or bounded by the decoders, which treat the
+        // bytes as untrusted and index only within the slice's own length), never a length or
+        // an address this process relies on.
+        unsafe { std::slice::from_raw_parts(self.data.range(at, len), len) }
+    }
+
+    unsafe fn view_mut(&self, at: usize, len: usize) -> &mut [u8] {
+        // SAFETY: as in `view`, with the producer's exclusive ownership of the free range
+        // (this fn's contract) making the `&mut` unique in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.data.range(at, len), len) }
+    }
+}
+
+/// A ring's data area mapped twice in a row (module docs), unmapped when dropped.
+#[derive(Debug)]
+pub(crate) struct Mirror {
+    base: std::ptr::NonNull<u8>,
+    capacity: usize,
+}
+
+// SAFETY: the mirror is plain shared memory; who may touch which bytes when is the ring
+// protocol's business (the `Memory` contract), not the mapping's.
+unsafe impl Send for Mirror {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Mirror {}
+
+impl Mirror {
+    /// Maps `capacity` bytes of `fd` from `offset` (both multiples of the page size) twice,
+    /// back to back.
+    fn map(fd: impl AsFd, offset: usize, capacity: usize) -> Result<Mirror, TransportError> {
+        use rustix::mm::{MapFlags, ProtFlags, mmap, mmap_anonymous, munmap};
+        if cfg!(loom) {
+            // As `SharedPage`: a loom build maps nothing.
+            return Err(TransportError::os(
+                "shm",
+                "mmap (not in a loom build)",
+                std::io::Error::from(std::io::ErrorKind::Unsupported),
+            ));
+        }
+        let fd = fd.as_fd();
+        // SAFETY: a fresh, inaccessible reservation at an address the kernel picks (null hint,
+        // no MAP_FIXED), so it overlaps nothing of ours.
+        let base = unsafe {
+            mmap_anonymous(
+                std::ptr::null_mut(),
+                2 * capacity,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }
+        .map_err(os("mmap (mirror reservation)"))?;
+        for half in 0..2 {
+            // SAFETY: MAP_FIXED replaces only the half of the reservation made just above,
+            // which nothing else uses; the memfd holds `offset + capacity` bytes (checked by
+            // `SharedPage::map` before) and is sealed against shrinking.
+            let mapped = unsafe {
+                mmap(
+                    base.cast::<u8>().add(half * capacity).cast(),
+                    capacity,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::SHARED | MapFlags::FIXED,
+                    fd,
+                    offset as u64,
+                )
+            };
+            if let Err(e) = mapped {
+                // SAFETY: the reservation is ours and nothing points into it yet.
+                let _ = unsafe { munmap(base, 2 * capacity) };
+                return Err(os("mmap (mirror)")(e));
+            }
+        }
+        let base = std::ptr::NonNull::new(base.cast::<u8>())
+            .ok_or_else(|| bad("null mirror mapping".into()))?;
+        Ok(Mirror { base, capacity })
+    }
+
+    /// A pointer to `len` bytes from ring offset `at`, contiguous even past the ring's end.
+    ///
+    /// # Panics
+    ///
+    /// If `at >= capacity` (unless `len == 0`) or `len > capacity`.
+    fn range(&self, at: usize, len: usize) -> *mut u8 {
+        assert!(
+            (at < self.capacity || (at == self.capacity && len == 0)) && len <= self.capacity,
+            "range {at}+{len} outside a ring of {} bytes",
+            self.capacity
+        );
+        // SAFETY: `at + len <= 2 * capacity`, inside the mirror's one mapping.
+        unsafe { self.base.as_ptr().add(at) }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours, and no view outlives it (each borrows a `MappedRing`,
+        // which holds an `Arc` to this mirror).
+        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), 2 * self.capacity) };
     }
 }
 

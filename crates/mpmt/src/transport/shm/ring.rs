@@ -41,7 +41,11 @@
 use std::fmt;
 use std::io;
 
-use crate::sync::primitive::{Arc, AtomicU32, AtomicU64, Ordering, UnsafeCell, fence, spin_loop};
+mod inplace;
+
+pub use super::heap::{HeapMemory, HeapView, HeapViewMut};
+pub use super::park::Futex;
+use crate::sync::primitive::{Arc, AtomicU32, AtomicU64, Ordering, fence};
 
 /// State bit: the producer is gone (after the bytes already published: end of stream).
 pub const WRITER_CLOSED: u32 = 1;
@@ -99,7 +103,7 @@ impl fmt::Debug for RingHeader {
 
 impl RingHeader {
     /// An empty, open ring (the same state as all-zero memory).
-    fn new() -> RingHeader {
+    pub(crate) fn new() -> RingHeader {
         RingHeader {
             head: Line(AtomicU64::new(0)),
             tail: Line(AtomicU64::new(0)),
@@ -145,6 +149,32 @@ pub unsafe trait Memory: Send + Sync {
     /// The caller is the ring's consumer and `[at, at + dst.len())` lies in the range the
     /// protocol gives it (published bytes), so no one writes those bytes concurrently.
     unsafe fn read(&self, at: usize, dst: &mut [u8]);
+    /// A borrowed, read-only view of `len` bytes of the data area from offset `at` on, where
+    /// a range that runs past the end continues at offset 0 (`at < capacity`, `len <=
+    /// capacity`): in place where the memory allows it (the mapping's mirror), else a copy.
+    type View<'a>: std::ops::Deref<Target = [u8]>
+    where
+        Self: 'a;
+    /// A borrowed, writable view like [`Memory::View`]; what is written through it is in the
+    /// data area once it is dropped.
+    type ViewMut<'a>: std::ops::DerefMut<Target = [u8]>
+    where
+        Self: 'a;
+    /// The published bytes `[at, at + len)` (wrapping), for the consumer to read in place.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Memory::read`], for as long as the view lives: the caller is the consumer,
+    /// the range is published, and it is not released to the producer before the view is
+    /// dropped.
+    unsafe fn view(&self, at: usize, len: usize) -> Self::View<'_>;
+    /// The free bytes `[at, at + len)` (wrapping), for the producer to write in place.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Memory::write`], for as long as the view lives: the caller is the producer,
+    /// the range is free, and it is not published before the view is dropped.
+    unsafe fn view_mut(&self, at: usize, len: usize) -> Self::ViewMut<'_>;
 }
 
 /// How a side of the ring waits: a bounded spin, then a futex-like sleep.
@@ -221,15 +251,21 @@ pub struct Producer<M: Memory, P: Park> {
     ring: Arc<Ring<M, P>>,
     /// Our position: bytes produced (the shared `tail` lags it between publishes).
     tail: u64,
+    /// The position last published (the shared `tail`, as we wrote it).
+    published: u64,
     /// The consumer's position when we last looked (validated: `tail - head <= capacity`).
     head: u64,
+    /// Bytes after `tail` that [`Producer::reserve`] found free (0: no reservation).
+    reserved: usize,
 }
 
 impl<M: Memory, P: Park> fmt::Debug for Producer<M, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
             .field("tail", &self.tail)
+            .field("published", &self.published)
             .field("head", &self.head)
+            .field("reserved", &self.reserved)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +275,12 @@ pub struct Consumer<M: Memory, P: Park> {
     ring: Arc<Ring<M, P>>,
     /// Our position: bytes consumed.
     head: u64,
+    /// The position last released to the producer (the shared `head`, as we wrote it): it
+    /// lags `head` by less than [`Consumer::release_every`], and not at all once we wait.
+    released: u64,
+    /// Bytes after `head` last found published (validated: at most the capacity); the most
+    /// [`Consumer::view`] and [`Consumer::consume`] may cover.
+    readable: u64,
     /// Once an abort is seen: the producer's position then, beyond which nothing is read.
     limit: Option<u64>,
 }
@@ -247,6 +289,7 @@ impl<M: Memory, P: Park> fmt::Debug for Consumer<M, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("head", &self.head)
+            .field("readable", &self.readable)
             .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
@@ -277,7 +320,7 @@ impl<M: Memory, P: Park> Producer<M, P> {
         // Only this side writes `tail`; `head` is validated before its first use.
         let tail = h.tail.0.load(Ordering::Relaxed);
         let head = h.head.0.load(Ordering::Acquire);
-        Producer { ring, tail, head }
+        Producer { ring, tail, published: tail, head, reserved: 0 }
     }
 
     /// The ring (for [`Ring::abort`]).
@@ -286,11 +329,12 @@ impl<M: Memory, P: Park> Producer<M, P> {
     }
 
     /// Writes all of `bufs` in order, blocking while the ring is full. Bytes become visible to
-    /// the consumer at the latest when this returns (earlier if the ring fills up).
+    /// the consumer at the latest when this returns (earlier if the ring fills up), together
+    /// with any committed before ([`Producer::commit`]).
     pub fn write_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         self.check_state()?;
+        self.reserved = 0;
         let cap = self.ring.mem.capacity() as u64;
-        let mut unpublished = false;
         for buf in bufs {
             let mut src = *buf;
             while !src.is_empty() {
@@ -301,24 +345,22 @@ impl<M: Memory, P: Park> Producer<M, P> {
                     free = cap - (self.tail - self.head);
                 }
                 if free == 0 {
-                    if unpublished {
-                        self.publish();
-                        unpublished = false;
-                    }
-                    self.wait_for_space()?;
+                    self.wait_for_space(1)?;
                     continue;
                 }
                 let n = (free as usize).min(src.len());
                 self.copy_in(&src[..n]);
                 self.tail += n as u64;
                 src = &src[n..];
-                unpublished = true;
             }
         }
-        if unpublished {
-            self.publish();
-        }
+        self.flush();
         Ok(())
+    }
+
+    /// Size of the ring in bytes: the largest reservation.
+    pub fn capacity(&self) -> usize {
+        self.ring.mem.capacity()
     }
 
     /// Copies `src` (at most the free space) to the ring at our position, in at most two
@@ -340,7 +382,8 @@ impl<M: Memory, P: Park> Producer<M, P> {
     }
 
     /// Makes our position visible and wakes a sleeping consumer.
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.published = self.tail;
         let h = self.ring.header();
         // Release: the bytes copied in happen-before a consumer's Acquire load of this value.
         h.tail.0.store(self.tail, Ordering::Release);
@@ -379,16 +422,20 @@ impl<M: Memory, P: Park> Producer<M, P> {
         }
     }
 
-    /// Blocks until the consumer frees space (or the ring is closed or aborted).
-    fn wait_for_space(&mut self) -> io::Result<()> {
+    /// Blocks until the consumer has freed `len` bytes (at most the capacity) after our
+    /// position, or the ring is closed or aborted; publishes what we hold back first, since
+    /// the consumer may be waiting for it.
+    fn wait_for_space(&mut self, len: u64) -> io::Result<()> {
+        self.flush();
         // A clone, because `refresh_head` needs `&mut self` (slow path only).
         let ring = self.ring.clone();
         let h = ring.header();
+        let cap = ring.mem.capacity() as u64;
         let mut spun = false;
         loop {
             self.check_state()?;
             self.refresh_head()?;
-            if self.tail - self.head < ring.mem.capacity() as u64 {
+            if cap - (self.tail - self.head) >= len {
                 return Ok(());
             }
             if !spun {
@@ -416,7 +463,8 @@ impl<M: Memory, P: Park> Producer<M, P> {
 
 impl<M: Memory, P: Park> Drop for Producer<M, P> {
     fn drop(&mut self) {
-        // Everything written is already published (`write_all` publishes before returning).
+        // `write_all` publishes before returning; bytes committed but never flushed are
+        // dropped with us, as a frame writer's unflushed batch is.
         self.ring.close(WRITER_CLOSED);
     }
 }
@@ -431,7 +479,7 @@ impl<M: Memory, P: Park> Consumer<M, P> {
     pub unsafe fn new(ring: Arc<Ring<M, P>>) -> Consumer<M, P> {
         // Only this side writes `head`.
         let head = ring.header().head.0.load(Ordering::Relaxed);
-        Consumer { ring, head, limit: None }
+        Consumer { ring, head, released: head, readable: 0, limit: None }
     }
 
     /// The ring (for [`Ring::abort`]).
@@ -464,32 +512,51 @@ impl<M: Memory, P: Park> Consumer<M, P> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let avail = self.wait_readable(deadline)?;
+        let avail = self.wait_readable(1, deadline)?;
         let n = (avail.min(buf.len() as u64)) as usize;
         if n == 0 {
             return Ok(0);
         }
         self.copy_out(&mut buf[..n]);
-        self.head += n as u64;
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Size of the ring in bytes: the longest view.
+    pub fn capacity(&self) -> usize {
+        self.ring.mem.capacity()
+    }
+
+    /// How far our position may run ahead of the shared `head`: a quarter of the ring, so a
+    /// stream of small frames costs one store, fence and wake check per quarter ring instead of
+    /// per frame, while the producer never sees more than a quarter of the ring held back (and
+    /// nothing once we wait, see `wait_readable`).
+    fn release_every(&self) -> u64 {
+        (self.ring.mem.capacity() as u64 / 4).max(1)
+    }
+
+    /// Publishes our position, freeing what we consumed, and wakes a producer waiting for it.
+    fn release(&mut self) {
+        self.released = self.head;
         let h = self.ring.header();
-        // Release: our copies out happen-before a producer's Acquire load of this value lets
-        // it overwrite the bytes.
+        // Release: our reads of these bytes (copies out, or in-place views, all dropped by now)
+        // happen-before a producer's Acquire load of this value lets it overwrite them.
         h.head.0.store(self.head, Ordering::Release);
         // Dekker with a producer sleeping on a full ring (as in `Producer::publish`).
         fence(Ordering::SeqCst);
         self.ring.wake_if_sleeping(&h.writer_sleeps.0);
-        Ok(n)
     }
 
     /// Copies the next `dst.len()` published bytes (at most the available ones) out, in at most
     /// two pieces around the wrap.
     fn copy_out(&self, dst: &mut [u8]) {
+        assert!(dst.len() as u64 <= self.readable);
         let cap = self.ring.mem.capacity();
         let at = (self.head as usize) & (cap - 1);
         let first = dst.len().min(cap - at);
         let (a, b) = dst.split_at_mut(first);
         // SAFETY: we are the only consumer (`Consumer::new`), and `dst.len()` is at most
-        // `tail - head` for a validated `tail` (at most `cap`), so both pieces, `[at, at +
+        // `readable`, a validated `tail - head` (at most `cap`), so both pieces, `[at, at +
         // first)` and `[0, dst.len() - first)`, lie in `[head, tail)`, the published range the
         // protocol gives the consumer. `Memory::read` bounds-checks each piece.
         unsafe {
@@ -500,9 +567,9 @@ impl<M: Memory, P: Park> Consumer<M, P> {
         }
     }
 
-    /// What can be read now: `Some(n > 0)` bytes, `Some(0)` at end of stream, `None` if the
-    /// caller must wait.
-    fn poll(&mut self) -> io::Result<Option<u64>> {
+    /// What can be read now: the count of published, unconsumed bytes (also kept in
+    /// `readable`), and whether no more will come (end of stream, or an abort's limit).
+    fn poll(&mut self) -> io::Result<(u64, bool)> {
         let h = self.ring.header();
         // State before tail: a `WRITER_CLOSED` seen with Acquire makes the final tail visible
         // to the load below.
@@ -511,6 +578,7 @@ impl<M: Memory, P: Park> Consumer<M, P> {
         let tail = h.tail.0.load(Ordering::Acquire);
         let avail = tail.wrapping_sub(self.head);
         if avail > self.ring.mem.capacity() as u64 {
+            self.readable = 0;
             return Err(Ring::<M, P>::corrupt(
                 "more bytes published than the ring holds",
                 self.head,
@@ -521,38 +589,48 @@ impl<M: Memory, P: Park> Consumer<M, P> {
             let limit = *self.limit.get_or_insert(tail);
             return match limit.saturating_sub(self.head) {
                 0 => {
+                    self.readable = 0;
                     Err(io::Error::new(io::ErrorKind::ConnectionAborted, "shm channel interrupted"))
                 }
-                n => Ok(Some(n.min(avail))),
+                n => {
+                    self.readable = n.min(avail);
+                    Ok((self.readable, true))
+                }
             };
         }
-        if avail > 0 {
-            Ok(Some(avail))
-        } else if state & WRITER_CLOSED != 0 {
-            Ok(Some(0))
-        } else {
-            Ok(None)
-        }
+        self.readable = avail;
+        Ok((avail, state & WRITER_CLOSED != 0))
     }
 
-    /// Blocks until bytes are published, the stream ends, or the ring is aborted.
-    /// With a `deadline`, fails with `TimedOut` once it has passed.
-    fn wait_readable(&mut self, deadline: Option<std::time::Instant>) -> io::Result<u64> {
+    /// Blocks until at least `min` bytes are readable, no more will come (see `poll`), or
+    /// `deadline` passes (`TimedOut`); returns the bytes readable.
+    fn wait_readable(&mut self, min: u64, deadline: Option<std::time::Instant>) -> io::Result<u64> {
+        if min > 0 && self.readable >= min {
+            // Already known to be published: no need to touch the producer's cache line.
+            return Ok(self.readable);
+        }
         let mut spun = false;
         loop {
-            if let Some(n) = self.poll()? {
-                return Ok(n);
+            let (avail, last) = self.poll()?;
+            if avail >= min || last {
+                return Ok(avail);
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Err(io::ErrorKind::TimedOut.into());
             }
+            if self.released != self.head {
+                // Before we wait, the producer must see all we consumed: it may be waiting
+                // for that room to publish what we wait for.
+                self.release();
+            }
             let ring = &*self.ring;
             let h = ring.header();
-            let head = self.head;
+            // Progress is a `tail` past what we saw.
+            let seen = self.head + avail;
             if !spun {
                 spun = true;
                 if ring.park.spin(&mut || {
-                    h.tail.0.load(Ordering::Relaxed) != head
+                    h.tail.0.load(Ordering::Relaxed) != seen
                         || h.state.0.load(Ordering::Relaxed) & (ABORTED | WRITER_CLOSED) != 0
                 }) {
                     continue;
@@ -561,7 +639,7 @@ impl<M: Memory, P: Park> Consumer<M, P> {
             // Announce, fence, re-check, sleep (README, "No lost wake-up").
             h.reader_sleeps.0.store(1, Ordering::Relaxed);
             fence(Ordering::SeqCst);
-            let progress = h.tail.0.load(Ordering::Relaxed) != head
+            let progress = h.tail.0.load(Ordering::Relaxed) != seen
                 || h.state.0.load(Ordering::Relaxed) & (ABORTED | WRITER_CLOSED) != 0;
             if !progress {
                 ring.park.wait(&h.reader_sleeps.0, 1);
@@ -575,126 +653,4 @@ impl<M: Memory, P: Park> Drop for Consumer<M, P> {
     fn drop(&mut self) {
         self.ring.close(READER_CLOSED);
     }
-}
-
-/// A ring's memory on the heap: for tests and loom models, where every byte is an
-/// [`UnsafeCell`] so loom checks that each copy is ordered after the one it depends on.
-pub struct HeapMemory {
-    header: RingHeader,
-    data: Box<[UnsafeCell<u8>]>,
-}
-
-impl fmt::Debug for HeapMemory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HeapMemory").field("capacity", &self.data.len()).finish_non_exhaustive()
-    }
-}
-
-impl HeapMemory {
-    /// An empty ring of `capacity` bytes.
-    ///
-    /// # Panics
-    ///
-    /// If `capacity` is not a power of two.
-    pub fn new(capacity: usize) -> HeapMemory {
-        assert!(capacity.is_power_of_two(), "ring capacity must be a power of two");
-        HeapMemory {
-            header: RingHeader::new(),
-            data: (0..capacity).map(|_| UnsafeCell::new(0)).collect(),
-        }
-    }
-}
-
-// SAFETY: the cells are accessed only through `Memory::write`/`read`, whose contracts give the
-// single producer and the single consumer disjoint ranges, ordered by the counters'
-// Release/Acquire pairs; everything else in the struct is atomics.
-unsafe impl Sync for HeapMemory {}
-
-// SAFETY: the header and data live as long as the value; the capacity is a power of two
-// (checked in `new`) and fixed; `write`/`read` index the slice, which panics rather than
-// overruns.
-unsafe impl Memory for HeapMemory {
-    fn header(&self) -> &RingHeader {
-        &self.header
-    }
-
-    fn capacity(&self) -> usize {
-        self.data.len()
-    }
-
-    unsafe fn write(&self, at: usize, src: &[u8]) {
-        for (cell, &b) in self.data[at..at + src.len()].iter().zip(src) {
-            // SAFETY: per this function's contract no one else accesses this byte now.
-            cell.with_mut(|p| unsafe { *p = b });
-        }
-    }
-
-    unsafe fn read(&self, at: usize, dst: &mut [u8]) {
-        for (cell, d) in self.data[at..at + dst.len()].iter().zip(dst) {
-            // SAFETY: per this function's contract no one writes this byte now.
-            *d = cell.with(|p| unsafe { *p });
-        }
-    }
-}
-
-/// The production [`Park`]: spin with backoff for up to [`Futex::SPIN`], then a non-private
-/// `FUTEX_WAIT` through [`crate::sync::futex`] (the word is shared between processes, so
-/// `FUTEX_PRIVATE_FLAG` would make the wake miss the sleeper).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Futex;
-
-impl Futex {
-    /// How long a side spins before it sleeps: a few cross-core wake-ups' worth (about 25 µs
-    /// each on a small VM), so a peer that answers within that time is met without a system
-    /// call, while an idle side stops burning its core quickly.
-    pub const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
-    /// Backstop on every sleep: the protocol loses no wake-up, but a peer that dies between
-    /// announcing progress and waking us must not leave us asleep forever.
-    pub const SLEEP: std::time::Duration = std::time::Duration::from_millis(50);
-}
-
-impl Park for Futex {
-    fn spin(&self, ready: &mut dyn FnMut() -> bool) -> bool {
-        let start = std::time::Instant::now();
-        let mut step = 0u32;
-        loop {
-            if ready() {
-                return true;
-            }
-            // Exponential backoff up to 64 PAUSEs (~0.5 µs here) between checks, then yield
-            // between checks so a peer sharing our core gets to run (crossbeam's `Backoff`).
-            if step < 6 {
-                for _ in 0..1u32 << step {
-                    spin_loop();
-                }
-                step += 1;
-            } else {
-                crate::sync::primitive::yield_now();
-                if start.elapsed() >= Futex::SPIN {
-                    return ready();
-                }
-            }
-        }
-    }
-
-    #[cfg(not(loom))]
-    fn wait(&self, word: &AtomicU32, expected: u32) {
-        // EAGAIN (the word changed), ETIMEDOUT and EINTR all mean "re-check"; so does success.
-        let _ = crate::sync::futex::wait(word, expected, Futex::SLEEP);
-    }
-
-    #[cfg(not(loom))]
-    fn wake(&self, word: &AtomicU32) {
-        let _ = crate::sync::futex::wake(word, 1);
-    }
-
-    // Under loom the atomics are loom's and cannot be futex words; the production transport is
-    // never started in a loom build (see `region.rs`), so a yield keeps the contract.
-    #[cfg(loom)]
-    fn wait(&self, _word: &AtomicU32, _expected: u32) {
-        crate::sync::primitive::yield_now();
-    }
-
-    #[cfg(loom)]
-    fn wake(&self, _word: &AtomicU32) {}
 }
