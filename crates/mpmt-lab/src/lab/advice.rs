@@ -24,7 +24,7 @@
 //! The effect is the smallest ratio recommended ÷ best over the suite (1 when the advice was
 //! the best configuration everywhere): `confirmed` (strong) at ≥ 0.95, `confirmed`
 //! (moderate) at ≥ 0.90 (the issue's bar: the advice within 10 % of the best on every
-//! workload), `marginal` at ≥ 0.75, `refuted` below, where choosing by traits cost at least a
+//! workload), `marginal` at ≥ 0.75, `refuted` (opposite) below, where choosing by traits cost at least a
 //! quarter of the throughput on some workload. Computed from the measured ratios; the table
 //! lists every workload.
 
@@ -49,7 +49,9 @@ pub(crate) fn verdict(min_ratio: f64) -> Verdict {
     } else if min_ratio >= 0.75 {
         Verdict::Marginal
     } else {
-        Verdict::Refuted(Refutation::Negligible)
+        // Not "negligible" (that says the effect lies within ±10 %): the advice cost a
+        // quarter or more of the best throughput, so the opposite of the claim holds.
+        Verdict::Refuted(Refutation::Opposite)
     }
 }
 
@@ -118,7 +120,7 @@ pub(crate) fn result(report: &CheckReport) -> Result<ClaimResult, LabError> {
         summary: format!(
             "Over {} workloads the configuration chosen from measured traits reached at least \
              {:.2} of the best a sweep found (worst: {worst}). Rule: confirmed at ≥ 0.95 \
-             (strong) or ≥ 0.90 (moderate), marginal at ≥ 0.75, refuted below.",
+             (strong) or ≥ 0.90 (moderate), marginal at ≥ 0.75, refuted (opposite) below.",
             report.workloads.len(),
             if min.is_finite() { min } else { 0.0 },
         ),
@@ -174,7 +176,7 @@ mod tests {
         assert_eq!(verdict(1.0), Verdict::Confirmed(Size::Strong));
         assert_eq!(verdict(0.93), Verdict::Confirmed(Size::Moderate));
         assert_eq!(verdict(0.8), Verdict::Marginal);
-        assert_eq!(verdict(0.5), Verdict::Refuted(Refutation::Negligible));
+        assert_eq!(verdict(0.5), Verdict::Refuted(Refutation::Opposite));
         assert_eq!(verdict(f64::NAN), Verdict::Marginal);
     }
 }
