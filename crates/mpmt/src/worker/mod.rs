@@ -412,6 +412,15 @@ struct Handoff {
 
 /// The hybrid model: the main thread reads tasks and hands them to `threads` task threads,
 /// which answer through a shared writer.
+///
+/// The main thread reads every frame ahead into an unbounded channel. Measured and rejected
+/// (issue 8): bounding the read-ahead to one queued task behind a Mutex+Condvar hand-off
+/// (the main thread sleeps until a task thread takes one) made a no-op task 3-20x slower
+/// (one main-thread wake-up per task: about 3 context switches per task instead of 0.1);
+/// the same hand-off unbounded, with or without a short spin before parking, was no better
+/// than this channel over pipe or shared memory. In a profile of `Hybrid{1,2}` no-op tasks
+/// this thread takes about a tenth of the samples; the pool's single reader and submitter
+/// for the one worker take most.
 fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
     shop: &Shop<'_>,
     threads: usize,
