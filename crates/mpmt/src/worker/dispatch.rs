@@ -165,9 +165,17 @@ impl DispatchPage {
 
     /// Worker side: maps the page the pool created and checks its header.
     pub fn open(fd: &OwnedFd) -> Result<DispatchPage, String> {
-        let head = SharedPage::map(fd, 8 * HEADER_WORDS, Populate::Lazily)
-            .map_err(|e| format!("dispatch page: {e}"))?;
-        let word = |i: usize| head.view::<AtomicU64>(8 * i).load(Ordering::Acquire);
+        // The header is read with `pread`, not through a mapping of its own: mapping it only
+        // to unmap it again cost two system calls (and a page-table update) at every worker's
+        // start. The pool wrote it before it handed the descriptor on, so the read sees it.
+        let mut head = [0u8; 8 * HEADER_WORDS];
+        let got = rustix::io::pread(fd, &mut head, 0)
+            .map_err(|e| format!("dispatch page: pread: {e}"))?;
+        if got < head.len() {
+            return Err(format!("dispatch page: {got} bytes, shorter than its header"));
+        }
+        let word =
+            |i: usize| u64::from_le_bytes(head[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         if word(0) != MAGIC {
             return Err("dispatch page: bad magic".into());
         }
@@ -426,5 +434,22 @@ mod tests {
         let j = pool.journal(1).unwrap();
         assert_eq!((j.first, j.count, j.items.len()), (2, 0, 0));
         assert!(worker.journal_writer(2).is_none(), "no such slot");
+    }
+
+    #[test]
+    fn a_page_that_is_short_or_not_a_dispatch_page_is_refused_with_a_message() {
+        let short = SharedPage::memfd("short", 16, Seal::Size).unwrap();
+        let err = DispatchPage::open(&short).unwrap_err();
+        assert!(err.contains("shorter than its header"), "{err}");
+        let zeros = SharedPage::memfd("zeros", 4096, Seal::Size).unwrap();
+        assert_eq!(DispatchPage::open(&zeros).unwrap_err(), "dispatch page: bad magic");
+        // A valid header announcing more than the file holds: the mapping is refused.
+        let (_pool, fd) = DispatchPage::create(64, 1, 64).unwrap();
+        let mut head = [0u8; 8 * HEADER_WORDS];
+        rustix::io::pread(&fd, &mut head, 0).unwrap();
+        let lying = SharedPage::memfd("lying", 4096, Seal::None).unwrap();
+        rustix::io::pwrite(&lying, &head, 0).unwrap();
+        let err = DispatchPage::open(&lying).unwrap_err();
+        assert!(err.starts_with("dispatch page:") && err != "dispatch page: bad magic", "{err}");
     }
 }
