@@ -436,9 +436,9 @@ pub struct FrameReader<R> {
     /// End of valid bytes in `buf`.
     end: usize,
     max: u32,
-    /// Frames in a row that fit the default buffer: a buffer grown for big frames shrinks
-    /// back only after a long run of small ones, so a stream of big frames does not pay for
-    /// a fresh (page-faulting) allocation each.
+    /// Frames in a row that fit [`READ_CHUNK`]: a buffer grown for big frames shrinks back
+    /// only after a long run of small ones, so a stream of big frames does not pay for a fresh
+    /// (page-faulting) allocation each.
     small_streak: u32,
     /// How long a frame that has begun may take to complete; `None`: no limit.
     frame_timeout: Option<Duration>,
@@ -449,7 +449,14 @@ pub struct FrameReader<R> {
     held: usize,
 }
 
+/// The read buffer grows on demand: it starts empty, takes [`MIN_READ`] bytes at the first
+/// read, and doubles whenever a read fills it, up to `READ_CHUNK` (and never beyond what one
+/// frame of the maximum size needs), so a quiet stream of small frames, or one read in place
+/// (the shm ring), holds a page or two instead of 64 KiB written up front; only a frame
+/// larger than that grows it further, to exactly its size.
 const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer's first size.
+const MIN_READ: usize = 4 * 1024;
 /// Small frames in a row after which an oversized read buffer is given back.
 const SHRINK_AFTER: u32 = 64;
 
@@ -458,7 +465,7 @@ impl<R: ByteRx> FrameReader<R> {
     pub fn new(rx: R, max: u32) -> FrameReader<R> {
         FrameReader {
             rx,
-            buf: vec![0; READ_CHUNK],
+            buf: Vec::new(),
             start: 0,
             end: 0,
             max,
@@ -580,8 +587,9 @@ impl<R: ByteRx> FrameReader<R> {
             && needed <= READ_CHUNK
             && self.small_streak >= SHRINK_AFTER
         {
-            // A buffer that grew for one huge frame shrinks back once it is drained.
-            self.buf = vec![0; READ_CHUNK];
+            // A buffer that grew for one huge frame is given back once it is drained (it
+            // grows again on demand).
+            self.buf = Vec::new();
             self.start = 0;
             self.end = 0;
         }
@@ -592,8 +600,16 @@ impl<R: ByteRx> FrameReader<R> {
         self.end -= self.start;
         self.start = 0;
         if needed > self.buf.len() {
-            self.buf.resize(needed.max(READ_CHUNK), 0);
+            self.buf.resize(needed.max(self.grown()), 0);
         }
+    }
+
+    /// The size the buffer grows to when it is full: twice its size (at least [`MIN_READ`]),
+    /// at most [`READ_CHUNK`] and at most one frame of the maximum size, and never smaller
+    /// than it is.
+    fn grown(&self) -> usize {
+        let cap = READ_CHUNK.min(HEADER_LEN + self.max as usize);
+        (2 * self.buf.len()).clamp(MIN_READ, READ_CHUNK).min(cap).max(self.buf.len())
     }
 
     fn fill(&mut self) -> Result<(), FrameError> {
@@ -638,6 +654,12 @@ impl<R: ByteRx> FrameReader<R> {
             });
         }
         self.end += n;
+        if self.end == self.buf.len() {
+            // The read filled the buffer: more may be waiting, so the next read gets more
+            // room (up to `READ_CHUNK`, see `grown`).
+            let len = self.grown();
+            self.buf.resize(len, 0);
+        }
         Ok(())
     }
 

@@ -6,8 +6,9 @@
 //!
 //! * **Claims.** Every task or chunk frame the pool sends is numbered by its place in the
 //!   stream (`seq`: 0, 1, 2, … per worker; the worker counts the frames it reads, so the
-//!   number travels nowhere). Cell `seq mod cells` *offers* frame `seq` (the pool fills every
-//!   cell with its first frame at creation). A worker thread runs a frame only after
+//!   number travels nowhere). Cell `seq mod cells` *offers* frame `seq` (a fresh page offers
+//!   every cell's first frame: a cell is stored relative to that value, so the pool writes
+//!   no cell at creation and a page of cells is resident only once its frames are used). A worker thread runs a frame only after
 //!   *claiming* it, a compare-and-swap from `seq, offered` to `seq + cells, offered` (the
 //!   claim hands the cell on to the next frame that will use it, so the pool writes nothing
 //!   per frame and the cell stays in the worker's cache); the pool takes a frame back with a
@@ -31,7 +32,9 @@
 //! word 2            journal slots T (task threads)
 //! word 3            journal capacity J, in words
 //! word 8 + 8i      claim cell i: seq << 2 | state (1 offered, 3 revoked) of the frame it
-//!                   holds; one cell per cache line (the other 7 words unused)
+//!                   holds, stored XOR its first value i << 2 | 1, so that a cell still
+//!                   offering its first frame holds 0; one cell per cache line (the other 7
+//!                   words unused)
 //! per slot s, from word 8 + 8C + s·(8 + J):
 //!   +0 chunk frame id   +1 its seq   +2 first item of this segment (frame-relative)
 //!   +3 items committed  +4 bytes committed   +8.. the items' outcomes (J words)
@@ -125,6 +128,32 @@ pub struct DispatchPage {
     journal_words: usize,
 }
 
+/// A claim cell's word, read and swapped as the value it means (the layout: stored XOR the
+/// cell's first value, `first`).
+struct CellWord<'a> {
+    word: &'a AtomicU64,
+    first: u64,
+}
+
+impl CellWord<'_> {
+    fn load(&self, order: Ordering) -> u64 {
+        self.word.load(order) ^ self.first
+    }
+
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        self.word
+            .compare_exchange(current ^ self.first, new ^ self.first, success, failure)
+            .map(|v| v ^ self.first)
+            .map_err(|v| v ^ self.first)
+    }
+}
+
 /// Words from one claim cell to the next: one cell per cache line, so the pool offering the
 /// next frames and the worker claiming the current one never write the same line.
 const CELL_STRIDE: usize = 8;
@@ -155,19 +184,28 @@ impl DispatchPage {
         page.word(1).store(cells as u64, Ordering::Relaxed);
         page.word(2).store(slots as u64, Ordering::Relaxed);
         page.word(3).store(journal_words as u64, Ordering::Relaxed);
-        // Every cell offers the first frame that will use it; a claim offers the next.
-        for seq in 0..cells as u64 {
-            page.cell(seq).store(seq << 2 | OFFERED, Ordering::Relaxed);
-        }
+        // Every cell offers the first frame that will use it (a claim offers the next): a
+        // zero word, as the fresh memfd holds, so nothing is written here. Writing the cells
+        // made every page of them resident (32 KiB per worker at the default window) before
+        // a single frame was sent; now a page of cells becomes resident when its first
+        // cell's frame is claimed.
         page.word(0).store(MAGIC, Ordering::Release);
         Ok((page, fd))
     }
 
     /// Worker side: maps the page the pool created and checks its header.
     pub fn open(fd: &OwnedFd) -> Result<DispatchPage, String> {
-        let head = SharedPage::map(fd, 8 * HEADER_WORDS, Populate::Lazily)
-            .map_err(|e| format!("dispatch page: {e}"))?;
-        let word = |i: usize| head.view::<AtomicU64>(8 * i).load(Ordering::Acquire);
+        // The header is read with `pread`, not through a mapping of its own: mapping it only
+        // to unmap it again cost two system calls (and a page-table update) at every worker's
+        // start. The pool wrote it before it handed the descriptor on, so the read sees it.
+        let mut head = [0u8; 8 * HEADER_WORDS];
+        let got = rustix::io::pread(fd, &mut head, 0)
+            .map_err(|e| format!("dispatch page: pread: {e}"))?;
+        if got < head.len() {
+            return Err(format!("dispatch page: {got} bytes, shorter than its header"));
+        }
+        let word =
+            |i: usize| u64::from_le_bytes(head[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         if word(0) != MAGIC {
             return Err("dispatch page: bad magic".into());
         }
@@ -205,8 +243,12 @@ impl DispatchPage {
         8 * self.journal_words
     }
 
-    fn cell(&self, seq: u64) -> &AtomicU64 {
-        self.word(HEADER_WORDS + CELL_STRIDE * (seq as usize & (self.cells - 1)))
+    fn cell(&self, seq: u64) -> CellWord<'_> {
+        let i = seq as usize & (self.cells - 1);
+        CellWord {
+            word: self.word(HEADER_WORDS + CELL_STRIDE * i),
+            first: (i as u64) << 2 | OFFERED,
+        }
     }
 
     /// Pool side: takes frame `seq` back; true if it was still unclaimed (the worker will skip
@@ -426,5 +468,40 @@ mod tests {
         let j = pool.journal(1).unwrap();
         assert_eq!((j.first, j.count, j.items.len()), (2, 0, 0));
         assert!(worker.journal_writer(2).is_none(), "no such slot");
+    }
+
+    #[test]
+    fn a_fresh_page_offers_every_first_frame_with_its_cells_left_zero() {
+        let (pool, fd) = DispatchPage::create(cells_for(256), 1, 64).unwrap();
+        let worker = DispatchPage::open(&fd).unwrap();
+        let cells = worker.cells();
+        assert_eq!(cells, 512);
+        for i in 0..cells {
+            assert_eq!(pool.word(HEADER_WORDS + CELL_STRIDE * i).load(Ordering::Relaxed), 0);
+            assert_eq!(pool.state(i as u64), Claim::Offered);
+            assert_eq!(pool.state((i + cells) as u64), Claim::Gone, "not offered yet");
+        }
+        assert!(worker.claim(5));
+        assert_ne!(pool.word(HEADER_WORDS + CELL_STRIDE * 5).load(Ordering::Relaxed), 0);
+        assert_eq!(pool.state(5 + cells as u64), Claim::Offered);
+        assert!(pool.revoke(6) && !worker.claim(6));
+        assert_eq!(pool.state(6 + cells as u64), Claim::Offered);
+    }
+
+    #[test]
+    fn a_page_that_is_short_or_not_a_dispatch_page_is_refused_with_a_message() {
+        let short = SharedPage::memfd("short", 16, Seal::Size).unwrap();
+        let err = DispatchPage::open(&short).unwrap_err();
+        assert!(err.contains("shorter than its header"), "{err}");
+        let zeros = SharedPage::memfd("zeros", 4096, Seal::Size).unwrap();
+        assert_eq!(DispatchPage::open(&zeros).unwrap_err(), "dispatch page: bad magic");
+        // A valid header announcing more than the file holds: the mapping is refused.
+        let (_pool, fd) = DispatchPage::create(64, 1, 64).unwrap();
+        let mut head = [0u8; 8 * HEADER_WORDS];
+        rustix::io::pread(&fd, &mut head, 0).unwrap();
+        let lying = SharedPage::memfd("lying", 4096, Seal::None).unwrap();
+        rustix::io::pwrite(&lying, &head, 0).unwrap();
+        let err = DispatchPage::open(&lying).unwrap_err();
+        assert!(err.starts_with("dispatch page:") && err != "dispatch page: bad magic", "{err}");
     }
 }

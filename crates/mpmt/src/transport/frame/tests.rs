@@ -111,7 +111,43 @@ fn oversized_length_is_refused_before_allocation() {
     ));
     let mut r = FrameReader::new(Bytes { data: head.to_vec(), at: 0, chunk: 24 }, max);
     assert!(matches!(r.read_frame(), Err(FrameError::TooLarge { .. })));
-    assert_eq!(r.buf.len(), READ_CHUNK, "nothing was reserved for the announced payload");
+    assert_eq!(r.buf.len(), MIN_READ, "nothing was reserved for the announced payload");
+}
+
+#[test]
+fn the_read_buffer_grows_on_demand_and_never_beyond_what_a_frame_needs() {
+    let r = FrameReader::new(Bytes { data: Vec::new(), at: 0, chunk: 1 }, DEFAULT_MAX_PAYLOAD);
+    assert_eq!(r.buf.len(), 0, "a new reader holds no buffer");
+    // One small frame: the first read's size, no more.
+    let small = encode(&[(1, vec![7; 100])], DEFAULT_MAX_PAYLOAD);
+    let mut r =
+        FrameReader::new(Bytes { data: small, at: 0, chunk: usize::MAX }, DEFAULT_MAX_PAYLOAD);
+    assert_eq!(r.read_frame().unwrap().1, &[7; 100][..]);
+    assert_eq!(r.buf.len(), MIN_READ);
+    // A batch of small frames that fills every read: doubles up to READ_CHUNK, not beyond.
+    let batch: Vec<(u64, Vec<u8>)> = (0..200).map(|i| (i, vec![i as u8; 1000])).collect();
+    let bytes = encode(&batch, DEFAULT_MAX_PAYLOAD);
+    let mut r =
+        FrameReader::new(Bytes { data: bytes, at: 0, chunk: usize::MAX }, DEFAULT_MAX_PAYLOAD);
+    for (id, p) in &batch {
+        let (h, payload) = r.read_frame().unwrap();
+        assert_eq!((h.id, payload), (*id, &p[..]));
+    }
+    assert_eq!(r.buf.len(), READ_CHUNK);
+    // One big frame: exactly its size.
+    let big = encode(&[(1, vec![3; 100_000])], DEFAULT_MAX_PAYLOAD);
+    let mut r =
+        FrameReader::new(Bytes { data: big, at: 0, chunk: usize::MAX }, DEFAULT_MAX_PAYLOAD);
+    assert_eq!(r.read_frame().unwrap().1.len(), 100_000);
+    assert_eq!(r.buf.len(), HEADER_LEN + 100_000);
+    // A small maximum caps the growth at one frame of that size.
+    let bytes = encode(&batch[..50], 1000);
+    let mut r = FrameReader::new(Bytes { data: bytes, at: 0, chunk: usize::MAX }, 1000);
+    for _ in 0..50 {
+        r.read_frame().unwrap();
+    }
+    assert_eq!(r.buf.len(), HEADER_LEN + 1000);
+    assert!(matches!(r.read_frame(), Err(FrameError::Closed)));
 }
 
 #[test]
