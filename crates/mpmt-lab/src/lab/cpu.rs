@@ -23,11 +23,12 @@
 //! wall time, so the effect is the process pool's throughput over the thread pool's) and
 //! grades the effect (rule 2, [`Condition::from_effect`]): processes are favoured only if the
 //! thread pool is slower by at least 10 % beyond the interval. The claim combines the
-//! conditions (rule 3): `confirmed` when every measured condition favours processes,
-//! `refuted` when none does, and `depends` otherwise, naming which conditions hold ("holds in
-//! Python (GIL) (processes 1.70× threads); not for native compute (…); holds for
-//! address-space churn (…)"). Python is measured where `python3` is installed; without it the
-//! claim is decided on the other two, with a warning.
+//! conditions (rule 3) with native compute as the main condition (the claim's own words,
+//! "CPU-bound work"): `depends` when one condition favours processes and another is refuted,
+//! naming which conditions hold ("holds in Python (GIL) (processes 1.70× threads); not for
+//! native compute (…); holds for address-space churn (…)"), otherwise native compute's
+//! verdict. Python is measured where `python3` is installed; without it the claim is
+//! decided on the other two, with a warning.
 
 use std::time::Instant;
 

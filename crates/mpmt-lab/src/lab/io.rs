@@ -25,7 +25,8 @@
 //! are graded on paired rounds (rule 1 and 2 of [`super::verdict`]; the effect is the process
 //! figure over the thread figure, so a value above 1 favours threads): the wall time of the
 //! TCP batch, its CPU time, and the wall time of the `sleep` batch. They are combined by rule
-//! 3; the reported ratio is the TCP wall time's.
+//! 3 with the TCP wall time as the main condition ("favours" is about how long the work
+//! takes); the reported ratio is the TCP wall time's.
 
 use std::time::{Duration, Instant};
 

@@ -36,7 +36,8 @@
 //! Rule 1 of [`super::verdict`] per model and case: fairness, the paired ratio per round
 //! `J(ticket) / J(barging)` (above 1: the barging lock is the less fair); low priority,
 //! `1 / J₂` of the low-priority contender under the barging lock, between 1 (its due) and 2
-//! (nothing). Rule 2 grades each, rule 3 combines the four.
+//! (nothing). Rule 2 grades each, rule 3 combines the four, fairness between threads (an
+//! unfair lock serving some contenders far more than others) the main condition.
 //!
 //! Why `J₂` and not the ratio `fair share / share` used before: that ratio divides by the
 //! low-priority contender's count, which on one CPU is often 0 or a handful (a `nice 19`
