@@ -312,6 +312,7 @@ impl Runs {
             }
             runs.cow.push(copy_on_write(pages)?);
             progress.inc(1);
+            crate::measure::quiet::between_rounds()?;
         }
         Ok(runs)
     }

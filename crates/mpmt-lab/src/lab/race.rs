@@ -163,6 +163,7 @@ impl Experiment for Race {
                     progress.inc(1);
                 }
             }
+            crate::measure::quiet::between_rounds()?;
         }
 
         let mut warnings = Vec::new();
