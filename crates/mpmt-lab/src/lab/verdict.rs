@@ -1,7 +1,8 @@
 //! The computed decision rules that turn measurements into verdicts.
 //!
 //! No experiment states its verdict; it hands its measurements to the rules here, and the
-//! rules are pure functions of those numbers. Four rules, applied in this order:
+//! rules are pure functions of those numbers. Four rules, applied in this order, and a
+//! fifth for the one claim that is not a comparison of two models (`advice`):
 //!
 //! # Rule 1: the effect, from paired rounds ([`paired_rounds`])
 //!
@@ -103,6 +104,25 @@
 //! `mpmt lab --repeat N` runs each claim `N` times; per claim the report gives the most
 //! frequent verdict with its strength and how many repeats gave it (`3/3 confirmed, small`),
 //! and the spread of the effect `R` across repeats (min, median, max).
+//!
+//! # Rule 5: the `advice` claim ([`advice`])
+//!
+//! The `advice` claim compares the advisor's choice with the best configuration of a sweep,
+//! per workload of a suite ([`crate::advise::check`]), as `ρ = recommended ÷ best`
+//! throughput (1 when the advice was the best). The effect is the smallest `ρ` over the
+//! suite, and the lines are the issue's bar for advice, "within 10 % of the best on every
+//! workload":
+//!
+//! | smallest `ρ` | verdict |
+//! |---|---|
+//! | `≥ 0.95` | `confirmed, strong` |
+//! | `≥ 0.90` | `confirmed, moderate` |
+//! | `≥ 0.75` | `marginal` |
+//! | below `0.75` | `refuted, opposite`: the advice cost a quarter of the best somewhere |
+//! | not finite (nothing measured) | `marginal` |
+//!
+//! No interval: the sweep measures each configuration once in `--quick` (three times in a
+//! full run, racing), so its spread is not known per workload.
 //!
 //! # The within-run cost rule ([`cost_claim`]), a detail
 //!
@@ -462,6 +482,24 @@ pub fn combine(parts: &[(&str, Verdict)]) -> Verdict {
         return Verdict::Depends { condition: clauses.join("; ") };
     }
     main.clone()
+}
+
+/// Rule 5 (module docs): the `advice` claim's verdict from the smallest ratio recommended ÷
+/// best throughput over the suite.
+pub fn advice(min_ratio: f64) -> Verdict {
+    if !min_ratio.is_finite() {
+        Verdict::Marginal
+    } else if min_ratio >= 0.95 {
+        Verdict::Confirmed(Size::Strong)
+    } else if min_ratio >= 0.90 {
+        Verdict::Confirmed(Size::Moderate)
+    } else if min_ratio >= 0.75 {
+        Verdict::Marginal
+    } else {
+        // Not "negligible" (no effect the claim's way): the advice cost a quarter or more
+        // of the best throughput, so the opposite of the claim holds.
+        Verdict::Refuted(Refutation::Opposite)
+    }
 }
 
 /// Rule 4 (module docs): how the repeats of one claim agree. Field docs are the JSON schema

@@ -369,3 +369,12 @@ fn verdict_json_has_verdict_strength_and_condition() {
     let bad = r#"{"verdict":"confirmed","strength":"opposite"}"#;
     assert!(serde_json::from_str::<Verdict>(bad).is_err());
 }
+
+#[test]
+fn the_advice_verdict_follows_the_smallest_ratio() {
+    assert_eq!(advice(1.0), Verdict::Confirmed(Size::Strong));
+    assert_eq!(advice(0.93), Verdict::Confirmed(Size::Moderate));
+    assert_eq!(advice(0.8), Verdict::Marginal);
+    assert_eq!(advice(0.5), Verdict::Refuted(Refutation::Opposite));
+    assert_eq!(advice(f64::NAN), Verdict::Marginal);
+}
