@@ -21,15 +21,13 @@
 //!
 //! # Verdict
 //!
-//! The effect is the smallest ratio recommended ÷ best over the suite (1 when the advice was
-//! the best configuration everywhere): `confirmed` (strong) at ≥ 0.95, `confirmed`
-//! (moderate) at ≥ 0.90 (the bar: the advice within 10 % of the best on every
-//! workload), `marginal` at ≥ 0.75, `refuted` (opposite) below, where choosing by traits cost at least a
-//! quarter of the throughput on some workload. Computed from the measured ratios; the table
-//! lists every workload.
+//! Rule 5 of [`super::verdict`]: the effect is the smallest ratio recommended ÷ best over
+//! the suite (1 when the advice was the best configuration everywhere), `confirmed` at
+//! ≥ 0.90 (the bar: the advice within 10 % of the best on every workload), `strong`
+//! at ≥ 0.95, `marginal` at ≥ 0.75, `refuted, opposite` below. Computed from the measured
+//! ratios; the table lists every workload.
 
-use super::verdict::{Refutation, Size};
-use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement, Verdict};
+use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement};
 use crate::advise::check::{self, CheckConfig, CheckReport};
 use crate::measure::{Unit, Warning};
 use indicatif::ProgressBar;
@@ -37,23 +35,6 @@ use indicatif::ProgressBar;
 /// The `advice` experiment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Advice;
-
-/// The verdict for the smallest ratio recommended ÷ best (rules in the module docs).
-pub(crate) fn verdict(min_ratio: f64) -> Verdict {
-    if !min_ratio.is_finite() {
-        Verdict::Marginal
-    } else if min_ratio >= 0.95 {
-        Verdict::Confirmed(Size::Strong)
-    } else if min_ratio >= 0.90 {
-        Verdict::Confirmed(Size::Moderate)
-    } else if min_ratio >= 0.75 {
-        Verdict::Marginal
-    } else {
-        // Not "negligible" (that says the effect lies within ±10 %): the advice cost a
-        // quarter or more of the best throughput, so the opposite of the claim holds.
-        Verdict::Refuted(Refutation::Opposite)
-    }
-}
 
 /// The claim's result from a finished check.
 pub(crate) fn result(report: &CheckReport) -> Result<ClaimResult, LabError> {
@@ -112,7 +93,7 @@ pub(crate) fn result(report: &CheckReport) -> Result<ClaimResult, LabError> {
         aspect: "Use cases".to_owned(),
         process: format!("advised for: {}", list(&processes)),
         thread: format!("advised for: {}", list(&threads)),
-        verdict: verdict(min),
+        verdict: super::verdict::advice(min),
         ratio: min,
         interval: [min, min],
         rounds: Vec::new(),
@@ -164,19 +145,5 @@ impl Experiment for Advice {
         let report = check::run(&check_cfg, |_| progress.inc(1))
             .map_err(|e| LabError::Advice(e.to_string()))?;
         result(&report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdict_follows_the_smallest_ratio() {
-        assert_eq!(verdict(1.0), Verdict::Confirmed(Size::Strong));
-        assert_eq!(verdict(0.93), Verdict::Confirmed(Size::Moderate));
-        assert_eq!(verdict(0.8), Verdict::Marginal);
-        assert_eq!(verdict(0.5), Verdict::Refuted(Refutation::Opposite));
-        assert_eq!(verdict(f64::NAN), Verdict::Marginal);
     }
 }

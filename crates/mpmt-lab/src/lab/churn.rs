@@ -185,6 +185,7 @@ pub(crate) fn measure(
             samples.push(time_batch::<MallocChurn>(cfg, model_at(m, n), tasks)?);
             progress.inc(1);
         }
+        crate::measure::quiet::between_rounds()?;
     }
     let what = |kind: &str| {
         vec![format!(

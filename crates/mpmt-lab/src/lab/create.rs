@@ -70,6 +70,7 @@ impl Experiment for Create {
                     }
                 }
             }
+            crate::measure::quiet::between_rounds()?;
         }
         let parent_rss = memory::status(None)?.rss;
         let [thread, fork, spawn] = samples;

@@ -26,7 +26,8 @@
 //! Per model, per round, the ratio `2n / final` of the unsynchronised contest (1 when nothing
 //! is lost, 2 when half is lost); rule 1 of [`super::verdict`] takes their geometric mean
 //! and interval over the overlapping rounds, rule 2 grades it (confirmed when the count is
-//! short by more than 10 % with 95 % confidence), rule 3 combines threads and processes. A
+//! short by more than 10 % with 95 % confidence), rule 3 combines threads (the main
+//! condition, the article's words) and processes. A
 //! mechanism that lost an update would be a bug in it and is reported as a warning.
 
 use super::contenders::{self, Model, page};
@@ -162,6 +163,7 @@ impl Experiment for Race {
                     progress.inc(1);
                 }
             }
+            crate::measure::quiet::between_rounds()?;
         }
 
         let mut warnings = Vec::new();

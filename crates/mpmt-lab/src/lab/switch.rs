@@ -210,8 +210,8 @@ impl Experiment for Switch {
             "{}. Rule: per placement, per round the ratio of medians, their geometric mean and \
              its 95 % interval over {rounds} rounds (after a warm-up round, the model that goes \
              first alternating); confirmed when the interval lies above 1.10×; placements \
-             combine by rule 3 (one on the line makes the claim marginal unless the others \
-             disagree); the one-core ratio (the switch proper) is reported.",
+             combine by rule 3 (the one-core ratio, the switch proper, is the main condition \
+             and is reported; the other changes the verdict only by deciding the other way).",
             capitalise(&sentences.join("; "))
         );
         for (_, _, ms) in comparisons {

@@ -301,6 +301,7 @@ impl Experiment for Sync {
                 runs.push(contest(&page, model, mech, n, time)?);
                 progress.inc(1);
             }
+            crate::measure::quiet::between_rounds()?;
         }
 
         // Per round, the geometric mean time per acquisition over the shared cells.

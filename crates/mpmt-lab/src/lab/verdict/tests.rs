@@ -116,7 +116,11 @@ fn grades_follow_the_table() {
     assert_eq!(grade(&e(2.0, f64::INFINITY)), Verdict::Confirmed(Size::Strong));
     assert_eq!(grade(&e(0.5, 0.8)), Verdict::Refuted(Refutation::Opposite));
     assert_eq!(grade(&e(0.95, 1.05)), Verdict::Refuted(Refutation::Negligible));
-    assert_eq!(grade(&e(0.85, 1.0)), Verdict::Marginal);
+    // Straddling only the line between two refutations: refuted either way, graded on the
+    // weaker one.
+    assert_eq!(grade(&e(0.85, 1.0)), Verdict::Refuted(Refutation::Negligible));
+    assert_eq!(grade(&e(0.5, 1.09)), Verdict::Refuted(Refutation::Negligible));
+    assert_eq!(grade(&e(1.05, 1.2)), Verdict::Marginal);
     assert_eq!(grade(&e(0.5, 3.0)), Verdict::Marginal);
     assert_eq!(grade(&e(f64::NAN, 1.0)), Verdict::Marginal);
 }
@@ -185,9 +189,14 @@ fn combine_agreeing_and_disagreeing() {
     let small = Verdict::Confirmed(Size::Small);
     let negligible = Verdict::Refuted(Refutation::Negligible);
     let opposite = Verdict::Refuted(Refutation::Opposite);
-    assert_eq!(combine(&[("a", strong.clone()), ("b", small.clone())]), small);
+    // Agreeing conditions: the main (first) one's strength.
+    assert_eq!(combine(&[("a", strong.clone()), ("b", small.clone())]), strong);
+    assert_eq!(combine(&[("a", small.clone()), ("b", strong.clone())]), small);
     assert_eq!(combine(&[("a", opposite.clone())]), opposite);
-    assert_eq!(combine(&[("a", opposite), ("b", negligible.clone())]), negligible);
+    assert_eq!(
+        combine(&[("a", opposite), ("b", negligible.clone())]),
+        Verdict::Refuted(Refutation::Opposite)
+    );
     assert_eq!(combine(&[("a", Verdict::Marginal)]), Verdict::Marginal);
     assert_eq!(combine(&[]), Verdict::Marginal);
     let v = combine(&[
@@ -207,17 +216,26 @@ fn combine_agreeing_and_disagreeing() {
 }
 
 #[test]
-fn a_marginal_condition_makes_the_claim_marginal_unless_the_others_disagree() {
+fn the_main_condition_decides_unless_a_decided_condition_disagrees() {
+    let moderate = Verdict::Confirmed(Size::Moderate);
     let small = Verdict::Confirmed(Size::Small);
     let negligible = Verdict::Refuted(Refutation::Negligible);
     let opposite = Verdict::Refuted(Refutation::Opposite);
     let marginal = Verdict::Marginal;
-    // Decided on one side only, beside a marginal one: it could still go either way.
+    // A marginal secondary condition does not touch a decided main one, nor does a
+    // secondary's strength.
+    assert_eq!(combine(&[("a", moderate.clone()), ("b", marginal.clone())]), moderate);
+    assert_eq!(combine(&[("a", moderate.clone()), ("b", small.clone())]), moderate);
+    assert_eq!(combine(&[("a", opposite.clone()), ("b", marginal.clone())]), opposite);
+    assert_eq!(combine(&[("a", negligible.clone()), ("b", opposite.clone())]), negligible);
+    // A marginal main condition leaves the claim marginal, whatever agreeing secondaries say.
     assert_eq!(combine(&[("a", marginal.clone()), ("b", opposite.clone())]), marginal);
-    assert_eq!(combine(&[("a", small.clone()), ("b", marginal.clone())]), marginal);
+    assert_eq!(combine(&[("a", marginal.clone()), ("b", small.clone())]), marginal);
     assert_eq!(combine(&[("a", marginal.clone()), ("b", marginal.clone())]), marginal);
-    // Already disagreeing: no way the marginal one turns out undoes that.
+    // Decided conditions that disagree: `depends`, marginal ones or not, whichever is main.
     let v = combine(&[("a", small.clone()), ("b", marginal.clone()), ("c", opposite.clone())]);
+    assert_eq!(v.word(), "depends");
+    let v = combine(&[("a", marginal.clone()), ("b", small.clone()), ("c", opposite)]);
     assert_eq!(v.word(), "depends");
     // A nested `depends` is a confirmation and a refutation.
     let nested = combine(&[("x", small.clone()), ("y", negligible.clone())]);
@@ -228,12 +246,74 @@ fn a_marginal_condition_makes_the_claim_marginal_unless_the_others_disagree() {
             condition: "for pipe: holds x (small); not y (negligible); marginal for shm".into()
         }
     );
-    // The order of the conditions does not matter.
     for parts in
         [[("a", small.clone()), ("b", negligible.clone())], [("b", negligible), ("a", small)]]
     {
         assert_eq!(combine(&parts).word(), "depends");
     }
+}
+
+#[test]
+fn a_decided_main_condition_beside_one_on_the_line_gives_one_verdict_in_200_runs() {
+    // The `memory` claim as measured in three idle `--quick` runs: at 8 workers the process
+    // tree's PSS is 1.64–1.66× the thread tree's, round to round within ±3 %; at 1 worker
+    // 1.08–1.16× per round, on the 10 % line. Three rounds each.
+    let mut rng = Lcg(13);
+    let mut one_worker = Vec::new();
+    let mut combined = Vec::new();
+    for _ in 0..200 {
+        let [p8, t8] = rounds(3, &mut rng, |_, rng| 1.65 * (0.97 + 0.06 * rng.next()));
+        let [p1, t1] = rounds(3, &mut rng, |_, rng| 1.08 + 0.08 * rng.next());
+        let main = grade(&paired_rounds(&p8, &t8).unwrap());
+        let secondary = grade(&paired_rounds(&p1, &t1).unwrap());
+        one_worker.push(secondary.clone());
+        combined.push(combine(&[("at 8 workers", main), ("at 1 worker", secondary)]));
+    }
+    // The one-worker condition is on the line: marginal in most runs ...
+    assert!(one_worker.contains(&Verdict::Marginal));
+    // ... and the claim holds still.
+    assert!(combined.iter().all(|v| *v == Verdict::Confirmed(Size::Moderate)), "{combined:?}");
+}
+
+#[test]
+fn tight_rounds_near_the_line_stay_marginal_because_runs_drift() {
+    // The `switch` one-core ratio of three idle runs: 1.14×, 1.13×, 1.12×, ten rounds each
+    // within ±1.5 %. The rounds alone give an interval above 1.10×, confirmed; with the
+    // between-run component it is at least R ×÷ 1.04: marginal in all three.
+    for centre in [1.12, 1.13, 1.14] {
+        let mut rng = Lcg(17);
+        let [p, t] = rounds(10, &mut rng, |_, rng| centre * (0.985 + 0.03 * rng.next()));
+        let effect = paired_rounds(&p, &t).unwrap();
+        assert_eq!(grade(&effect), Verdict::Marginal, "{}", effect.explain());
+        let logs: Vec<f64> = effect.rounds.iter().map(|r| r.ln()).collect();
+        let (mean, within) = mean_interval(&logs).unwrap();
+        assert!((mean - within).exp() > 1.10, "the rounds alone would confirm at {centre}");
+        assert!((effect.high / effect.ratio).ln() >= Z_975 * DRIFT);
+    }
+}
+
+#[test]
+fn a_strength_near_its_line_does_not_flip_between_runs() {
+    // An effect measured at 1.24–1.27× from run to run: graded on the interval's lower end,
+    // which the between-run component keeps below 1.25, it is `small` in every run.
+    let mut rng = Lcg(19);
+    for i in 0..200 {
+        let centre = 1.24 + 0.03 * (i as f64 / 199.0);
+        let [p, t] = rounds(10, &mut rng, |_, rng| centre * (0.99 + 0.02 * rng.next()));
+        let effect = paired_rounds(&p, &t).unwrap();
+        assert_eq!(grade(&effect), Verdict::Confirmed(Size::Small), "{}", effect.explain());
+    }
+}
+
+#[test]
+fn no_effect_with_a_wide_interval_is_refuted_not_marginal() {
+    // The `cpu` claim's native compute in an idle run: rounds 0.85–1.01×, the interval
+    // reaching below 1/1.10 but not up to 1.10: the claim does not hold, whichever side of
+    // 1/1.10 the effect lies on.
+    let effect = paired_rounds(&[0.942, 0.854, 0.952, 1.012, 0.996], &[1.0; 5]).unwrap();
+    assert!(effect.low < 1.0 / 1.1 && effect.high < 1.1, "{effect:?}");
+    assert_eq!(grade(&effect), Verdict::Refuted(Refutation::Negligible));
+    assert!(explain(&effect).ends_with("lies below 1.10× (the opposite not shown)"));
 }
 
 #[test]
@@ -262,7 +342,7 @@ fn switch_on_the_line_gets_one_combined_verdict_in_200_runs() {
     }
     // The two-core condition's own grade changes between runs ...
     assert!(two_core_grades.contains(&Verdict::Refuted(Refutation::Opposite)));
-    assert!(two_core_grades.contains(&Verdict::Marginal));
+    assert!(two_core_grades.contains(&Verdict::Refuted(Refutation::Negligible)));
     // ... but the claim's does not.
     assert!(combined.iter().all(|v| *v == Verdict::Marginal), "{combined:?}");
 }
@@ -288,4 +368,13 @@ fn verdict_json_has_verdict_strength_and_condition() {
     assert_eq!(serde_json::from_str::<Verdict>(&json).unwrap(), strong);
     let bad = r#"{"verdict":"confirmed","strength":"opposite"}"#;
     assert!(serde_json::from_str::<Verdict>(bad).is_err());
+}
+
+#[test]
+fn the_advice_verdict_follows_the_smallest_ratio() {
+    assert_eq!(advice(1.0), Verdict::Confirmed(Size::Strong));
+    assert_eq!(advice(0.93), Verdict::Confirmed(Size::Moderate));
+    assert_eq!(advice(0.8), Verdict::Marginal);
+    assert_eq!(advice(0.5), Verdict::Refuted(Refutation::Opposite));
+    assert_eq!(advice(f64::NAN), Verdict::Marginal);
 }
