@@ -23,8 +23,10 @@
 //!   block for every endpoint with no other task on the pinned CPUs; with a busy loop pinned
 //!   to the partner's CPU, 99 % for the endpoints that spin (4 ms per round trip instead of
 //!   1 µs) and 26–67 % for those that park.
-//! * **Measured again**: a contended block is measured again, up to [`RETRIES`] times, and
-//!   the least contended attempt is kept ([`Attempts`]); the report counts the blocks
+//! * **Measured again**: a contended block is measured again, up to [`RETRIES`] times, each
+//!   after a pause of one block (a neighbour's burst of work lasts tens of milliseconds, so a
+//!   retry at once would land in the same burst), and the least contended attempt is kept
+//!   ([`Attempts`]); the report counts the blocks
 //!   measured again and gives every kept block's share, so a block that stayed contended is
 //!   named beside the figures, and the lab's `ipc` claim leaves such rounds out of its
 //!   pairing.

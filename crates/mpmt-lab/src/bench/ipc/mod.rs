@@ -44,9 +44,9 @@
 //! A block during which the measuring thread and its partner waited for a CPU for
 //! [`CONTENDED`] of its time or more (another task ran on a pinned CPU: a spinning partner
 //! then answers after that task's time slice, 8 ms instead of 1 µs) is measured again, up to
-//! twice, and the least contended attempt kept; every kept block's share is reported
-//! ([`EndpointReport::round_contention`]), so the lab pairs a transport with its baseline
-//! only in rounds where neither was contended (`contention.rs`).
+//! twice after a pause of one block, and the least contended attempt kept; every kept
+//! block's share is reported ([`EndpointReport::round_contention`]), so the lab pairs a
+//! transport with its baseline only in rounds where neither was contended (`contention.rs`).
 //!
 //! On the project's 2-vCPU VM the spinning hand-offs (`thread-spinning`, `shm`) run at one of
 //! two levels that hold for seconds and change between runs or within one (about 0.45 µs or

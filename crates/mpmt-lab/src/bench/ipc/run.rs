@@ -123,6 +123,8 @@ pub fn run_with_mpi(
                     if !attempts.again() {
                         break;
                     }
+                    // A neighbour's burst lasts tens of ms: not straight back into it.
+                    std::thread::sleep(block);
                 }
                 let (taken, share, tried) =
                     attempts.finish().ok_or_else(|| step_error(partner.name(), StepError::Gone))?;
