@@ -31,8 +31,10 @@
 //!   named beside the figures, and the lab's `ipc` claim leaves such rounds out of its
 //!   pairing.
 //!
-//! Where the kernel keeps no schedstat (built without `CONFIG_SCHED_INFO`), nothing is
-//! labelled or measured again, and the report's shares are empty.
+//! Only a pinned run is checked: left to the scheduler, the two may share one CPU and wait
+//! for each other, which is the placement being measured, not a neighbour. Where the kernel
+//! keeps no schedstat (built without `CONFIG_SCHED_INFO`), or the run is not pinned, nothing
+//! is labelled or measured again, and the report's shares are empty.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -105,21 +105,21 @@ pub fn run_with_mpi(
     for round in 0..plan.rounds {
         for (at, payload) in payloads.iter().enumerate() {
             for (partner, series) in partners.iter_mut().zip(&mut series[at]) {
-                let pair = Pair::new(partner.task(at));
+                // Only pinned, the pair's waits are a neighbour's doing: unpinned, the two
+                // may share one CPU and wait for each other.
+                let pair = placement.pinned.then(|| Pair::new(partner.task(at)));
+                let run_delay = || pair.as_ref().and_then(Pair::run_delay);
                 let mut attempts = Attempts::new();
                 loop {
                     // A block measured again follows a warm one.
                     let first = round == 0 && attempts.is_empty();
                     let warmup = if first { Warmup::Full } else { Warmup::Again };
-                    let before = pair.run_delay();
+                    let before = run_delay();
                     let began = Instant::now();
                     let taken = partner.step(at, &watchdog, |endpoint, arm| {
                         round_trips(endpoint, payload, &plan, warmup, block, arm)
                     })?;
-                    attempts.record(
-                        taken,
-                        contention::share(before, pair.run_delay(), began.elapsed()),
-                    );
+                    attempts.record(taken, contention::share(before, run_delay(), began.elapsed()));
                     if !attempts.again() {
                         break;
                     }

@@ -171,7 +171,8 @@ pub struct EndpointReport {
     /// Per round, in the order measured, the share of its block's wall time that the
     /// measuring thread and the partner spent waiting for a CPU (their run delay, see
     /// [`super::CONTENDED`]); a block at that share or more is contended. Empty where the
-    /// kernel keeps no schedstat, or the series was not taken in rounds.
+    /// kernel keeps no schedstat, the run was not pinned, or the series was not taken in
+    /// rounds.
     #[serde(default)]
     pub round_contention: Vec<f64>,
     /// How many of its blocks were measured again because they were contended (the least
