@@ -1,8 +1,9 @@
 //! The measurement loop of [`run`] (module docs of [`super`]): the spin-only ping-pong first,
 //! then every thread channel, baseline partner and peer started, then the interleaved rounds
 //! (in each, every size measured on the thread channel, the baselines and every transport in
-//! turn), then the throughput runs; each series is checked for two modes as it is recorded,
-//! and the ratios and quality notes are computed from the figures at the end.
+//! turn; in a pinned run, a block whose pair waited for a CPU measured again, `contention.rs`),
+//! then the throughput runs; each series is checked for two modes as it is recorded, and the
+//! ratios and quality notes are computed from the figures at the end.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
