@@ -80,6 +80,35 @@ fn quick_json_run_has_the_documented_shape() {
         positive(&e["throughput"]["bytes_per_s"], &format!("{name} B/s"));
         assert!(e["throughput"]["runs"].as_array().is_some_and(|r| !r.is_empty()), "{name}");
         positive(&e["vs_thread"], &format!("{name} vs_thread"));
+        // Unpinned, contention is not checked: the two may share a CPU by placement.
+        assert_eq!(e["round_contention"], Value::Array(vec![]), "{name}");
+        assert_eq!(e["remeasured"], 0, "{name}");
+    }
+}
+
+/// Pinned, every block's contention share is reported (where the kernel keeps schedstat),
+/// and retries are bounded: at most two per block.
+#[test]
+fn pinned_json_run_reports_each_blocks_contention() {
+    let out = mpmt(&["ipc", "--quick", "--pin", "--sizes", "64", "--transports", "shm", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mpmt ipc failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let schedstat = std::path::Path::new("/proc/thread-self/schedstat").exists();
+    if report["placement"]["pinned"] != true || !schedstat {
+        return; // One CPU, or no schedstat: nothing is checked, as the docs say.
+    }
+    for e in report["sizes"][0]["endpoints"].as_array().expect("endpoints") {
+        let name = e["name"].as_str().unwrap_or("?");
+        let shares: Vec<f64> = e["round_contention"]
+            .as_array()
+            .expect("round_contention")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        assert_eq!(shares.len(), 6, "{name}: one share per round");
+        assert!(shares.iter().all(|&s| s >= 0.0), "{name}: {shares:?}");
+        assert!(e["remeasured"].as_u64().is_some_and(|n| n <= 12), "{name}");
     }
 }
 

@@ -23,6 +23,18 @@
 //! wake-up costs about 25 µs on a small VM, a spin hand-off a microsecond, and crossbeam's
 //! channel, which spins and then parks, lands on either from run to run (issue 16).
 //!
+//! # Contention
+//!
+//! The benchmark measures a block again when its measuring thread and partner waited for a
+//! CPU for [`ipc::CONTENDED`] of its time or more, and reports every kept block's share
+//! ([`EndpointReport::round_contention`]): a block that stayed contended measured another
+//! task's time slices (a spinning partner preempted answers after milliseconds), not the
+//! hand-off. A mechanism's pairings leave out every round in which a block of one of its
+//! endpoints (its transports or their baseline) stayed contended, the same rounds for each
+//! of its transports, so that a transport and its baseline are compared only in the same
+//! state and the pooling per round stays aligned; with fewer than three (`MIN_QUIET_ROUNDS`)
+//! quiet rounds, every round is paired, and the summary says so.
+//!
 //! When the series of an endpoint that spins before it parks is bimodal (spins or parks,
 //! [`crate::measure::modes`]), the compared round trip is its fast (spinning) mode; an
 //! endpoint that always parks has no spin mode (both of its modes are wake-ups, a slow one a
@@ -124,6 +136,8 @@ pub(crate) struct Mechanism {
     pub(crate) transports: Vec<String>,
     /// Per size, the pooled effect and its grade (rule 2).
     pub(crate) sizes: Vec<(usize, Effect, Verdict)>,
+    /// Per size, the rounds its pairings use.
+    pub(crate) quiet: Vec<(usize, Quiet)>,
 }
 
 impl Mechanism {
@@ -161,12 +175,74 @@ pub(crate) struct Decision {
     pub(crate) headline: Option<Effect>,
 }
 
-/// The paired effect of `transport` over `baseline` (rule 1 over their compared rounds), with
-/// the within-run comparison; a series without rounds (a report read from an older JSON)
-/// falls back to the within-run effect.
-fn compare_pair(transport: &EndpointReport, baseline: &EndpointReport) -> (Effect, CostComparison) {
+/// Fewest rounds a pairing keeps when it leaves contended ones out; with fewer quiet rounds
+/// every round is paired (and the benchmark's warnings name the contended blocks).
+pub(crate) const MIN_QUIET_ROUNDS: usize = 3;
+
+/// Which rounds a wake mechanism's pairings use at one size (module docs, "Contention").
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Quiet {
+    /// Per round, whether it is paired; `None`: every round is.
+    pub(crate) mask: Option<Vec<bool>>,
+    /// Rounds in which a block of the mechanism's endpoints was contended.
+    pub(crate) contended: usize,
+    /// Rounds measured.
+    pub(crate) rounds: usize,
+}
+
+impl Quiet {
+    /// The rounds of `size` in which no endpoint of the `wake` mechanism (its transports and
+    /// their baseline) had a contended block; every round when that is not known for all of
+    /// them, or fewer than [`MIN_QUIET_ROUNDS`] would remain.
+    pub(crate) fn of(size: &SizeReport, wake: Wake) -> Quiet {
+        let members: Vec<&EndpointReport> =
+            size.endpoints.iter().filter(|e| e.role == Role::Transport && e.wake == wake).collect();
+        let all = |rounds| Quiet { mask: None, contended: 0, rounds };
+        let Some(baseline) = members.first().and_then(|t| size.baseline_of(t)) else {
+            return all(0);
+        };
+        let k = baseline.round_samples.len();
+        let mut quiet = vec![true; k];
+        for e in members.iter().copied().chain([baseline]) {
+            let contended = e.contended_rounds();
+            if contended.len() != k {
+                return all(k);
+            }
+            for (q, c) in quiet.iter_mut().zip(contended) {
+                *q &= !c;
+            }
+        }
+        let kept = quiet.iter().filter(|&&q| q).count();
+        let mask = (kept >= MIN_QUIET_ROUNDS && kept < k).then_some(quiet);
+        Quiet { mask, contended: k - kept, rounds: k }
+    }
+
+    /// `rounds` with the rounds left out set to NaN, which the pairing skips.
+    fn apply(&self, mut rounds: Vec<f64>) -> Vec<f64> {
+        if let Some(mask) = &self.mask {
+            for (r, &q) in rounds.iter_mut().zip(mask) {
+                if !q {
+                    *r = f64::NAN;
+                }
+            }
+        }
+        rounds
+    }
+}
+
+/// The paired effect of `transport` over `baseline` (rule 1 over their compared rounds, in
+/// the `quiet` ones), with the within-run comparison; a series without rounds (a report read
+/// from an older JSON) falls back to the within-run effect.
+fn compare_pair(
+    transport: &EndpointReport,
+    baseline: &EndpointReport,
+    quiet: &Quiet,
+) -> (Effect, CostComparison) {
     let within = cost_claim(&transport.compared_round_trip(), &baseline.compared_round_trip());
-    let paired = paired_rounds(&transport.compared_rounds(), &baseline.compared_rounds());
+    let paired = paired_rounds(
+        &quiet.apply(transport.compared_rounds()),
+        &quiet.apply(baseline.compared_rounds()),
+    );
     (paired.unwrap_or_else(|| within.effect()), within)
 }
 
@@ -192,7 +268,7 @@ pub(crate) fn decide(sizes: &[SizeReport]) -> Decision {
     for size in sizes {
         for e in size.endpoints.iter().filter(|e| e.role == Role::Transport) {
             let Some(base) = size.baseline_of(e) else { continue };
-            let (effect, within) = compare_pair(e, base);
+            let (effect, within) = compare_pair(e, base, &Quiet::of(size, e.wake));
             let compared = Compared { size: size.size_bytes, effect, within };
             match transports.iter_mut().find(|p| p.transport == e.name) {
                 Some(p) => p.sizes.push(compared),
@@ -210,7 +286,9 @@ pub(crate) fn decide(sizes: &[SizeReport]) -> Decision {
         let members: Vec<&Pairing> = transports.iter().filter(|p| p.wake == wake).collect();
         let Some(first) = members.first() else { continue };
         let mut per_size = Vec::new();
+        let mut quiet = Vec::new();
         for size in sizes {
+            quiet.push((size.size_bytes, Quiet::of(size, wake)));
             let effects: Vec<&Effect> = members
                 .iter()
                 .filter_map(|p| p.sizes.iter().find(|c| c.size == size.size_bytes))
@@ -226,6 +304,7 @@ pub(crate) fn decide(sizes: &[SizeReport]) -> Decision {
             baseline: first.baseline.clone(),
             transports: members.iter().map(|p| p.transport.clone()).collect(),
             sizes: per_size,
+            quiet,
         });
     }
     let verdict = overall(&mechanisms);
@@ -476,9 +555,39 @@ pub(crate) fn claim(report: &IpcReport) -> Result<ClaimResult, LabError> {
         .first()
         .and_then(|p| p.sizes.first())
         .map_or(0, |c| c.effect.rounds.len());
+    let contended: Vec<String> = decision
+        .mechanisms
+        .iter()
+        .flat_map(|m| {
+            m.quiet.iter().filter(|(_, q)| q.contended > 0).map(move |(size, q)| {
+                let what = if q.mask.is_some() {
+                    "left out"
+                } else {
+                    "still paired (too few quiet rounds)"
+                };
+                format!(
+                    "for {} at {}, {} of {} rounds {what}",
+                    m.label(),
+                    format_size(*size),
+                    q.contended,
+                    q.rounds
+                )
+            })
+        })
+        .collect();
+    let contention = if contended.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Contended rounds (a block of a mechanism's endpoints waited for a CPU for {:.0} % \
+             of its time or more after being measured again): {}.",
+            ipc::CONTENDED * 100.0,
+            contended.join("; ")
+        )
+    };
     let summary = format!(
         "At {small}, each transport over the thread hand-off that waits alike, geometric mean \
-         of its paired round ratios: {}. Pooled per wake mechanism: {}. crossbeam's channel \
+         of its paired round ratios: {}. Pooled per wake mechanism: {}.{contention} crossbeam's channel \
          (what a Rust program would use) takes {}; the spin-only floor is {} per round trip. \
          Rule: the endpoints are measured in {rounds} interleaved rounds; per round, each \
          transport's median round trip over its like-for-like baseline's (thread-blocking for \

@@ -33,6 +33,8 @@ fn endpoint(name: &str, rounds: &[f64]) -> EndpointReport {
         wake,
         modes: None,
         round_samples: vec![PER_ROUND; rounds.len()],
+        round_contention: Vec::new(),
+        remeasured: 0,
         baseline,
         vs_baseline: None,
     }
@@ -279,4 +281,103 @@ fn claim_fills_cells_table_and_measurements() {
         c.summary
     );
     assert!(c.summary.contains("measured in 6 interleaved rounds"), "{}", c.summary);
+}
+
+/// Sets the named endpoint's per-round contention shares.
+fn contend(s: &mut SizeReport, name: &str, shares: &[f64]) {
+    let e = s.endpoints.iter_mut().find(|e| e.name == name).unwrap();
+    e.round_contention = shares.to_vec();
+}
+
+/// Uncontended shares for every endpoint of a size.
+fn all_quiet(s: &mut SizeReport) {
+    for e in &mut s.endpoints {
+        e.round_contention = vec![0.01; e.round_samples.len()];
+    }
+}
+
+/// A spinning baseline preempted by another task in round 2 (4 ms for 1 µs) is not paired
+/// with shm's quiet round: that round is left out, and shm equals its baseline.
+#[test]
+fn a_contended_round_is_left_out_of_the_pairing() {
+    let spinning = [1e-6, 1e-6, 4e-3, 1e-6, 1e-6, 1e-6];
+    let mut s = size(64, (&flat(1e-6), &flat(40e-6), &spinning), &[("shm", &flat(1e-6))]);
+    let paired_all = decide(std::slice::from_ref(&s));
+    assert_eq!(paired_all.transports[0].sizes[0].effect.rounds.len(), ROUNDS);
+    assert_eq!(paired_all.verdict, Verdict::Marginal, "round 2 at 1/4000 makes it a coin flip");
+
+    all_quiet(&mut s);
+    contend(&mut s, THREAD_SPINNING, &[0.01, 0.02, 0.99, 0.0, 0.04, 0.01]);
+    let d = decide(std::slice::from_ref(&s));
+    let effect = &d.transports[0].sizes[0].effect;
+    assert_eq!(effect.rounds.len(), ROUNDS - 1);
+    assert!(effect.rounds.iter().all(|r| (r - 1.0).abs() < 1e-9), "{:?}", effect.rounds);
+    assert_eq!(d.verdict, Verdict::Refuted(Refutation::Negligible));
+    let quiet = &d.mechanisms[0].quiet[0].1;
+    assert_eq!((quiet.contended, quiet.rounds), (1, ROUNDS));
+}
+
+/// The rounds left out are the mechanism's: a round contended for pipe alone is left out
+/// of uds's pairing too, so the pooled rounds stay aligned.
+#[test]
+fn a_mechanism_leaves_out_the_same_rounds_for_all_its_transports() {
+    let mut s = flat_size(64, (1e-6, 40e-6, 1e-6), &[("pipe", 50e-6), ("uds", 50e-6)]);
+    all_quiet(&mut s);
+    contend(&mut s, "pipe", &[0.0, 0.5, 0.0, 0.0, 0.0, 0.0]);
+    contend(&mut s, THREAD_BLOCKING, &[0.0, 0.0, 0.0, 0.0, 0.3, 0.0]);
+    let d = decide(&[s]);
+    for p in &d.transports {
+        assert_eq!(p.sizes[0].effect.rounds.len(), ROUNDS - 2, "{}", p.transport);
+    }
+    let (_, pooled, verdict) = &d.mechanisms[0].sizes[0];
+    assert_eq!(pooled.rounds.len(), ROUNDS - 2, "pooled per round, not the weakest");
+    assert_eq!(*verdict, Verdict::Confirmed(Size::Small));
+}
+
+/// Fewer than three quiet rounds, or contention unknown for one endpoint: every round is
+/// paired, and the summary says which rounds were contended.
+#[test]
+fn too_few_quiet_rounds_pair_every_round() {
+    let mut s = flat_size(64, (1e-6, 40e-6, 1e-6), &[("pipe", 50e-6)]);
+    all_quiet(&mut s);
+    contend(&mut s, "pipe", &[0.5, 0.5, 0.5, 0.5, 0.0, 0.0]);
+    let quiet = Quiet::of(&s, Wake::Park);
+    assert_eq!(quiet, Quiet { mask: None, contended: 4, rounds: ROUNDS });
+    assert_eq!(decide(std::slice::from_ref(&s)).transports[0].sizes[0].effect.rounds.len(), ROUNDS);
+
+    contend(&mut s, "pipe", &[0.5, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    contend(&mut s, THREAD_BLOCKING, &[]);
+    assert_eq!(Quiet::of(&s, Wake::Park), Quiet { mask: None, contended: 0, rounds: ROUNDS });
+
+    let mut s = flat_size(64, (10e-6, 40e-6, 1e-6), &[("pipe", 50e-6), ("shm", 2e-6)]);
+    all_quiet(&mut s);
+    contend(&mut s, "shm", &[0.5, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    contend(&mut s, "pipe", &[0.5, 0.5, 0.5, 0.5, 0.0, 0.0]);
+    let report = IpcReport {
+        machine: Machine::detect(),
+        quick: true,
+        placement: Placement {
+            pinned: true,
+            parent_cpu: Some(0),
+            peer_cpu: Some(1),
+            note: "pinned".into(),
+        },
+        started_unix_s: 0,
+        duration_s: 1.0,
+        spin_round_trip: Latency::new(vec![110e-9], 100).unwrap(),
+        sizes: vec![s],
+        warnings: vec![],
+        mpi: crate::bench::ipc::mpi::MpiNote::default(),
+    };
+    let c = claim(&report).unwrap();
+    assert!(
+        c.summary.contains(
+            "Contended rounds (a block of a mechanism's endpoints waited for a CPU for 10 % of \
+             its time or more after being measured again): for the parking transport (pipe vs \
+             thread-blocking) at 64 B, 4 of 6 rounds still paired (too few quiet rounds); for \
+             the spinning transport (shm vs thread-spinning) at 64 B, 1 of 6 rounds left out."
+        ),
+        "{}",
+        c.summary
+    );
 }

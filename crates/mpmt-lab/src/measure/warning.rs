@@ -55,6 +55,20 @@ pub enum Warning {
         /// endpoint is only shown (no verdict rests on it).
         used: Option<String>,
     },
+    /// Blocks of a round-trip series stayed contended after being measured again: the
+    /// measuring thread and its partner waited for a CPU (another task ran on a pinned CPU).
+    Contended {
+        /// The endpoint.
+        endpoint: String,
+        /// The message size, as printed (`64 B`).
+        size: String,
+        /// Blocks (rounds) that stayed contended.
+        contended: usize,
+        /// Blocks (rounds) in the series.
+        rounds: usize,
+        /// The largest share of a block's time spent waiting for a CPU (0..).
+        worst: f64,
+    },
     /// The thread channel's round trip is many times the spin-only ping-pong: sleeping and
     /// waking the partner dominates.
     WakeUpBound {
@@ -168,6 +182,15 @@ impl fmt::Display for Warning {
                     None => Ok(()),
                 }
             }
+            Warning::Contended { endpoint, size, contended, rounds, worst } => write!(
+                f,
+                "{endpoint} at {size}: {contended} of {rounds} blocks stayed contended after \
+                 being measured again (the measuring thread and its partner waited for a CPU up \
+                 to {:.0} % of a block: another task ran on the pinned CPUs); their figures are \
+                 that task's time slices, and the lab leaves those rounds out of its pairing; \
+                 re-run on an idle machine",
+                worst * 100.0
+            ),
             Warning::WakeUpBound { size, factor } => write!(
                 f,
                 "the thread channel's round trip at {size} costs {factor:.0}× the spin-only \

@@ -50,8 +50,8 @@ enum ToPeer {
 
 /// Partner thread → parent.
 enum FromPeer {
-    /// The thread runs (and is pinned, if asked); `Some` holds why pinning failed.
-    Ready(Option<String>),
+    /// The thread runs (and is pinned, if asked): its thread id, or why pinning failed.
+    Ready(Result<i32, String>),
     Echo(Vec<u8>),
     Ack(u64, u64),
 }
@@ -62,6 +62,8 @@ pub(crate) struct ThreadChannel {
     tx: Option<Sender<ToPeer>>,
     rx: Receiver<FromPeer>,
     thread: Option<JoinHandle<()>>,
+    /// The partner thread's id, whose run delay marks a contended block (`contention.rs`).
+    pub(crate) tid: i32,
     /// Longest wait for the partner.
     limit: Duration,
 }
@@ -87,10 +89,13 @@ impl ThreadChannel {
             .name("mpmt-ipc-thread-peer".into())
             .spawn(move || partner(pin, &peer_rx, &peer_tx))
             .map_err(|e| StepError::Protocol(format!("cannot start the partner thread: {e}")))?;
-        let channel = ThreadChannel { tx: Some(tx), rx, thread: Some(thread), limit };
+        let mut channel = ThreadChannel { tx: Some(tx), rx, thread: Some(thread), tid: 0, limit };
         match channel.recv()? {
-            FromPeer::Ready(None) => Ok(channel),
-            FromPeer::Ready(Some(why)) => Err(StepError::Protocol(why)),
+            FromPeer::Ready(Ok(tid)) => {
+                channel.tid = tid;
+                Ok(channel)
+            }
+            FromPeer::Ready(Err(why)) => Err(StepError::Protocol(why)),
             _ => Err(StepError::Protocol("the partner thread did not start".into())),
         }
     }
@@ -123,12 +128,12 @@ impl Drop for ThreadChannel {
 /// The partner thread: the protocol of the module docs, until the parent's sender closes.
 fn partner(pin: Option<usize>, rx: &Receiver<ToPeer>, tx: &Sender<FromPeer>) {
     let pinned = pin.map(pin_current_thread);
-    let why = match &pinned {
-        Some(Err(e)) => Some(e.to_string()),
-        _ => None,
+    let ready = match &pinned {
+        Some(Err(e)) => Err(e.to_string()),
+        _ => Ok(rustix::thread::gettid().as_raw_nonzero().get()),
     };
-    let failed = why.is_some();
-    if tx.send(FromPeer::Ready(why)).is_err() || failed {
+    let failed = ready.is_err();
+    if tx.send(FromPeer::Ready(ready)).is_err() || failed {
         return;
     }
     let (mut messages, mut bytes) = (0u64, 0u64);
@@ -216,6 +221,8 @@ mod tests {
     #[test]
     fn thread_channel_echoes_and_counts() {
         let mut channel = ThreadChannel::start(64, None, Duration::from_secs(10)).unwrap();
+        let me = rustix::thread::gettid().as_raw_nonzero().get();
+        assert!(channel.tid > 0 && channel.tid != me, "the partner's own thread id");
         let payload = pattern(64);
         assert!(channel.round_trip(&payload).unwrap() > 0.0);
         let run = channel.stream(&payload, Duration::from_millis(2)).unwrap();

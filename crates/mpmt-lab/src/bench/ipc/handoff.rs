@@ -166,6 +166,8 @@ pub(crate) struct HandoffEndpoint {
     interrupt: Option<Arc<dyn Interrupt>>,
     /// The partner; its result says why it ended early, if it did.
     thread: Option<JoinHandle<Result<(), String>>>,
+    /// The partner thread's id, whose run delay marks a contended block (`contention.rs`).
+    pub(crate) tid: i32,
 }
 
 impl std::fmt::Debug for HandoffEndpoint {
@@ -185,19 +187,26 @@ impl HandoffEndpoint {
                 .and_then(|t| t.pair())
                 .map_err(|e| StepError::Protocol(format!("cannot open the shm ring: {e}")))?,
         };
+        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let partner_tid = Arc::clone(&tid);
         let thread = std::thread::Builder::new()
             .name(format!("mpmt-ipc-{}", kind.name()))
             .spawn(move || {
+                // Stored before `serve` sends its Hello, which the parent awaits.
+                let me = rustix::thread::gettid().as_raw_nonzero().get();
+                partner_tid.store(me, std::sync::atomic::Ordering::SeqCst);
                 // Held while serving.
                 let _pinned = pin.map(pin_current_thread).transpose().map_err(|e| e.to_string())?;
                 super::peer::serve(theirs).map_err(|e| e.to_string())
             })
             .map_err(|e| StepError::Protocol(format!("cannot start the partner thread: {e}")))?;
         let (framed, interrupt) = Framed::new(ours);
-        let mut endpoint = HandoffEndpoint { kind, framed, interrupt, thread: Some(thread) };
+        let mut endpoint =
+            HandoffEndpoint { kind, framed, interrupt, thread: Some(thread), tid: 0 };
         if let Err(e) = endpoint.framed.await_hello() {
             return Err(endpoint.stop_partner(false).err().unwrap_or(e));
         }
+        endpoint.tid = tid.load(std::sync::atomic::Ordering::SeqCst);
         Ok(endpoint)
     }
 
@@ -276,6 +285,8 @@ mod tests {
     fn each_baseline_echoes_and_counts_with_the_transports_protocol() {
         for kind in Handoff::ALL {
             let mut endpoint = HandoffEndpoint::start(kind, None).unwrap();
+            let me = rustix::thread::gettid().as_raw_nonzero().get();
+            assert!(endpoint.tid > 0 && endpoint.tid != me, "{kind:?}: the partner's thread id");
             for size in [1, 64, 70_000, 3 << 20] {
                 let payload = pattern(size);
                 assert!(endpoint.round_trip(&payload).unwrap() > 0.0, "{kind:?} at {size}");

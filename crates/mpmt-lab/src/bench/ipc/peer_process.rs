@@ -70,6 +70,11 @@ impl PeerProcess {
         Ok(peer)
     }
 
+    /// The peer's process id: its main thread serves the link (`peer.rs`).
+    pub(super) fn pid(&self) -> u32 {
+        self.spawned.pid
+    }
+
     /// The error to report for a failed step: a timeout if the watchdog fired, the peer's
     /// death if it died, the step's own error otherwise.
     pub(super) fn failure(&mut self, error: StepError, watchdog: &Watchdog) -> IpcError {

@@ -1,8 +1,9 @@
 //! The measurement loop of [`run`] (module docs of [`super`]): the spin-only ping-pong first,
 //! then every thread channel, baseline partner and peer started, then the interleaved rounds
 //! (in each, every size measured on the thread channel, the baselines and every transport in
-//! turn), then the throughput runs; each series is checked for two modes as it is recorded,
-//! and the ratios and quality notes are computed from the figures at the end.
+//! turn; in a pinned run, a block whose pair waited for a CPU measured again, `contention.rs`),
+//! then the throughput runs; each series is checked for two modes as it is recorded, and the
+//! ratios and quality notes are computed from the figures at the end.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::ProgressBar;
 
 use super::baseline::{ThreadChannel, memcpy_bandwidth};
+use super::contention::{self, Attempts, Pair, Task};
 use super::endpoint::{Endpoint, Plan, StepError, Warmup, pattern, round_trips, throughput};
 use super::handoff::{Handoff, HandoffEndpoint, transport_wake};
 use super::mpi::MpiPing;
@@ -98,18 +100,39 @@ pub fn run_with_mpi(
         partners.push(Partner::Peer(started));
     }
     let payloads: Vec<Vec<u8>> = sizes.iter().map(|&size| pattern(size)).collect();
-    // series[size][partner]: the round-trip samples, and how many each round took.
-    let mut series = vec![vec![(Vec::new(), Vec::new()); partners.len()]; sizes.len()];
+    // series[size][partner]: the round-trip samples, per round how many and how contended.
+    let mut series = vec![vec![Series::default(); partners.len()]; sizes.len()];
     let block = plan.latency / plan.rounds.max(1) as u32;
     for round in 0..plan.rounds {
-        let warmup = if round == 0 { Warmup::Full } else { Warmup::Again };
         for (at, payload) in payloads.iter().enumerate() {
-            for (partner, (samples, rounds)) in partners.iter_mut().zip(&mut series[at]) {
-                let taken = partner.step(at, &watchdog, |endpoint, arm| {
-                    round_trips(endpoint, payload, &plan, warmup, block, arm)
-                })?;
-                rounds.push(taken.len());
-                samples.extend(taken);
+            for (partner, series) in partners.iter_mut().zip(&mut series[at]) {
+                // Only pinned, the pair's waits are a neighbour's doing: unpinned, the two
+                // may share one CPU and wait for each other.
+                let pair = placement.pinned.then(|| Pair::new(partner.task(at)));
+                let run_delay = || pair.as_ref().and_then(Pair::run_delay);
+                let mut attempts = Attempts::new();
+                loop {
+                    // A block measured again follows a warm one.
+                    let first = round == 0 && attempts.is_empty();
+                    let warmup = if first { Warmup::Full } else { Warmup::Again };
+                    let before = run_delay();
+                    let began = Instant::now();
+                    let taken = partner.step(at, &watchdog, |endpoint, arm| {
+                        round_trips(endpoint, payload, &plan, warmup, block, arm)
+                    })?;
+                    attempts.record(taken, contention::share(before, run_delay(), began.elapsed()));
+                    if !attempts.again() {
+                        break;
+                    }
+                    // A neighbour's burst lasts tens of ms: not straight back into it.
+                    std::thread::sleep(block);
+                }
+                let (taken, share, tried) =
+                    attempts.finish().ok_or_else(|| step_error(partner.name(), StepError::Gone))?;
+                series.rounds.push(taken.len());
+                series.samples.extend(taken);
+                series.shares.push(share);
+                series.remeasured += tried - 1;
                 progress.inc(1);
             }
         }
@@ -118,17 +141,21 @@ pub fn run_with_mpi(
     for ((at, &size), payload) in sizes.iter().enumerate().zip(&payloads) {
         let memcpy = memcpy_bandwidth(size, plan.memcpy, plan.min_samples);
         let mut endpoints = Vec::with_capacity(endpoints_per_size);
-        for (partner, (samples, rounds)) in partners.iter_mut().zip(&mut series[at]) {
+        for (partner, series) in partners.iter_mut().zip(&mut series[at]) {
             let throughput = partner
                 .step(at, &watchdog, |endpoint, arm| throughput(endpoint, payload, &plan, arm))?;
             progress.inc(1);
-            let round_trip =
-                Latency::new(std::mem::take(samples), 1).ok_or_else(|| IpcError::Protocol {
-                    endpoint: partner.name().to_owned(),
-                    detail: "no finite round-trip sample".into(),
-                })?;
+            let series = std::mem::take(series);
+            let round_trip = Latency::new(series.samples, 1).ok_or_else(|| IpcError::Protocol {
+                endpoint: partner.name().to_owned(),
+                detail: "no finite round-trip sample".into(),
+            })?;
             let mut report = partner.record(round_trip, throughput);
-            report.round_samples = std::mem::take(rounds);
+            report.round_samples = series.rounds;
+            // All or nothing: the shares line up with the rounds.
+            report.round_contention =
+                series.shares.into_iter().collect::<Option<_>>().unwrap_or_default();
+            report.remeasured = series.remeasured;
             endpoints.push(report);
         }
         if let Some(measured) = mpi.measure(size, &plan) {
@@ -173,6 +200,19 @@ pub fn run_with_mpi(
     })
 }
 
+/// One endpoint's round trips at one size, as the rounds take them.
+#[derive(Debug, Clone, Default)]
+struct Series {
+    /// Every kept block's samples, in the order taken.
+    samples: Vec<f64>,
+    /// Per round, how many samples its kept block took.
+    rounds: Vec<usize>,
+    /// Per round, the kept block's contention share (`None` where it could not be read).
+    shares: Vec<Option<f64>>,
+    /// Blocks measured again.
+    remeasured: usize,
+}
+
 /// One endpoint being measured, owning its partner: what it is in the report, and how a
 /// failed step is told apart (a thread channel times out by itself; a baseline's or a peer's
 /// step runs under the watchdog, and a peer's failure is read from how the peer ended).
@@ -191,6 +231,15 @@ impl Partner {
             Partner::Channel(_) => THREAD_CHANNEL,
             Partner::Handoff(h) => h.kind.name(),
             Partner::Peer(p) => p.kind.name(),
+        }
+    }
+
+    /// The partner's task at the size at index `at`, whose run delay marks a contended block.
+    fn task(&self, at: usize) -> Task {
+        match self {
+            Partner::Channel(channels) => Task::thread(channels.get(at).map_or(0, |c| c.tid)),
+            Partner::Handoff(h) => Task::thread(h.tid),
+            Partner::Peer(p) => Task::process(p.pid()),
         }
     }
 
@@ -259,6 +308,8 @@ fn record(
         between_processes: role == Role::Transport,
         modes: modes::detect(&round_trip.samples),
         round_samples: Vec::new(),
+        round_contention: Vec::new(),
+        remeasured: 0,
         round_trip,
         throughput,
         vs_thread: 0.0,
@@ -341,6 +392,17 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
     let mut notes = Vec::new();
     for size in sizes {
         for e in &size.endpoints {
+            let contended: Vec<f64> =
+                e.round_contention.iter().copied().filter(|&s| s >= super::CONTENDED).collect();
+            if !contended.is_empty() {
+                notes.push(Warning::Contended {
+                    endpoint: e.name.clone(),
+                    size: format_size(size.size_bytes),
+                    contended: contended.len(),
+                    rounds: e.round_contention.len(),
+                    worst: contended.iter().copied().fold(0.0, f64::max),
+                });
+            }
             if let Some(m) = &e.modes {
                 notes.push(Warning::Bimodal {
                     endpoint: e.name.clone(),
@@ -360,7 +422,8 @@ fn quality_warnings(spin: &Latency, sizes: &[SizeReport], pinned: bool) -> Vec<W
                 continue;
             }
             let spread = e.round_trip.summary.relative_spread();
-            if spread > 0.5 {
+            // A contended series is named above, with its cause.
+            if spread > 0.5 && contended.is_empty() {
                 notes.push(Warning::NoisyRoundTrip {
                     endpoint: e.name.clone(),
                     size: format_size(size.size_bytes),
@@ -459,6 +522,39 @@ mod tests {
         let noisy: Vec<&String> = notes.iter().filter(|n| n.contains("noisy")).collect();
         assert_eq!(noisy.len(), 1, "{notes:#?}");
         assert!(noisy[0].starts_with("pipe at 64 B"));
+    }
+
+    /// A series with contended blocks is named contended, with its worst share, and not
+    /// called noisy; an uncontended one with the same spread still is.
+    #[test]
+    fn a_contended_series_is_named_with_its_cause() {
+        // Spread evenly (in log) over 1–4 µs: IQR/median 0.71, one mode.
+        let noisy: Vec<f64> = (0..101).map(|i| 1e-6 * 4f64.powf(f64::from(i) / 100.0)).collect();
+        let endpoint = |name: &str, shares: Vec<f64>| {
+            let measured = (Latency::new(noisy.clone(), 1).unwrap(), Throughput::new(vec![], 64));
+            let mut e = record(name, Role::Baseline, Wake::SpinThenPark, None, measured);
+            e.round_contention = shares;
+            e
+        };
+        let endpoints = vec![
+            endpoint("thread-spinning", vec![0.01, 0.99, 0.02, 0.3, 0.0, 0.09]),
+            endpoint("thread-blocking", vec![0.01, 0.04, 0.02, 0.099, 0.0, 0.09]),
+        ];
+        let spin = Latency::new(vec![1e-7], 100).unwrap();
+        let sizes = [SizeReport { size_bytes: 64, memcpy: Bandwidth::new(vec![1e9]), endpoints }];
+        let notes: Vec<String> =
+            quality_warnings(&spin, &sizes, true).iter().map(ToString::to_string).collect();
+        assert_eq!(notes.len(), 2, "{notes:#?}");
+        assert!(
+            notes[0].starts_with(
+                "thread-spinning at 64 B: 2 of 6 blocks stayed contended after being measured \
+                 again (the measuring thread and its partner waited for a CPU up to 99 % of a \
+                 block"
+            ),
+            "{}",
+            notes[0]
+        );
+        assert!(notes[1].starts_with("thread-blocking at 64 B: the round trip is noisy"));
     }
 
     #[test]

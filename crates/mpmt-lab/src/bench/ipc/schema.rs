@@ -168,6 +168,17 @@ pub struct EndpointReport {
     /// (the samples are in that order too); empty when the series was not taken in rounds.
     #[serde(default)]
     pub round_samples: Vec<usize>,
+    /// Per round, in the order measured, the share of its block's wall time that the
+    /// measuring thread and the partner spent waiting for a CPU (their run delay, see
+    /// [`super::CONTENDED`]); a block at that share or more is contended. Empty where the
+    /// kernel keeps no schedstat, the run was not pinned, or the series was not taken in
+    /// rounds.
+    #[serde(default)]
+    pub round_contention: Vec<f64>,
+    /// How many of its blocks were measured again because they were contended (the least
+    /// contended attempt of each is kept).
+    #[serde(default)]
+    pub remeasured: usize,
     /// For a transport, the name of its like-for-like baseline: the thread hand-off that waits
     /// as it does (`thread-blocking` for pipe, uds, tcp, mq; `thread-spinning` for shm).
     pub baseline: Option<String>,
@@ -207,6 +218,12 @@ impl EndpointReport {
             figures.push(Summary::from_samples(chosen).map_or(f64::NAN, |s| s.median));
         }
         figures
+    }
+
+    /// Per round, whether its kept block was contended (see [`EndpointReport::round_contention`]);
+    /// empty when that is not known.
+    pub fn contended_rounds(&self) -> Vec<bool> {
+        self.round_contention.iter().map(|&s| s >= super::CONTENDED).collect()
     }
 
     /// The mode comparisons use, when one of a bimodal series is (see

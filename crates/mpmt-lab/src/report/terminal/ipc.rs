@@ -15,8 +15,28 @@ use std::fmt::Write as _;
 use comfy_table::CellAlignment;
 
 use super::table;
-use crate::bench::ipc::{IpcReport, Role, Wake, format_size};
+use crate::bench::ipc::{CONTENDED, IpcReport, Role, Wake, format_size};
 use crate::measure::units::format_seconds;
+
+/// What the contention check did: how many blocks were measured again because their pair
+/// waited for a CPU, and how many stayed contended; `None` when it was not measured.
+fn contention_line(report: &IpcReport) -> Option<String> {
+    let endpoints = report.sizes.iter().flat_map(|s| &s.endpoints);
+    let known: Vec<_> = endpoints.filter(|e| !e.round_contention.is_empty()).collect();
+    if known.is_empty() {
+        return None;
+    }
+    let blocks: usize = known.iter().map(|e| e.round_contention.len()).sum();
+    let again: usize = known.iter().map(|e| e.remeasured).sum();
+    let stayed: usize =
+        known.iter().map(|e| e.contended_rounds().iter().filter(|&&c| c).count()).sum();
+    Some(format!(
+        "contention: {again} of {blocks} blocks measured again because the measuring thread and \
+         its partner waited for a CPU for {:.0} % of the block or more (run delay, schedstat); \
+         {stayed} stayed contended",
+        CONTENDED * 100.0
+    ))
+}
 
 /// Renders `report` as text (ends with a newline).
 pub fn render(report: &IpcReport) -> String {
@@ -109,6 +129,9 @@ pub fn render(report: &IpcReport) -> String {
              every size in turn"
         );
     }
+    if let Some(line) = contention_line(report) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "mpi: {}", report.mpi.note);
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
@@ -161,6 +184,8 @@ mod tests {
             wake: Wake::SpinThenPark,
             modes: None,
             round_samples: Vec::new(),
+            round_contention: Vec::new(),
+            remeasured: 0,
             baseline: (role == Role::Transport).then(|| THREAD_SPINNING.to_owned()),
             vs_baseline: (role == Role::Transport).then_some(1.25),
         }
@@ -201,8 +226,15 @@ mod tests {
                         }),
                         ..endpoint(THREAD_CHANNEL, 40e-6, 1_000_000.0, 1.0)
                     },
-                    endpoint(THREAD_SPINNING, 0.8e-6, 3_000_000.0, 0.02),
-                    endpoint("shm", 1e-6, 2_000_000.0, 0.025),
+                    EndpointReport {
+                        round_contention: vec![0.01, 0.5],
+                        remeasured: 2,
+                        ..endpoint(THREAD_SPINNING, 0.8e-6, 3_000_000.0, 0.02)
+                    },
+                    EndpointReport {
+                        round_contention: vec![0.0, 0.02],
+                        ..endpoint("shm", 1e-6, 2_000_000.0, 0.025)
+                    },
                 ],
             }],
             warnings: vec![crate::measure::Warning::Recorded("be careful".into())],
@@ -226,6 +258,9 @@ mod tests {
             "one-way MB/s of memcpy's: thread-channel 0.3 %, thread-spinning 1.0 %, shm 0.6 %",
             "placement: left to the scheduler",
             "warning: be careful",
+            "contention: 2 of 4 blocks measured again because the measuring thread and its \
+             partner waited for a CPU for 10 % of the block or more (run delay, schedstat); 1 \
+             stayed contended",
             "machine: Test CPU | 2 logical cores",
             "quick run",
             "mpi: MPI not measured: not recorded",
