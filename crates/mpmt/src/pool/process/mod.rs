@@ -20,9 +20,10 @@
 //! Workers are started by one **spawner** thread per pool, which lives as long as the pool:
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked a worker ends, so no driver may be
 //! that thread. After the first death the spawner also keeps one **spare** worker started and
-//! greeted in advance, so a replacement takes a hand-over instead of a fork, an exec and a
-//! handshake (about a millisecond here); a pool that never loses a worker never pays for a
-//! spare. The full state machine is in `README.md` beside this file.
+//! greeted in advance (two when deaths come faster than spares), so a replacement takes a
+//! hand-over, straight from the spare list without a round trip through the spawner, instead
+//! of a fork, an exec and a handshake (about a millisecond here); a pool that never loses a
+//! worker never pays for a spare. The full state machine is in `README.md` beside this file.
 //!
 //! One file per actor:
 //!
@@ -306,7 +307,7 @@ impl ProcessPool {
     }
 
     /// Waits for the drivers; they stop their workers once the queue is closed and drained.
-    /// Then the spawner stops its spare.
+    /// Then the spawner stops its spares.
     pub(crate) fn join(self) {
         for d in self.drivers {
             let _ = d.join();

@@ -2,7 +2,9 @@
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked a worker ends, so the thread that
 //! forks must live as long as the pool: no driver may be it. After the first death the
-//! spawner keeps one **spare** worker started and greeted, so a replacement is a hand-over.
+//! spawner keeps one **spare** worker started and greeted (two after a replacement found
+//! none, see [`MAX_SPARES`]), so a replacement is a hand-over, which the driver takes itself
+//! from the [`SpareSlot`].
 //!
 //! A worker is started in two halves. [`launch_many`], on the spawner thread: its status
 //! page and channel ([`prepare`]), its process — forked by the pool's fork server
@@ -20,6 +22,7 @@
 //! stderr and the pool executes workers from then on; the workers it forked are the pool's
 //! children and live on.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,14 +48,32 @@ use crate::worker::{FORK_SERVER_COMMAND, WORKER_COMMAND, WorkerArgs};
 /// How long a new worker may take to say hello.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Asks the spawner for a worker: launched, and whether it was the spare.
-type Request = (bool, Sender<(Result<Launched, StartError>, bool)>);
+/// What a driver asks of the spawner.
+enum Request {
+    /// A worker (`replacement` after a death: this enables the spare), answered with the
+    /// launched worker and whether it was the spare.
+    Start { replacement: bool, reply: Sender<(Result<Launched, StartError>, bool)> },
+    /// A driver took a spare from the [`SpareSlot`]: launch the next one.
+    Refill,
+}
+
+/// The spare workers, launched and with their readers started, oldest first, shared by the
+/// spawner (which adds them) and the drivers (which take them): a replacement is then a
+/// hand-over with no round trip through the spawner thread (two thread wake-ups fewer on the
+/// recovery path).
+type SpareSlot = Arc<Mutex<VecDeque<Launched>>>;
+
+/// Spares kept at most. One from the first death on; a second once a replacement found none
+/// ready (deaths come faster than one spare is launched and greeted), so the next death in
+/// such a burst is a hand-over too. An idle spare costs a process's memory, so no more.
+const MAX_SPARES: usize = 2;
 
 /// The thread that starts every worker of a pool (see the module docs).
 pub(super) struct Spawner {
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
     config: Arc<Config>,
+    spare: SpareSlot,
 }
 
 impl Spawner {
@@ -63,32 +84,45 @@ impl Spawner {
     ) -> std::io::Result<Spawner> {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let handle_config = config.clone();
+        let spare: SpareSlot = Arc::default();
+        let slot = spare.clone();
         let thread = std::thread::Builder::new().name("mpmt-spawner".into()).spawn(move || {
             let mut server = match config.spawn {
                 Spawn::ForkServer => start_fork_server(&config, &shared),
                 Spawn::Exec => None,
             };
-            let mut spare: Option<Result<Launched, StartError>> = None;
+            let spares = || slot.lock().unwrap_or_else(|e| e.into_inner());
+            // Spares to keep: none until the first death (see `MAX_SPARES`).
+            let mut keep = 0;
             while let Ok(first) = rx.recv() {
                 // Every request already waiting is served together: at pool start that is
                 // one per worker, and their forks are pipelined (see `launch_many`).
                 let mut batch = vec![first];
                 batch.extend(rx.try_iter());
                 let mut fresh = Vec::with_capacity(batch.len());
-                let mut wants_spare = false;
-                for (replacement, reply) in batch {
-                    wants_spare |= replacement;
+                for request in batch {
+                    let (replacement, reply) = match request {
+                        Request::Start { replacement, reply } => (replacement, reply),
+                        Request::Refill => {
+                            keep = keep.max(1);
+                            continue;
+                        }
+                    };
+                    if replacement {
+                        // Asked, not handed: from the second death on, that is a miss.
+                        keep = if keep == 0 { 1 } else { (keep + 1).min(MAX_SPARES) };
+                    }
                     if shared.aborting.load(Ordering::Acquire) {
                         // Aborted, or start-up interrupted: answer at once, start nothing.
                         let _ = reply.send((Err(StartError::Stopping), false));
                         continue;
                     }
-                    // A spare that failed to launch is not handed out: try afresh.
-                    match spare.take() {
-                        Some(Ok(worker)) => {
+                    let spare = spares().pop_front();
+                    match spare {
+                        Some(worker) => {
                             let _ = reply.send((Ok(worker), true));
                         }
-                        _ => fresh.push(reply),
+                        None => fresh.push(reply),
                     }
                 }
                 let n = fresh.len();
@@ -97,25 +131,33 @@ impl Spawner {
                         let _ = reply.send((worker, false));
                     }
                 });
-                // From the first death on, keep the next replacement ready.
-                if wants_spare && !shared.aborting.load(Ordering::Acquire) {
-                    let mut launched = None;
-                    launch_many(&config, &shared, watchdog.as_deref(), &mut server, 1, |w| {
-                        launched = Some(w.and_then(Launched::start_reader));
+                // From the first death on, keep the next replacements ready, each handed out
+                // as soon as it is launched. A spare that failed to launch is not kept: the
+                // next replacement is launched afresh.
+                let missing = keep.saturating_sub(spares().len());
+                if missing > 0 && !shared.aborting.load(Ordering::Acquire) {
+                    launch_many(&config, &shared, watchdog.as_deref(), &mut server, missing, |w| {
+                        if let Ok(spare) = w.and_then(Launched::start_reader) {
+                            spares().push_back(spare);
+                        }
                     });
-                    spare = launched;
                 }
             }
-            if let Some(Ok(launched)) = spare {
+            let left = std::mem::take(&mut *spares());
+            for launched in left {
                 launched.worker.stop();
             }
             shared.fork_server.store(0, Ordering::Release);
         })?;
-        Ok(Spawner { requests: Some(tx), thread: Some(thread), config: handle_config })
+        Ok(Spawner { requests: Some(tx), thread: Some(thread), config: handle_config, spare })
     }
 
     pub(super) fn handle(&self) -> SpawnHandle {
-        SpawnHandle(self.requests.clone().expect("live spawner"), self.config.clone())
+        SpawnHandle {
+            requests: self.requests.clone().expect("live spawner"),
+            config: self.config.clone(),
+            spare: self.spare.clone(),
+        }
     }
 
     pub(super) fn join(mut self) {
@@ -127,20 +169,40 @@ impl Spawner {
 }
 
 /// A driver's way to ask the spawner for a worker.
-pub(super) struct SpawnHandle(Sender<Request>, Arc<Config>);
+pub(super) struct SpawnHandle {
+    requests: Sender<Request>,
+    config: Arc<Config>,
+    spare: SpareSlot,
+}
 
 impl SpawnHandle {
     /// A started worker that said hello; `replacement` after a death (this enables the spare).
+    ///
+    /// A replacement takes the spare straight from the [`SpareSlot`] when there is one, and
+    /// only tells the spawner to launch the next (it does not wait for it); otherwise it asks
+    /// the spawner and waits for the answer.
     pub(super) fn get(&self, replacement: bool) -> Result<WorkerHandle, StartError> {
         let ask = |replacement| {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            self.0.send((replacement, tx)).map_err(|_| StartError::SpawnerGone)?;
+            let (reply, rx) = crossbeam_channel::bounded(1);
+            let request = Request::Start { replacement, reply };
+            self.requests.send(request).map_err(|_| StartError::SpawnerGone)?;
             rx.recv().map_err(|_| StartError::SpawnerGone)
         };
-        let (launched, spare) = ask(replacement)?;
-        match launched.and_then(|w| greet(w, &self.1)) {
+        let handed = if replacement {
+            self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        } else {
+            None
+        };
+        let (launched, spare) = match handed {
+            Some(launched) => {
+                self.requests.send(Request::Refill).map_err(|_| StartError::SpawnerGone)?;
+                (Ok(launched), true)
+            }
+            None => ask(replacement)?,
+        };
+        match launched.and_then(|w| greet(w, &self.config)) {
             // A spare that did not come up is not this start's failure: one fresh try.
-            Err(_) if spare => ask(replacement)?.0.and_then(|w| greet(w, &self.1)),
+            Err(_) if spare => ask(replacement)?.0.and_then(|w| greet(w, &self.config)),
             other => other,
         }
     }
@@ -227,7 +289,7 @@ pub(super) fn launch_many(
     };
     let stopping = || shared.aborting.load(Ordering::Acquire);
     let mut left = n;
-    let mut sent: std::collections::VecDeque<Prepared> = std::collections::VecDeque::new();
+    let mut sent: VecDeque<Prepared> = VecDeque::new();
     loop {
         // Keep the helper's queue topped up.
         while left > 0 && sent.len() < PIPELINE && server.is_some() {

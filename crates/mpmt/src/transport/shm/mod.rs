@@ -11,9 +11,9 @@
 //!
 //! Shared memory has no end-of-file: a worker that crashes leaves its ring looking merely
 //! quiet. So the worker also inherits the write end of a pipe whose read end only the pool
-//! holds; a small watcher thread per worker polls it, and when the worker dies (the kernel
-//! closes its descriptors, the pipe reports `POLLHUP`) it closes both rings from the dead
-//! side, exactly as the kernel closes a dead process's pipes: the pool's reader drains what
+//! holds; one watcher thread per process polls every worker's pipe (`watch.rs`), and when a
+//! worker dies (the kernel closes its descriptors, the pipe reports `EPOLLHUP`) it closes both
+//! rings from the dead side, exactly as the kernel closes a dead process's pipes: the pool's reader drains what
 //! was sent and reads end of stream, its writer gets `BrokenPipe`. [`crate::transport::Link`]'s
 //! interrupt aborts both rings (see [`ring::Ring::abort`]).
 //!
@@ -36,19 +36,19 @@ mod park;
 mod region;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rustix::event::{PollFd, PollFlags, poll};
 use rustix::pipe::{PipeFlags, pipe_with};
 
 use self::region::{MappedRing, Region};
-use self::ring::{Consumer, Futex, Producer, READER_CLOSED, Ring, WRITER_CLOSED};
+use self::ring::{Consumer, Futex, Producer, Ring};
+use self::watch::Watch;
 use super::{
     ByteRx, ByteTx, DirectRx, DirectTx, Interrupt, Link, Pending, Transport, TransportError,
     TransportKind,
@@ -103,12 +103,7 @@ fn rings(region: &Region) -> [RingRef; 2] {
 }
 
 /// Makes `side`'s link; `alive` is kept open for as long as the sending half lives.
-fn link(
-    rings: &[RingRef; 2],
-    side: usize,
-    alive: Option<OwnedFd>,
-    watcher: Option<JoinHandle<()>>,
-) -> Link {
+fn link(rings: &[RingRef; 2], side: usize, alive: Option<OwnedFd>, watch: Option<Watch>) -> Link {
     let (out, inbound) = (rings[side].clone(), rings[1 - side].clone());
     // SAFETY: see the module's Safety section: this is the one place ring ends are made, and
     // each side's link is made once per region, so ring `side` gets its only producer here and
@@ -116,7 +111,7 @@ fn link(
     let (tx, rx) = unsafe { (Producer::new(out), Consumer::new(inbound)) };
     Link {
         tx: Box::new(ShmTx { producer: tx, _alive: alive }),
-        rx: Box::new(ShmRx { consumer: rx, watcher }),
+        rx: Box::new(ShmRx { consumer: rx, _watch: watch }),
         interrupt: Some(Arc::new(ShmInterrupt(rings.clone()))),
     }
 }
@@ -147,36 +142,9 @@ impl Pending for PendingShm {
         // The worker has its own copies now; ours must go, or the pipe never reports its death.
         drop((memfd, alive_write));
         let rings = rings(&region);
-        let [to_worker, from_worker] = rings.clone();
-        let watcher = std::thread::Builder::new()
-            .name("mpmt-shm-watch".into())
-            .stack_size(64 * 1024)
-            .spawn(move || watch(&alive_read, &to_worker, &from_worker))
-            .map_err(|e| TransportError::os("shm", "spawning the watcher thread", e))?;
-        Ok(link(&rings, POOL, None, Some(watcher)))
+        let watch = watch::watch(alive_read, rings.clone())?;
+        Ok(link(&rings, POOL, None, Some(watch)))
     }
-}
-
-/// Waits until the worker is gone, then closes its ends of both rings as the kernel would.
-/// Ends when the worker dies, which the pool guarantees (`Spawned` kills on drop).
-fn watch(alive: &OwnedFd, to_worker: &ShmRing, from_worker: &ShmRing) {
-    loop {
-        let mut fds = [PollFd::new(alive, PollFlags::IN)];
-        match poll(&mut fds, None) {
-            Err(rustix::io::Errno::INTR) => {}
-            Ok(_)
-                if !fds[0]
-                    .revents()
-                    .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) =>
-            {
-                // A worker that writes to its liveness pipe is buggy; drain and keep watching.
-                let _ = rustix::io::read(alive, &mut [0u8; 64]);
-            }
-            _ => break,
-        }
-    }
-    from_worker.close(WRITER_CLOSED);
-    to_worker.close(READER_CLOSED);
 }
 
 /// Worker side of `shm:MEMFD,ALIVE_FD`.
@@ -249,8 +217,9 @@ impl DirectTx for ShmTx {
 #[derive(Debug)]
 struct ShmRx {
     consumer: Consumer<MappedRing, Futex>,
-    /// The pool side's watcher thread; it ends right after the worker does.
-    watcher: Option<JoinHandle<()>>,
+    /// The pool side's watch on the worker's death; dropping it waits until the death was
+    /// seen, so a dropped pool leaves nothing behind (`watch.rs`).
+    _watch: Option<Watch>,
 }
 
 impl ByteRx for ShmRx {
@@ -282,26 +251,6 @@ impl DirectRx for ShmRx {
 
     fn consume(&mut self, n: usize) {
         self.consumer.consume(n);
-    }
-}
-
-/// How long dropping the pool's end waits for the watcher (which holds a descriptor and the
-/// mapping) to finish, so a dropped pool leaves nothing behind; the pool drops this end only
-/// after its worker is reaped, when the watcher is already on its way out.
-const WATCHER_JOIN: Duration = Duration::from_secs(1);
-
-impl Drop for ShmRx {
-    fn drop(&mut self) {
-        let Some(watcher) = self.watcher.take() else { return };
-        let deadline = Instant::now() + WATCHER_JOIN;
-        while !watcher.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        if watcher.is_finished() {
-            let _ = watcher.join();
-        }
-        // Otherwise the worker still lives (a test holding its end): the watcher stays
-        // detached and ends with it.
     }
 }
 
