@@ -585,14 +585,16 @@ mod tests {
         }
     }
 
-    /// Reports its input and whether a pool thread ran it (or else the `map`'s caller).
+    /// Sleeps `sleep_us`, then reports its index and whether a pool thread ran it (or else
+    /// the `map`'s caller).
     struct OnPoolThread;
 
     impl Task for OnPoolThread {
         const NAME: &'static str = "test-on-pool-thread";
-        type Input = u64;
+        type Input = (u64, u64);
         type Output = (u64, bool);
-        fn run(i: u64) -> (u64, bool) {
+        fn run((i, sleep_us): (u64, u64)) -> (u64, bool) {
+            std::thread::sleep(Duration::from_micros(sleep_us));
             let name = std::thread::current().name().map(str::to_owned).unwrap_or_default();
             (i, name.starts_with("mpmt-thread-"))
         }
@@ -604,7 +606,7 @@ mod tests {
     #[test]
     fn the_caller_helps_without_reordering() {
         let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
-        let warm: Vec<_> = pool.map::<OnPoolThread, _>(0..2000).collect();
+        let warm: Vec<_> = pool.map::<OnPoolThread, _>((0..2000).map(|i| (i, 0))).collect();
         assert_eq!(warm.len(), 2000);
         let mut by_caller = 0;
         for round in 0..50u64 {
@@ -612,7 +614,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
             let n = 4000 + round;
             let mut seen = 0;
-            for (i, r) in pool.map::<OnPoolThread, _>(0..n).enumerate() {
+            for (i, r) in pool.map::<OnPoolThread, _>((0..n).map(|i| (i, 0))).enumerate() {
                 let (j, on_pool) = r.unwrap();
                 assert_eq!(j, i as u64, "round {round}: in input order");
                 by_caller += usize::from(!on_pool);
@@ -624,5 +626,20 @@ mod tests {
             }
         }
         assert!(by_caller > 0, "the caller ran some tasks itself");
+    }
+
+    /// Tasks measured longer than [`TARGET_THREAD`] run on the pool's threads only, so a
+    /// map of them never runs more of them at once than the pool has threads.
+    #[test]
+    fn the_caller_leaves_long_tasks_to_the_pool() {
+        let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
+        let long = TARGET_THREAD.as_micros() as u64 * 2;
+        for round in 0..3 {
+            std::thread::sleep(Duration::from_millis(5));
+            let out: Vec<_> = pool.map::<OnPoolThread, _>((0..6).map(|i| (i, long))).collect();
+            for (i, r) in out.into_iter().enumerate() {
+                assert_eq!(r, Ok((i as u64, true)), "round {round}: task {i} ran on a pool thread");
+            }
+        }
     }
 }
