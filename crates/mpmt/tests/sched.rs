@@ -388,7 +388,10 @@ fn a_thread_map_after_quick_tasks_still_spreads_slow_ones() {
         assert_eq!(j, i as u64, "in input order");
         threads.insert(thread);
     }
-    assert_eq!(threads.len(), 2, "both threads ran the slow tasks: {threads:?}");
+    // The caller may run a chunk in a sleeping thread's place (`map.rs`); both pool
+    // threads ran some.
+    let pool_threads = threads.iter().filter(|t| t.starts_with("mpmt-thread-")).count();
+    assert_eq!(pool_threads, 2, "both threads ran the slow tasks: {threads:?}");
 }
 
 /// A task timeout is per task, inside a chunk too: a chunk longer than the timeout whose

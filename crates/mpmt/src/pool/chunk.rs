@@ -111,6 +111,11 @@ impl<O> Sink<O> {
         }
     }
 
+    /// Whether every task has its outcome.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
     /// Blocks until every task has its outcome, and takes them, in order.
     pub(crate) fn wait(&self) -> Done<O> {
         let backoff = Backoff::new();
@@ -215,6 +220,10 @@ pub(crate) struct Chunk<I: 'static, O: 'static> {
     /// One past the index of this chunk's last task: `next..end` is what it owes the sink.
     end: usize,
     sink: Arc<Sink<O>>,
+    /// Where `run_local` writes the outcomes: a buffer of the `map` (reused from chunk to
+    /// chunk and map to map, allocated and freed on the caller's thread), empty in a piece
+    /// split off.
+    out: Vec<Item<O>>,
 }
 
 impl<I: Send + 'static, O: Send + 'static> Chunk<I, O> {
@@ -223,10 +232,12 @@ impl<I: Send + 'static, O: Send + 'static> Chunk<I, O> {
         kind: &'static Kind,
         idempotent: bool,
         items: VecDeque<I>,
+        mut out: Vec<Item<O>>,
     ) -> (Chunk<I, O>, Arc<Sink<O>>) {
         let sink = Sink::new(items.len());
         let end = items.len();
-        (Chunk { ops, kind, idempotent, items, next: 0, end, sink: sink.clone() }, sink)
+        out.clear();
+        (Chunk { ops, kind, idempotent, items, next: 0, end, sink: sink.clone(), out }, sink)
     }
 
     /// Delivers outcomes for the front `items.len()` tasks, which leave the chunk.
@@ -239,21 +250,25 @@ impl<I: Send + 'static, O: Send + 'static> Chunk<I, O> {
     }
 }
 
-/// A chunk of `T` tasks, and the sink its outcomes go to.
+/// A chunk of `T` tasks, and the sink its outcomes go to; `out` (emptied; grown to fit when
+/// the chunk runs here) is the buffer the outcomes are written to.
 pub(crate) fn typed<T: Task>(
     inputs: VecDeque<T::Input>,
+    out: Vec<Item<T::Output>>,
 ) -> (Box<dyn ChunkWork>, Arc<Sink<T::Output>>) {
-    let (chunk, sink) = Chunk::new(&OpsOf::<T>::OPS, Kind::of::<T>(), T::IDEMPOTENT, inputs);
+    let (chunk, sink) = Chunk::new(&OpsOf::<T>::OPS, Kind::of::<T>(), T::IDEMPOTENT, inputs, out);
     (Box::new(chunk), sink)
 }
 
-/// A chunk of type-erased jobs of one `kind`, and the sink its outcomes go to.
+/// A chunk of type-erased jobs of one `kind`, and the sink its outcomes go to (in `out`, as
+/// for [`typed`]).
 pub(crate) fn jobs(
     kind: &'static Kind,
     idempotent: bool,
     inputs: VecDeque<AnyValue>,
+    out: Vec<Item<AnyValue>>,
 ) -> (Box<dyn ChunkWork>, Arc<Sink<AnyValue>>) {
-    let (chunk, sink) = Chunk::new(&JOB_OPS, kind, idempotent, inputs);
+    let (chunk, sink) = Chunk::new(&JOB_OPS, kind, idempotent, inputs, out);
     (Box::new(chunk), sink)
 }
 
@@ -352,6 +367,7 @@ impl<I: Send + 'static, O: Send + 'static> ChunkWork for Chunk<I, O> {
             next,
             end,
             sink: self.sink.clone(),
+            out: Vec::new(),
         })
     }
 
@@ -362,7 +378,8 @@ impl<I: Send + 'static, O: Send + 'static> ChunkWork for Chunk<I, O> {
         spill: &mut dyn FnMut(Box<dyn ChunkWork>),
     ) {
         let started = Instant::now();
-        let mut out: Vec<Item<O>> = Vec::with_capacity(self.items.len());
+        let mut out = std::mem::take(&mut self.out);
+        out.reserve(self.items.len());
         // `next` moves only when the outcomes are delivered (below): a chunk dropped in
         // between still owes the tasks it took (`Drop`). One `catch_unwind` covers the tasks
         // until one panics; that one is the task taken but not answered.

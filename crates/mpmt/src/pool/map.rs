@@ -18,6 +18,19 @@
 //! Results come in input order, each task's own. About `2 × parallelism + 2` chunks are
 //! outstanding at once, so `inputs` may be long or endless.
 //!
+//! In the thread model the caller does not just wait: it runs the chunks that no pool thread
+//! has started yet (each chunk goes to the queue as a stand-in that whoever claims it first
+//! runs, `claim.rs`), as rayon's `join` runs work while it waits, and sleeps only when all of
+//! them are taken. So a `map` of short tasks neither waits for a pool thread to wake up nor
+//! pays for waking its caller after each chunk. It does so only for tasks measured shorter
+//! than [`TARGET_THREAD`] each, so a chunk on the caller is short: for that long the map's
+//! tasks may run on one thread more than the pool has; longer tasks run on the pool's
+//! threads only. And the outcomes are written to buffers that the caller
+//! allocates and reuses from chunk to chunk and from one `map` to the next of the same output
+//! type (the pool keeps a few, at most [`SPARE_BYTES`] per type, [`SPARE_TYPES`] types), so
+//! no chunk's outcome buffer is allocated on one thread and freed on another, which makes
+//! glibc hand the memory back to the system and fault it in again.
+//!
 //! The thread model with a task timeout sends tasks one by one: a timed-out thread is
 //! abandoned (it cannot be killed), and the rest of a chunk would be abandoned with it.
 
@@ -28,6 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chunk::{self, ChunkWork, Done, Item, Sink};
+use super::claim::{self, Claim};
 use super::{Completion, Handle, Model, Pool, SubmitError, TaskError};
 use crate::task::{AnyValue, Job, Kind, Task};
 
@@ -49,8 +63,22 @@ const FIRST_THREAD_CHUNK: usize = 64;
 /// A chunk, its number of tasks, and the sink its outcomes go to.
 type Cutting<O> = (Box<dyn ChunkWork>, usize, Arc<Sink<O>>);
 
-/// Takes up to `n` inputs (of one kind) from the front of the inputs as a chunk.
-type Cut<O, I> = fn(&mut Peekable<I>, usize) -> Option<Cutting<O>>;
+/// Takes up to `n` inputs (of one kind) from the front of the inputs as a chunk, whose
+/// outcomes go to the buffer given.
+type Cut<O, I> = fn(&mut Peekable<I>, usize, Vec<Item<O>>) -> Option<Cutting<O>>;
+
+/// Outcome buffers kept for the next chunks (see [`Map::buffer`]).
+type Spare<O> = Vec<Vec<Item<O>>>;
+
+/// Takes the pool's spare outcome buffers of a type ([`unstash`]) and gives them back
+/// ([`stash`]).
+type Stash<O> = (fn(&super::Shared) -> Spare<O>, fn(&super::Shared, Spare<O>));
+
+/// Most outcome buffers a `map` keeps, and most bytes in all; the pool keeps those of the
+/// last `map`s of up to [`SPARE_TYPES`] output types (`Shared::spare_outputs`).
+const SPARE_BUFFERS: usize = 16;
+const SPARE_BYTES: usize = 2 << 20;
+const SPARE_TYPES: usize = 4;
 
 /// One input as a job of its own.
 type Single<I> = fn(<I as Iterator>::Item) -> Job;
@@ -60,28 +88,63 @@ type KindOf<I> = fn(&mut Peekable<I>) -> Option<&'static str>;
 
 /// What `map` has submitted, in input order.
 enum Pending<O> {
-    Chunk(Arc<Sink<O>>),
+    /// A chunk's sink, and in the thread model the claim that lets the caller run it.
+    Chunk(Arc<Sink<O>>, Option<Claim>),
     One(Result<Handle<AnyValue>, (TaskError, Instant)>),
 }
 
 /// The outcomes of the chunk at the front, being handed out.
 struct Current<O> {
     parts: std::vec::IntoIter<Vec<Item<O>>>,
-    items: std::vec::IntoIter<Item<O>>,
+    /// The piece being handed out: a deque, so its buffer outlives its outcomes and is
+    /// kept for reuse.
+    items: VecDeque<Item<O>>,
     submitted: Instant,
     finished: Instant,
     exec: Option<Duration>,
 }
 
 impl<O> Current<O> {
-    fn next_item(&mut self) -> Option<Item<O>> {
+    /// The next outcome; a piece's buffer, once handed out, goes to `spare`.
+    fn next_item(&mut self, spare: &mut Spare<O>) -> Option<Item<O>> {
         loop {
-            if let Some(item) = self.items.next() {
+            if let Some(item) = self.items.pop_front() {
                 return Some(item);
             }
-            self.items = self.parts.next()?.into_iter();
+            let next = VecDeque::from(self.parts.next()?);
+            keep(spare, Vec::from(std::mem::replace(&mut self.items, next)));
         }
     }
+}
+
+/// Keeps an emptied outcome buffer for reuse, within [`SPARE_BUFFERS`] and [`SPARE_BYTES`].
+fn keep<O>(spare: &mut Spare<O>, mut buffer: Vec<Item<O>>) {
+    let bytes = |b: &Vec<Item<O>>| b.capacity() * std::mem::size_of::<Item<O>>();
+    let kept: usize = spare.iter().map(bytes).sum();
+    if buffer.capacity() > 0 && spare.len() < SPARE_BUFFERS && kept + bytes(&buffer) <= SPARE_BYTES
+    {
+        buffer.clear();
+        spare.push(buffer);
+    }
+}
+
+/// The outcome buffers the pool kept from its last `map` with outputs `O`.
+fn unstash<O: Send + 'static>(shared: &super::Shared) -> Spare<O> {
+    let mut kept = super::shared::lock(&shared.spare_outputs);
+    let Some(i) = kept.iter().position(|b| b.is::<Spare<O>>()) else { return Vec::new() };
+    kept.swap_remove(i).downcast::<Spare<O>>().map(|b| *b).unwrap_or_default()
+}
+
+/// Hands a finished `map`'s outcome buffers to the pool, for its next `map`.
+fn stash<O: Send + 'static>(shared: &super::Shared, spare: Spare<O>) {
+    if spare.is_empty() {
+        return;
+    }
+    let mut kept = super::shared::lock(&shared.spare_outputs);
+    if kept.len() >= SPARE_TYPES {
+        kept.remove(0);
+    }
+    kept.push(Box::new(spare));
 }
 
 /// What [`Map::advance`] found at the front.
@@ -108,12 +171,20 @@ pub struct Map<'p, O, I: Iterator> {
     per_task: Option<Duration>,
     /// Tasks one by one, no chunks (the thread model with a task timeout, the cluster model).
     one_by_one: bool,
+    /// The caller runs chunks that no pool thread has started instead of waiting for them
+    /// (the thread model's chunks; `claim.rs`).
+    help: bool,
     /// Most tasks per chunk so that the inputs spread over every worker: from the inputs'
     /// length when it is known at the start.
     spread: usize,
     /// The thread model's first task kind, whose time per task the pool remembers
     /// (`Shared::map_task_time`); `None` in the other models.
     remember: Option<&'static str>,
+    /// Outcome buffers to reuse (thread model): from the pool's last `map` with this output
+    /// type, then from this map's chunks once their outcomes are handed out.
+    spare: Spare<O>,
+    /// Gives `spare` back to the pool when the map is dropped ([`stash`]).
+    stash: fn(&super::Shared, Spare<O>),
 }
 
 impl<O, I: Iterator> fmt::Debug for Map<'_, O, I> {
@@ -130,13 +201,14 @@ impl<O, I: Iterator> fmt::Debug for Map<'_, O, I> {
 fn cut_typed<T: Task, I: Iterator<Item = T::Input>>(
     inputs: &mut Peekable<I>,
     n: usize,
+    out: Vec<Item<T::Output>>,
 ) -> Option<Cutting<T::Output>> {
     let items: VecDeque<T::Input> = inputs.take(n).collect();
     if items.is_empty() {
         return None;
     }
     let len = items.len();
-    let (chunk, sink) = chunk::typed::<T>(items);
+    let (chunk, sink) = chunk::typed::<T>(items, out);
     Some((chunk, len, sink))
 }
 
@@ -144,6 +216,7 @@ fn cut_typed<T: Task, I: Iterator<Item = T::Input>>(
 fn cut_jobs<I: Iterator<Item = Job>>(
     jobs: &mut Peekable<I>,
     n: usize,
+    out: Vec<Item<AnyValue>>,
 ) -> Option<Cutting<AnyValue>> {
     let first = jobs.next()?;
     let (kind, idempotent) = (first.kind(), first.is_idempotent());
@@ -154,7 +227,7 @@ fn cut_jobs<I: Iterator<Item = Job>>(
         items.push_back(job.into_parts().1);
     }
     let len = items.len();
-    let (chunk, sink) = chunk::jobs(kind, idempotent, items);
+    let (chunk, sink) = chunk::jobs(kind, idempotent, items, out);
     Some((chunk, len, sink))
 }
 
@@ -165,6 +238,7 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
         cut: Cut<O, I>,
         single: Single<I>,
         kind_of: KindOf<I>,
+        (unstash, stash): Stash<O>,
     ) -> Self {
         let parallelism = pool.model().parallelism().max(1);
         let thread = matches!(pool.model(), Model::Threads(_));
@@ -187,7 +261,11 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
             let known = super::shared::lock(&pool.shared.map_task_time);
             known.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t)
         });
+        let help = thread && !one_by_one;
         Map {
+            spare: if help { unstash(&pool.shared) } else { Vec::new() },
+            stash,
+            help,
             spread,
             pool,
             inputs,
@@ -248,10 +326,41 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
                 continue;
             }
             let n = self.next_size();
-            let Some((chunk, len, sink)) = (self.cut)(&mut self.inputs, n) else { return };
+            let out = self.buffer(n);
+            let Some((chunk, len, sink)) = (self.cut)(&mut self.inputs, n, out) else { return };
+            let (chunk, claim) = match self.help {
+                true => {
+                    let (stand_in, claim) = claim::claimable(chunk);
+                    (stand_in, Some(claim))
+                }
+                false => (chunk, None),
+            };
             // A refused chunk has delivered its error to each task: its sink is complete.
             let _ = self.pool.submit_chunk(chunk, len);
-            self.pending.push_back(Pending::Chunk(sink));
+            self.pending.push_back(Pending::Chunk(sink, claim));
+        }
+    }
+
+    /// A buffer for the outcomes of a chunk of `n` tasks: one kept (one large enough,
+    /// else any) or a new one, grown here, so that a pool thread does not allocate it and
+    /// this thread free it, which would hand glibc's memory back to the system and fault it
+    /// in again for every chunk. Empty outside the thread model, or when the inputs ended.
+    fn buffer(&mut self, n: usize) -> Vec<Item<O>> {
+        if !self.help || self.inputs.peek().is_none() {
+            return Vec::new();
+        }
+        let mut out = match self.spare.iter().position(|b| b.capacity() >= n) {
+            Some(i) => self.spare.swap_remove(i),
+            None => self.spare.pop().unwrap_or_default(),
+        };
+        out.reserve(n);
+        out
+    }
+
+    /// The chunk at the front is handed out: its last buffer is kept for reuse.
+    fn drop_current(&mut self) {
+        if let Some(current) = self.current.take() {
+            keep(&mut self.spare, Vec::from(current.items));
         }
     }
 
@@ -273,17 +382,39 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
         }
     }
 
+    /// Until the front chunk (`sink`, `claim`) is done, runs on this thread the chunks that
+    /// no pool thread has started: the front first, then the next ones in order. So the
+    /// caller neither waits for a pool thread to wake up nor sleeps itself while there is
+    /// work it can do (a sleeping caller is as slow to wake as a pool thread).
+    fn help_with(&mut self, sink: &Sink<O>, claim: Option<Claim>) {
+        let Some((threads, queue)) = self.pool.threads() else { return };
+        if let Some(chunk) = claim.and_then(|c| c.take()) {
+            threads.run_here(chunk, queue);
+        }
+        while !sink.is_ready() {
+            let next = self.pending.iter_mut().find_map(|p| match p {
+                Pending::Chunk(_, claim) => claim.take()?.take(),
+                Pending::One(_) => None,
+            });
+            let Some(chunk) = next else { return };
+            threads.run_here(chunk, queue);
+        }
+    }
+
     /// Submits what the window allows and waits for the front: a chunk's outcomes go to
     /// `current`, a task sent alone comes back.
     fn advance(&mut self) -> Option<Front<O>> {
         self.fill();
         match self.pending.pop_front()? {
-            Pending::Chunk(sink) => {
+            Pending::Chunk(sink, claim) => {
+                if self.help && self.per_task.is_some_and(|t| t < TARGET_THREAD) {
+                    self.help_with(&sink, claim);
+                }
                 let done = sink.wait();
                 self.learn(&done);
                 self.current = Some(Current {
                     parts: done.parts.into_iter(),
-                    items: Vec::new().into_iter(),
+                    items: VecDeque::new(),
                     submitted: done.submitted,
                     finished: done.finished,
                     exec: done.exec_per_task,
@@ -308,7 +439,7 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
     pub fn next_completion(&mut self) -> Option<Completion<O>> {
         loop {
             if let Some(current) = &mut self.current {
-                if let Some(item) = current.next_item() {
+                if let Some(item) = current.next_item(&mut self.spare) {
                     let ok = item.result.is_ok();
                     return Some(Completion {
                         result: item.result.map_err(|e| *e),
@@ -319,7 +450,7 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
                         stderr: None,
                     });
                 }
-                self.current = None;
+                self.drop_current();
             }
             if let Front::One(c) = self.advance()? {
                 return Some(c);
@@ -334,10 +465,10 @@ impl<O: 'static, I: Iterator> Map<'_, O, I> {
     fn next_slow(&mut self) -> Option<Result<O, TaskError>> {
         loop {
             if let Some(current) = &mut self.current {
-                if let Some(item) = current.next_item() {
+                if let Some(item) = current.next_item(&mut self.spare) {
                     return Some(item.result.map_err(|e| *e));
                 }
-                self.current = None;
+                self.drop_current();
             }
             if let Front::One(c) = self.advance()? {
                 return Some(c.result);
@@ -352,11 +483,17 @@ impl<O: 'static, I: Iterator> Iterator for Map<'_, O, I> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(current) = &mut self.current
-            && let Some(item) = current.items.next()
+            && let Some(item) = current.items.pop_front()
         {
             return Some(item.result.map_err(|e| *e));
         }
         self.next_slow()
+    }
+}
+
+impl<O, I: Iterator> Drop for Map<'_, O, I> {
+    fn drop(&mut self) {
+        (self.stash)(&self.pool.shared, std::mem::take(&mut self.spare));
     }
 }
 
@@ -370,9 +507,14 @@ impl Pool {
     where
         I: IntoIterator<Item = T::Input>,
     {
-        Map::new(self, inputs.into_iter(), cut_typed::<T, I::IntoIter>, Job::new::<T>, |_| {
-            Some(Kind::of::<T>().name())
-        })
+        Map::new(
+            self,
+            inputs.into_iter(),
+            cut_typed::<T, I::IntoIter>,
+            Job::new::<T>,
+            |_| Some(Kind::of::<T>().name()),
+            (unstash::<T::Output>, stash::<T::Output>),
+        )
     }
 
     /// Like [`Pool::map`] for type-erased jobs (several kinds in one run): consecutive jobs of
@@ -387,6 +529,7 @@ impl Pool {
             cut_jobs::<I::IntoIter>,
             |job| job,
             |jobs| jobs.peek().map(|job| job.kind().name()),
+            (unstash::<AnyValue>, stash::<AnyValue>),
         )
     }
 }
@@ -410,5 +553,93 @@ mod tests {
         assert!(pool.map::<Sleep, _>(0..10).per_task.is_none(), "another kind starts afresh");
         let jobs = pool.map_jobs((0..10).map(Job::new::<Noop>));
         assert!(jobs.per_task.is_some(), "map_jobs looks up its first job's kind");
+    }
+
+    /// Outcome buffers go from one `map` to the next (per output type) without carrying
+    /// outcomes along: every map, whole or dropped half-way, of either output type, gets
+    /// exactly its own results.
+    #[test]
+    fn reused_outcome_buffers_never_leak_results_between_maps() {
+        let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
+        let first: Vec<_> = pool.map::<Noop, _>(0..5000).collect();
+        assert_eq!(first, (0..5000).map(Ok).collect::<Vec<_>>());
+        let kept = super::super::shared::lock(&pool.shared.spare_outputs).len();
+        assert_eq!(kept, 1, "the map's buffers went to the pool");
+        let second = pool.map::<Noop, _>(100..130);
+        assert!(!second.spare.is_empty(), "the next map of the type starts with them");
+        assert_eq!(second.collect::<Vec<_>>(), (100..130).map(Ok).collect::<Vec<_>>());
+        let mut half = pool.map::<Noop, _>(1000..9000);
+        for i in 1000..1010 {
+            assert_eq!(half.next(), Some(Ok(i)));
+        }
+        drop(half);
+        let jobs: Vec<u64> = pool
+            .map_jobs((7..3007).map(Job::new::<Noop>))
+            .map(|r| *r.unwrap().downcast::<u64>().unwrap())
+            .collect();
+        assert_eq!(jobs, (7..3007).collect::<Vec<_>>(), "another output type, its own buffers");
+        for round in 0..20u64 {
+            let n = 1 + round * 397;
+            let out: Vec<_> = pool.map::<Noop, _>(round..round + n).collect();
+            assert_eq!(out, (round..round + n).map(Ok).collect::<Vec<_>>(), "round {round}");
+        }
+    }
+
+    /// Sleeps `sleep_us`, then reports its index and whether a pool thread ran it (or else
+    /// the `map`'s caller).
+    struct OnPoolThread;
+
+    impl Task for OnPoolThread {
+        const NAME: &'static str = "test-on-pool-thread";
+        type Input = (u64, u64);
+        type Output = (u64, bool);
+        fn run((i, sleep_us): (u64, u64)) -> (u64, bool) {
+            std::thread::sleep(Duration::from_micros(sleep_us));
+            let name = std::thread::current().name().map(str::to_owned).unwrap_or_default();
+            (i, name.starts_with("mpmt-thread-"))
+        }
+    }
+
+    /// The caller runs chunks that no pool thread has started while a pool thread sleeps
+    /// (so, after a pause, the first ones), and the results stay in input order, one per
+    /// task, wherever they ran.
+    #[test]
+    fn the_caller_helps_without_reordering() {
+        let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
+        let warm: Vec<_> = pool.map::<OnPoolThread, _>((0..2000).map(|i| (i, 0))).collect();
+        assert_eq!(warm.len(), 2000);
+        let mut by_caller = 0;
+        for round in 0..50u64 {
+            // The pool threads fall asleep for want of work.
+            std::thread::sleep(Duration::from_millis(5));
+            let n = 4000 + round;
+            let mut seen = 0;
+            for (i, r) in pool.map::<OnPoolThread, _>((0..n).map(|i| (i, 0))).enumerate() {
+                let (j, on_pool) = r.unwrap();
+                assert_eq!(j, i as u64, "round {round}: in input order");
+                by_caller += usize::from(!on_pool);
+                seen += 1;
+            }
+            assert_eq!(seen, n, "round {round}: one outcome per task");
+            if by_caller > 0 && round >= 4 {
+                break;
+            }
+        }
+        assert!(by_caller > 0, "the caller ran some tasks itself");
+    }
+
+    /// Tasks measured longer than [`TARGET_THREAD`] run on the pool's threads only, so a
+    /// map of them never runs more of them at once than the pool has threads.
+    #[test]
+    fn the_caller_leaves_long_tasks_to_the_pool() {
+        let pool = Pool::builder().model(Model::Threads(2)).build().unwrap();
+        let long = TARGET_THREAD.as_micros() as u64 * 2;
+        for round in 0..3 {
+            std::thread::sleep(Duration::from_millis(5));
+            let out: Vec<_> = pool.map::<OnPoolThread, _>((0..6).map(|i| (i, long))).collect();
+            for (i, r) in out.into_iter().enumerate() {
+                assert_eq!(r, Ok((i as u64, true)), "round {round}: task {i} ran on a pool thread");
+            }
+        }
     }
 }

@@ -75,6 +75,7 @@
 
 mod builder;
 mod chunk;
+mod claim;
 #[cfg(feature = "mpi")]
 pub mod cluster;
 mod error;
@@ -197,6 +198,15 @@ impl Pool {
         sender.send(env).map_err(|_| SubmitError::Closed)?;
         self.shared.submitted.fetch_add(1, Ordering::Relaxed);
         Ok(Handle::new(slot))
+    }
+
+    /// The thread model's pool threads and the queue they take tasks from: a `map` caller
+    /// runs chunks itself instead of waiting for them (`claim.rs`).
+    fn threads(&self) -> Option<(&thread::ThreadPool, &Sender<Envelope>)> {
+        match (&self.engine, &self.sender) {
+            (Some(Engine::Thread(threads)), Some(sender)) => Some((threads, sender)),
+            _ => None,
+        }
     }
 
     /// Checks that the pool accepts tasks of `kind`.

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     /// Time per task of each kind, as the thread model's last `map` of that kind measured it:
     /// the next `map` of the kind starts from it instead of probing (`map.rs`).
     pub(crate) map_task_time: Mutex<Vec<(&'static str, Duration)>>,
+    /// Outcome buffers of the thread model's last `map`s, one entry per output type, for the
+    /// next `map` to reuse (`map.rs`).
+    pub(crate) spare_outputs: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
 }
 
 /// Recovery times kept for [`PoolStats::recoveries`].
@@ -94,6 +97,7 @@ impl Shared {
             submitted: AtomicU64::new(0),
             revoked: AtomicU64::new(0),
             map_task_time: Mutex::new(Vec::new()),
+            spare_outputs: Mutex::new(Vec::new()),
         }
     }
 

@@ -17,6 +17,10 @@
 //! work from its own deque (newest first), then from the submission queue, then from the
 //! others' deques (oldest, largest first). So a chunk is never a unit of imbalance: idle threads
 //! split it while it runs, halving down to single tasks.
+//!
+//! A `map`'s caller runs the chunks of its short tasks that no pool thread has started
+//! (`ThreadPool::run_here`, `claim.rs`); it hands pieces to sleeping pool threads through
+//! the queue.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use crossbeam_deque::{Steal, Stealer, Worker};
 
+use super::chunk::ChunkWork;
 use super::slot::{Envelope, Slot};
 use super::{Completion, PoolError, Shared, TaskError};
 use crate::supervise::{Overdue, Watchdog};
@@ -111,6 +116,26 @@ impl ThreadPool {
             }
         }
         Ok((pool, tx, jobs))
+    }
+
+    /// Runs a chunk of `map` on the calling thread, which would otherwise wait for it
+    /// (`claim.rs`). Like a pool thread, it hands the back half of what is left to a pool
+    /// thread that sleeps for want of work, through `queue` (whose send wakes it), while no
+    /// other task waits there; a piece the full queue refuses runs here after the rest.
+    pub(crate) fn run_here(&self, mut chunk: Box<dyn ChunkWork>, queue: &Sender<Envelope>) {
+        let crew = &*self.crew;
+        let hungry = || crew.hungry() && crew.jobs.is_empty();
+        let mut refused = Vec::new();
+        chunk.run_local(0, &hungry, &mut |piece| {
+            if let Err(e) = queue.try_send(Envelope::chunk(crew.shared.new_id(), piece)) {
+                refused.push(e.into_inner());
+            }
+        });
+        for mut env in refused {
+            if let Some(mut piece) = env.chunk.take() {
+                piece.run_local(0, &|| false, &mut |_| {});
+            }
+        }
     }
 
     /// Waits for the threads; they exit once the queue is closed and drained. Abandoned
