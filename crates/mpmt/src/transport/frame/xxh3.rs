@@ -29,8 +29,8 @@
 //!
 //! The unsafe code is the AVX2 loop: it runs only where `is_x86_feature_detected!("avx2")`
 //! said so, and every load and store stays inside the slices it was given (their lengths are
-//! checked before the loop; see the `SAFETY` comments). Prefetches never fault, so they may
-//! point past a slice.
+//! checked before the loop; see the `SAFETY` comments). Prefetches never fault; they stay
+//! inside the slice being hashed anyway.
 #![allow(unsafe_code)]
 
 use std::hash::Hasher as _;
@@ -271,7 +271,7 @@ mod avx2 {
         assert!(
             src.len().is_multiple_of(STRIPE) && dst.as_ref().is_none_or(|d| d.len() == src.len())
         );
-        let n = src.len() / STRIPE;
+        let (len, n) = (src.len(), src.len() / STRIPE);
         let dst = dst.map(<[u8]>::as_mut_ptr);
         let (src, key) = (src.as_ptr(), secret.as_ptr());
         let acc = acc.as_mut_ptr().cast::<__m256i>();
@@ -292,8 +292,12 @@ mod avx2 {
             let stripes = (n - i).min(STRIPES_PER_BLOCK);
             for j in 0..stripes {
                 let at = (i + j) * STRIPE;
-                // A hint that never faults, whatever the address (so it may point past `src`).
-                _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(at + PREFETCH).cast());
+                // Only within `src`: past its end lie the bytes the writer is writing (the
+                // next frame), whose lines a prefetch would pull away from it. (A prefetch
+                // never faults, whatever the address.)
+                if at + PREFETCH < len {
+                    _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(at + PREFETCH).cast());
+                }
                 // SAFETY: `at + 64 <= n * 64 <= src.len()`, and `dst` (if any) is as long as
                 // `src` (asserted above); `8 * j + 64 <= 8 * 15 + 64 < SECRET_LEN`, so the
                 // key's 64 bytes lie in `secret`. Unaligned loads and stores.
