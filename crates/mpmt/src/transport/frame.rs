@@ -35,12 +35,13 @@
 //!
 //! **In place**, over a transport that lends its buffer ([`ByteTx::direct`],
 //! [`ByteRx::direct`]: the shm ring): [`FrameWriter::push`] reserves the frame's bytes in the
-//! ring, copies the payload straight there while it checksums it (one pass, chunk by chunk
-//! through the L1 cache), writes the header in front and commits, so a frame costs one copy
-//! in all; small frames go in place only while the ring has room now (a push never waits
-//! where the batch would not have), and every committed frame is published at the flush, as
-//! the batch is. [`FrameReader::read_frame`] then decodes the header, waits until the whole
-//! frame is published, and verifies and returns the payload **in place in the ring**; the
+//! ring, copies the payload straight there while it checksums it (one pass: each stripe
+//! loaded once, stored and hashed, `frame/xxh3.rs`), writes the header in front and commits,
+//! so a frame costs one copy in all; small frames go in place only while the ring has room
+//! now (a push never waits where the batch would not have), and every committed frame is
+//! published at the flush, as the batch is. [`FrameReader::read_frame`] then decodes the header, waits until the whole
+//! frame is published, and verifies (with a hash loop that prefetches the other core's
+//! cache lines ahead, `frame/xxh3.rs`) and returns the payload **in place in the ring**; the
 //! frame's ring space is released when the next frame is asked for. A frame that crosses the
 //! ring's end is still one slice (the ring's memory is mirrored, `shm/region.rs`). A frame
 //! larger than the ring, or one that ends early (end of stream, interrupt), is read by
@@ -53,6 +54,8 @@ use std::time::{Duration, Instant};
 use twox_hash::XxHash3_64;
 
 use super::{ByteRx, ByteTx, DirectRx, DirectTx};
+
+mod xxh3;
 
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 24;
@@ -211,39 +214,30 @@ pub fn encode_header(
 /// Writes a large frame in place and publishes it: the payload is copied into the ring a
 /// step at a time, as the reader frees room (so the copy of this frame overlaps the reader's
 /// work on the one before, even when the two do not fit in the ring together), and
-/// checksummed in the same pass, chunk by chunk while each is in the L1 cache; the header,
-/// which holds the checksum, is written last, in the slot kept in front. Nothing of the frame
-/// is published before it is whole.
+/// checksummed in the same pass (each 64-byte stripe loaded once, stored and hashed:
+/// [`xxh3`]); the header, which holds the checksum, is written last, in the slot kept in
+/// front. Nothing of the frame is published before it is whole.
 fn write_in_place(
     direct: &mut dyn DirectTx,
     kind: FrameKind,
     id: u64,
     payload: &[u8],
 ) -> Result<(), FrameError> {
-    /// Bytes waited for at a time.
-    const STEP: usize = 64 * 1024;
-    /// Bytes copied, then hashed while still in L1.
-    const CHUNK: usize = 16 * 1024;
+    /// Bytes waited for at a time (whole XXH3 blocks).
+    const STEP: usize = 64 * xxh3::BLOCK;
     let prefix = header_prefix(kind, id, payload.len())?;
-    let mut hasher = XxHash3_64::with_seed(seed(&prefix));
-    let mut done = 0;
-    loop {
-        let step = (payload.len() - done).min(STEP);
-        direct.reserve(HEADER_LEN + done + step, true)?;
-        let dst = &mut direct.reserved()[HEADER_LEN + done..];
-        let src = &payload[done..done + step];
-        for (d, s) in dst.chunks_mut(CHUNK).zip(src.chunks(CHUNK)) {
-            d.copy_from_slice(s);
-            std::hash::Hasher::write(&mut hasher, s);
-        }
-        done += step;
-        if done == payload.len() {
-            break;
-        }
+    let mut hasher = xxh3::CopyHash::new(seed(&prefix));
+    let total = HEADER_LEN + payload.len();
+    while hasher.done() + STEP < payload.len() {
+        let done = hasher.done();
+        direct.reserve(HEADER_LEN + done + STEP, true)?;
+        let dst = &mut direct.reserved()[HEADER_LEN + done..HEADER_LEN + done + STEP];
+        hasher.blocks(dst, &payload[done..done + STEP]);
     }
-    let head = finish_header(&prefix, std::hash::Hasher::finish(&hasher));
-    direct.reserved()[..HEADER_LEN].copy_from_slice(&head);
-    direct.commit(HEADER_LEN + payload.len());
+    direct.reserve(total, true)?;
+    let sum = hasher.finish(Some(&mut direct.reserved()[HEADER_LEN..total]), payload);
+    direct.reserved()[..HEADER_LEN].copy_from_slice(&finish_header(&prefix, sum));
+    direct.commit(total);
     direct.publish();
     Ok(())
 }
@@ -275,8 +269,19 @@ pub fn verify(
     header: &Header,
     payload: &[u8],
 ) -> Result<(), FrameError> {
+    verify_with(XxHash3_64::oneshot_with_seed, header_bytes, header, payload)
+}
+
+/// [`verify`] with a given XXH3-64: `twox-hash`'s for a payload in our own buffer, the
+/// prefetching one of [`xxh3`] for one read in place, in the other process's cache.
+fn verify_with(
+    hash: fn(u64, &[u8]) -> u64,
+    header_bytes: &[u8; HEADER_LEN],
+    header: &Header,
+    payload: &[u8],
+) -> Result<(), FrameError> {
     let prefix: &[u8; 16] = header_bytes[0..16].try_into().expect("16 bytes");
-    let actual = XxHash3_64::oneshot_with_seed(seed(prefix), payload);
+    let actual = hash(seed(prefix), payload);
     if actual != header.checksum {
         return Err(FrameError::Checksum { expected: header.checksum, actual });
     }
@@ -561,7 +566,7 @@ impl<R: ByteRx> FrameReader<R> {
         // Like the copying path, a frame that fails its checksum is consumed with the error,
         // so the next call reads the frame after it.
         self.held = total;
-        verify(&head, &header, &direct.view(total)[HEADER_LEN..])?;
+        verify_with(xxh3::hash, &head, &header, &direct.view(total)[HEADER_LEN..])?;
         Ok(Some((header, total)))
     }
 
