@@ -568,7 +568,14 @@ impl WorkerHandle {
                     continue;
                 }
             }
-            if !running.contains(&env.id) {
+            // A hybrid worker's task thread hands a task's outcome on without waiting for it
+            // to be written (`worker/outbox.rs`): a task it claimed that runs no more finished,
+            // and its outcome died with the worker. It started: never rerun it as unstarted.
+            let unsent = self.threads > 1
+                && env.chunk.is_none()
+                && !running.contains(&env.id)
+                && self.inflight.dispatch.state(env.seq) == Claim::Gone;
+            if !running.contains(&env.id) && !unsent {
                 // Never started. The oldest gets a strike when nothing was running: a task
                 // that kills its worker before it is marked running must not loop forever.
                 if running.is_empty() && first_unstarted {
@@ -587,9 +594,16 @@ impl WorkerHandle {
                 requeue.push(env);
                 continue;
             }
-            // Running: the task, or the chunk's front task.
+            // Running (or finished, unsent): the task, or the chunk's front task.
             let is_culprit = culprit.as_ref().is_some_and(|c| c.task == env.id);
             let error = match &culprit {
+                _ if unsent => TaskError::WorkerLost {
+                    reason: format!(
+                        "task {} finished, but worker {} died ({exit}) before its outcome was sent",
+                        env.id, self.slot
+                    ),
+                    cause: culprit.clone().map(Box::new),
+                },
                 Some(c) if c.task == env.id => c.error.clone(),
                 Some(c) => TaskError::WorkerLost {
                     reason: format!(
