@@ -310,10 +310,11 @@ fn batched_map_keeps_every_tasks_own_outcome() {
             faults: &[Fault::Panic, Fault::Segfault, Fault::Abort, Fault::Exit],
             exact: true,
         },
-        // An exit names no culprit (all a process's running tasks share it), and two threads
-        // dying of different signals at once may leave the blame to the wrong one, so the
-        // hybrid model takes one crashing fault; its tasks are idempotent, so those lost
-        // beside a culprit run again.
+        // An exit names no culprit (all a process's running tasks share it), and of two
+        // threads dying of different signals at once one may die before it records its
+        // signal (it is then lost, not blamed: `simultaneous_deaths_each_take_their_own_signal`),
+        // so the hybrid model takes one crashing fault; its tasks are idempotent, so those
+        // lost beside a culprit run again.
         Case {
             pool: Pool::builder()
                 .model(Model::Hybrid { processes: 2, threads: 2 })
