@@ -20,7 +20,14 @@
 //! word 3        slot + 1 of the thread that failed fatally (0: none known)
 //! word 4+2i     slot i: id of the task running on worker thread i (0: idle)
 //! word 5+2i     slot i: CLOCK_MONOTONIC nanoseconds when it started
+//! word 511-i    slot i: its fatal record: the signal that struck the thread (bits 0-7),
+//!               an allocation of its failed (bit 8); only while these words lie past the
+//!               slots' (up to 169 slots; a worker with more keeps the culprit word alone)
 //! ```
+//!
+//! Two threads may fail at the same moment (say a SIGSEGV and a SIGFPE), and the process then
+//! dies of one of the signals: the culprit word names one of them, the fatal records each
+//! one that got to record, with its own signal.
 //!
 //! Ordering: a slot is written only by its worker thread and read by the pool; the id is
 //! stored with `Release` after the start time, and read with `Acquire`, so a reader that
@@ -151,6 +158,32 @@ impl StatusPage {
             .min()
     }
 
+    /// Word of slot `slot`'s fatal record, if the page has room for it beside the slots.
+    pub fn fatal_word(&self, slot: usize) -> Option<&AtomicU64> {
+        let slots = self.slots();
+        // All or none: the lowest record must lie past the last slot's words.
+        let room = PAGE / 8 - slots >= HEADER_WORDS + 2 * slots;
+        (room && slot < slots).then(|| self.word(PAGE / 8 - 1 - slot))
+    }
+
+    /// Pool side: every slot that runs a task and holds a fatal record naming a signal: its
+    /// slot, the task, the signal, and whether an allocation of the slot failed.
+    pub fn fatal_records(&self) -> Vec<FatalRecord> {
+        (0..self.slots())
+            .filter_map(|slot| {
+                let record = self.fatal_word(slot)?.load(Ordering::Acquire);
+                let signal = (record & FATAL_SIGNAL) as i32;
+                let task = self.word(HEADER_WORDS + 2 * slot).load(Ordering::Acquire);
+                (signal != 0 && task != 0).then_some(FatalRecord {
+                    slot,
+                    task,
+                    signal,
+                    out_of_memory: record & FATAL_OOM != 0,
+                })
+            })
+            .collect()
+    }
+
     /// The word the worker's allocator writes a failed request's size into.
     pub fn oom_word(&self) -> &AtomicU64 {
         self.word(2)
@@ -179,6 +212,24 @@ impl StatusPage {
     }
 }
 
+/// Bits of a fatal record holding the signal.
+pub const FATAL_SIGNAL: u64 = 0xff;
+/// Bit of a fatal record set when an allocation of the thread failed.
+pub const FATAL_OOM: u64 = 1 << 8;
+
+/// One thread's fatal record, as the pool reads it after the worker died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FatalRecord {
+    /// The thread's slot.
+    pub slot: usize,
+    /// The task it was running.
+    pub task: u64,
+    /// The signal that struck it.
+    pub signal: i32,
+    /// An allocation of its failed before.
+    pub out_of_memory: bool,
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
 pub fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -188,6 +239,42 @@ pub fn monotonic_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_failing_thread_keeps_its_own_record() {
+        let (pool_side, fd) = StatusPage::create(3).unwrap();
+        let worker_side = StatusPage::open(&fd).unwrap();
+        worker_side.begin(0, 10);
+        worker_side.begin(1, 11);
+        worker_side.begin(2, 12);
+        worker_side.fatal_word(0).unwrap().fetch_or(11, Ordering::AcqRel);
+        worker_side.fatal_word(1).unwrap().fetch_or(FATAL_OOM, Ordering::AcqRel);
+        worker_side.fatal_word(1).unwrap().fetch_or(6, Ordering::AcqRel);
+        // An allocation that failed and was recovered from, no signal: no record.
+        worker_side.fatal_word(2).unwrap().fetch_or(FATAL_OOM, Ordering::AcqRel);
+        let records = pool_side.fatal_records();
+        assert_eq!(
+            records,
+            [
+                FatalRecord { slot: 0, task: 10, signal: 11, out_of_memory: false },
+                FatalRecord { slot: 1, task: 11, signal: 6, out_of_memory: true },
+            ]
+        );
+        // An idle slot's record names no task.
+        worker_side.end(0);
+        assert_eq!(pool_side.fatal_records().len(), 1);
+        assert!(pool_side.fatal_word(3).is_none(), "no such slot");
+    }
+
+    #[test]
+    fn fatal_records_never_overlap_the_slots() {
+        let (page, _fd) = StatusPage::create(MAX_SLOTS).unwrap();
+        assert!(page.fatal_word(0).is_none(), "254 slots leave no room");
+        let (page, _fd) = StatusPage::create(169).unwrap();
+        assert!(page.fatal_word(168).is_some());
+        let (page, _fd) = StatusPage::create(170).unwrap();
+        assert!(page.fatal_word(169).is_none() && page.fatal_word(0).is_none());
+    }
 
     #[test]
     fn both_sides_see_the_same_slots() {

@@ -44,8 +44,10 @@ pub(crate) fn report_to(page: &'static StatusPage) {
     OOM_WORD.store(word.cast_mut(), Ordering::Release);
 }
 
-/// Forgets an earlier failure (one a task recovered from with `try_reserve`).
+/// Forgets an earlier failure (one a task recovered from with `try_reserve`), here and in
+/// the calling thread's fatal record.
 pub(crate) fn clear() {
+    super::blame::clear_record();
     let word = OOM_WORD.load(Ordering::Acquire);
     if !word.is_null() {
         // SAFETY: see the module docs: a non-null pointer points into the leaked status page.
@@ -56,7 +58,7 @@ pub(crate) fn clear() {
 #[cold]
 fn note_failure(size: usize) {
     // Which thread failed: in a hybrid worker, its task is the culprit, the others collateral.
-    super::blame::note_culprit();
+    super::blame::note_failed_allocation();
     let word = OOM_WORD.load(Ordering::Acquire);
     if !word.is_null() {
         // The first failure is the one that matters: printing its message or a backtrace may

@@ -16,7 +16,14 @@
 //! * [`OomAwareAlloc`](super::OomAwareAlloc) stores the slot of a failed allocation (the
 //!   SIGABRT that follows stores it again).
 //!
-//! The word is written with plain stores, so the last fatal event before death wins: a
+//! Each task thread also keeps a *fatal record* of its own in the page: the handler adds the
+//! signal to it, the allocator a failed-allocation bit. Two threads that fail at the same
+//! moment (a SIGSEGV in one, a SIGFPE in the other) both record, and the pool gives each
+//! its own error: the culprit word alone names only one of them, and the process's wait
+//! status the signal of whichever struck first. A record is cleared when its thread starts
+//! a task (with the allocator's note), so a failure a task recovered from names nobody.
+//!
+//! The culprit word is written with plain stores, so the last fatal event before death wins: a
 //! failed allocation a task recovered from (`try_reserve`) is overwritten by the signal of
 //! the thread that really killed the process. The pool trusts the word only when the worker
 //! died of one of these five signals (see `pool/process/handle.rs`).
@@ -40,6 +47,8 @@
 //!    installed, and are never written again; before they are saved it restores `SIG_DFL`.
 //! 4. An alternate stack is installed only on a thread that has none, from memory leaked for
 //!    the rest of the process, so the kernel may use it for as long as the thread lives.
+//! 5. A thread's record pointer, like the culprit word's, is null or points into the leaked
+//!    status page; it is one atomic word, updated with an atomic `fetch_or` (lock-free).
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -49,7 +58,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, raise, sigaction};
 
-use crate::supervise::status::StatusPage;
+use crate::supervise::status::{FATAL_OOM, FATAL_SIGNAL, StatusPage};
 
 /// The signals that end a worker by its own fault, and whose culprit is recorded.
 const FATAL: [Signal; 5] =
@@ -70,10 +79,15 @@ const NO_SLOT: usize = usize::MAX;
 thread_local! {
     /// The status-page slot of the task thread this is; [`NO_SLOT`] elsewhere.
     static SLOT: Cell<usize> = const { Cell::new(NO_SLOT) };
+    /// The task thread's fatal record in the status page; null elsewhere, or without room.
+    static RECORD: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The status page's culprit word; null until [`install`].
 static CULPRIT_WORD: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The status page; null until [`install`].
+static PAGE: AtomicPtr<StatusPage> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The dispositions the handler replaced, restored before the signal takes its course.
 static PREVIOUS: OnceLock<Vec<(Signal, SigAction)>> = OnceLock::new();
@@ -84,6 +98,7 @@ static PREVIOUS: OnceLock<Vec<(Signal, SigAction)>> = OnceLock::new();
 pub(crate) fn install(page: &'static StatusPage) {
     let word: *const AtomicU64 = page.culprit_word();
     CULPRIT_WORD.store(word.cast_mut(), Ordering::Release);
+    PAGE.store(std::ptr::from_ref(page).cast_mut(), Ordering::Release);
     let action = SigAction::new(
         SigHandler::SigAction(on_fatal),
         SaFlags::SA_ONSTACK | SaFlags::SA_SIGINFO,
@@ -104,11 +119,40 @@ pub(crate) fn install(page: &'static StatusPage) {
 /// alternate signal stack if it has none, so the handler runs even on a stack overflow.
 pub(crate) fn enter_slot(slot: usize) {
     SLOT.with(|s| s.set(slot));
+    let page = PAGE.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer points to the leaked status page (Safety [2]).
+    let record = (!page.is_null()).then(|| unsafe { &*page }.fatal_word(slot)).flatten();
+    RECORD.with(|r| r.set(record.map_or(std::ptr::null(), std::ptr::from_ref)));
     ensure_altstack();
 }
 
+/// Adds `bits` to the calling task thread's fatal record, if it has one.
+fn add_to_record(bits: u64) {
+    let record = RECORD.try_with(Cell::get).unwrap_or(std::ptr::null());
+    if !record.is_null() {
+        // SAFETY: a non-null record points into the leaked status page (Safety [5]).
+        unsafe { &*record }.fetch_or(bits, Ordering::AcqRel);
+    }
+}
+
+/// The calling task thread starts a task: its record names nothing (see the module docs).
+pub(super) fn clear_record() {
+    let record = RECORD.try_with(Cell::get).unwrap_or(std::ptr::null());
+    if !record.is_null() {
+        // SAFETY: as in `add_to_record`.
+        unsafe { &*record }.store(0, Ordering::Relaxed);
+    }
+}
+
+/// An allocation of the calling thread failed: it is the culprit, out of memory, if the
+/// process dies now.
+pub(super) fn note_failed_allocation() {
+    note_culprit();
+    add_to_record(FATAL_OOM);
+}
+
 /// Records the calling thread's slot as the culprit, if it is a task thread of a worker.
-pub(super) fn note_culprit() {
+fn note_culprit() {
     let slot = SLOT.try_with(Cell::get).unwrap_or(NO_SLOT);
     if slot == NO_SLOT {
         return;
@@ -123,6 +167,7 @@ pub(super) fn note_culprit() {
 /// The fatal-signal handler (see the module docs).
 extern "C" fn on_fatal(signo: c_int, info: *mut libc::siginfo_t, _context: *mut c_void) {
     note_culprit();
+    add_to_record(signo as u64 & FATAL_SIGNAL);
     let Ok(signal) = Signal::try_from(signo) else { return };
     let old = PREVIOUS
         .get()

@@ -28,10 +28,13 @@
 //!    a start failure the pool reports, not a death it would answer with a replacement;
 //! 5. runs tasks — on one thread in the process model, on T threads in the hybrid model —
 //!    recording in the status page which task each thread runs, and answering each with an
-//!    `Outcome` frame flushed **before** the thread marks itself idle. That is what lets the
-//!    pool attribute a crash exactly: when a worker dies, the tasks its status page shows
-//!    running fail (or are retried), every task in flight that has no answer and is not
-//!    running never started and is dispatched again. A fatal-signal handler and the
+//!    `Outcome` frame: in the process model flushed **before** the thread marks itself idle;
+//!    in the hybrid model handed to the threads' shared outbox (`outbox.rs`), which writes it
+//!    soon after, batched with its siblings'. That is what lets the pool attribute a crash
+//!    exactly: when a worker dies, the tasks its status page shows running fail (or are
+//!    retried); a hybrid worker's task that is not running but was claimed (dispatch page)
+//!    finished and lost its outcome (`WorkerLost`); every other task in flight that has no
+//!    answer never started and is dispatched again. A fatal-signal handler and the
 //!    allocator also note *which* thread failed (`blame.rs`), so in a hybrid worker only
 //!    that thread's task takes the error; the others are collateral (`WorkerLost`).
 //!
@@ -42,13 +45,14 @@ mod alloc;
 pub(crate) mod blame;
 pub mod dispatch;
 pub mod harness;
+mod outbox;
 
 pub use alloc::OomAwareAlloc;
 use dispatch::{DispatchPage, JournalWriter};
+use outbox::Outbox;
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use rustix::process::{Resource, Rlimit, setrlimit};
@@ -419,19 +423,22 @@ struct Handoff {
 /// (one main-thread wake-up per task: about 3 context switches per task instead of 0.1);
 /// the same hand-off unbounded, with or without a short spin before parking, was no better
 /// than this channel over pipe or shared memory. In a profile of `Hybrid{1,2}` no-op tasks
-/// this thread takes about a tenth of the samples; the pool's single reader and submitter
-/// for the one worker take most.
+/// this thread takes about a tenth of the samples. What made the hybrid slow was the answer
+/// path: the task threads wrote their outcomes under one lock, and a thread that finished
+/// while its sibling was inside `write` slept on the lock (10× the futex calls of
+/// `Processes(2)`, 1.44 of 2 CPUs busy instead of 1.75); they now share an outbox
+/// (`outbox.rs`) whose writer takes every frame appended meanwhile.
 fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
     shop: &Shop<'_>,
     threads: usize,
     reader: &mut FrameReader<R>,
     writer: FrameWriter<W>,
 ) -> i32 {
-    let writer = Mutex::new(writer);
+    let outbox = Outbox::new(writer);
     let (tx, rx) = crossbeam_channel::unbounded::<Handoff>();
     std::thread::scope(|scope| {
         for slot in 0..threads {
-            let (rx, writer) = (rx.clone(), &writer);
+            let (rx, outbox) = (rx.clone(), &outbox);
             let spawned = std::thread::Builder::new()
                 .name(format!("mpmt-task-{slot}"))
                 .spawn_scoped(scope, move || {
@@ -439,13 +446,15 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
                     let mut out = FrameWriter::new(Vec::new(), shop.max_frame);
                     let mut body = Vec::new();
                     let journal = shop.dispatch.and_then(|d| d.journal_writer(slot));
-                    // Sends what `out` holds through the shared writer: the lock covers one
-                    // write only.
-                    let send = |out: &mut FrameWriter<Vec<u8>>| {
+                    // Hands what `out` holds to the outbox: a task's outcome without waiting
+                    // for it to be written (its claim tells the pool it started), a chunk's
+                    // parts once written (its journal restarts after each).
+                    let send = |out: &mut FrameWriter<Vec<u8>>, wait: bool| {
                         let _ = out.flush();
-                        let sent = {
-                            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-                            w.get_mut().write_all(&[out.get_mut()]).map_err(FrameError::Io)
+                        let sent = if wait {
+                            outbox.post_and_wait(out.get_mut())
+                        } else {
+                            outbox.post(out.get_mut())
                         };
                         out.get_mut().clear();
                         sent
@@ -465,13 +474,14 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
                                 &mut body,
                                 &mut |frame| {
                                     out.push(FrameKind::ChunkOutcome, task.id, frame)?;
-                                    send(&mut out)
+                                    send(&mut out, true)
                                 },
                             )
                         } else {
                             begin(shop.status, slot, task.id);
                             run_one(shop.registry, task.id, &task.payload, &mut out);
-                            send(&mut out)
+                            // Without a dispatch page the pool cannot see the claim: wait.
+                            send(&mut out, shop.dispatch.is_none())
                         };
                         if let Some(page) = shop.status {
                             page.end(slot);
@@ -489,7 +499,7 @@ fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
             }
         }
         drop(rx);
-        if let Err(code) = say_hello(&mut *writer.lock().unwrap_or_else(|e| e.into_inner())) {
+        if let Err(code) = say_hello(&mut *outbox.channel()) {
             return code;
         }
         let mut seq = 0u64;

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError, select};
 
+use super::death::{blamed_for_signal, replay};
 use super::reader::{Event, Inflight, NOT_WAITING};
 use super::{Cause, End, cancel_all, reader_gone};
 use crate::pool::slot::Envelope;
@@ -527,21 +528,33 @@ impl WorkerHandle {
             },
             (None, None) => TaskError::from(exit),
         };
-        let culprit = match (expired, exit) {
-            (Some((id, _)), _) => Some(id),
+        let page = &self.watched.page;
+        let blamed = match (expired, exit) {
+            (Some((id, _)), _) => vec![(id, fatal.clone())],
             // The page is trusted only for a death the worker's handler saw coming.
             (None, Exit::Signal { signal }) if !cause.protocol && blame::records(signal) => {
-                self.watched.page.culprit().map(|(_, id)| id)
+                let oom = || TaskError::OutOfMemory {
+                    requested: page.oom_request(),
+                    limit: self.shared.limits.memory_limit,
+                    mechanism: self.shared.memory_cap,
+                };
+                let word = page.culprit().map(|(_, id)| id);
+                blamed_for_signal(&page.fatal_records(), word, signal, &fatal, oom)
             }
-            _ => None,
+            _ => Vec::new(),
         };
         let aborting = self.shared.aborting.load(Ordering::Acquire);
         let queue = std::mem::take(&mut *self.inflight.lock());
-        let culprit = culprit.and_then(|task| {
-            let env = queue.iter().find(|e| e.id == task)?;
-            let kind = env.kind().map_or("?", |k| k.name()).to_owned();
-            Some(LostCause { task, kind, error: fatal.clone() })
-        });
+        // Each culprit with its error; the first killed the process, the others are told.
+        let culprits: Vec<LostCause> = blamed
+            .into_iter()
+            .filter_map(|(task, error)| {
+                let env = queue.iter().find(|e| e.id == task)?;
+                let kind = env.kind().map_or("?", |k| k.name()).to_owned();
+                Some(LostCause { task, kind, error })
+            })
+            .collect();
+        let culprit = culprits.first();
         let journals: Vec<Journal> = if cause.protocol {
             Vec::new()
         } else {
@@ -568,7 +581,14 @@ impl WorkerHandle {
                     continue;
                 }
             }
-            if !running.contains(&env.id) {
+            // A hybrid worker's task thread hands a task's outcome on without waiting for it
+            // to be written (`worker/outbox.rs`): a task it claimed that runs no more finished,
+            // and its outcome died with the worker. It started: never rerun it as unstarted.
+            let unsent = self.threads > 1
+                && env.chunk.is_none()
+                && !running.contains(&env.id)
+                && self.inflight.dispatch.state(env.seq) == Claim::Gone;
+            if !running.contains(&env.id) && !unsent {
                 // Never started. The oldest gets a strike when nothing was running: a task
                 // that kills its worker before it is marked running must not loop forever.
                 if running.is_empty() && first_unstarted {
@@ -587,23 +607,35 @@ impl WorkerHandle {
                 requeue.push(env);
                 continue;
             }
-            // Running: the task, or the chunk's front task.
-            let is_culprit = culprit.as_ref().is_some_and(|c| c.task == env.id);
-            let error = match &culprit {
-                Some(c) if c.task == env.id => c.error.clone(),
-                Some(c) => TaskError::WorkerLost {
+            // Running (or finished, unsent): the task, or the chunk's front task.
+            let own = culprits.iter().find(|c| c.task == env.id && !unsent);
+            let is_culprit = own.is_some();
+            let error = if unsent {
+                TaskError::WorkerLost {
                     reason: format!(
-                        "task {} ({}) took worker {} down: {}",
-                        c.task, c.kind, self.slot, c.error
+                        "task {} finished, but worker {} died ({exit}) before its outcome was sent",
+                        env.id, self.slot
                     ),
-                    cause: Some(Box::new(c.clone())),
-                },
-                None if cause.protocol => TaskError::worker_lost(format!(
-                    "worker {} broke the protocol: {}",
-                    self.slot, cause.reason
-                )),
-                // Nobody to blame (an exit, a kill from outside): all share the death.
-                None => fatal.clone(),
+                    cause: culprit.cloned().map(Box::new),
+                }
+            } else if let Some(own) = own {
+                own.error.clone()
+            } else {
+                match culprit {
+                    Some(c) => TaskError::WorkerLost {
+                        reason: format!(
+                            "task {} ({}) took worker {} down: {}",
+                            c.task, c.kind, self.slot, c.error
+                        ),
+                        cause: Some(Box::new(c.clone())),
+                    },
+                    None if cause.protocol => TaskError::worker_lost(format!(
+                        "worker {} broke the protocol: {}",
+                        self.slot, cause.reason
+                    )),
+                    // Nobody to blame (an exit, a kill from outside): all share the death.
+                    None => fatal.clone(),
+                }
             };
             if !env.retryable(&error, retries, &policy) {
                 if !env.fail_front(error, captured.clone()) {
@@ -660,33 +692,6 @@ impl WorkerHandle {
             let _ = reader.join();
         }
         exit
-    }
-}
-
-/// Delivers the outcomes a dead worker's journal kept for chunk `env` that did not arrive
-/// over the channel. A journal that does not fit what arrived (the worker lied) is ignored.
-fn replay(env: &mut Envelope, journal: &Journal) {
-    let Some(chunk) = env.chunk.as_mut() else { return };
-    let delivered = env.sent_items - chunk.len();
-    let first = journal.first as usize;
-    if first > delivered {
-        return;
-    }
-    let skip = delivered - first;
-    let count = journal.count as usize;
-    if skip >= count {
-        return;
-    }
-    let mut items = &journal.items[..];
-    for _ in 0..skip {
-        match protocol::next_item_outcome(items) {
-            Ok((_, _, rest)) => items = rest,
-            Err(_) => return,
-        }
-    }
-    let n = (count - skip).min(chunk.len());
-    if chunk.accept(items, n, env.attempts, 0).is_ok() && n > 0 {
-        env.attempts = 1;
     }
 }
 

@@ -31,11 +31,13 @@
 //! * `driver.rs`: the driver thread of a worker slot, its start / serve / bury loop;
 //! * `handle.rs`: `WorkerHandle`, the pool's side of one live worker (sending,
 //!   the window, stopping, settling the tasks of a dead one);
-//! * `reader.rs`: the reader thread of a live worker, which completes its outcomes.
+//! * `reader.rs`: the reader thread of a live worker, which completes its outcomes;
+//! * `death.rs`: what a dead worker left: who killed it, what its chunk journals kept.
 //!
 //! This file holds the pool of drivers (`ProcessPool`) and what the actors share.
 
 mod board;
+mod death;
 mod driver;
 mod handle;
 mod reader;
