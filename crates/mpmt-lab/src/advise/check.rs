@@ -575,17 +575,24 @@ fn python(cfg: &CheckConfig, cores: usize) -> Result<Option<WorkloadCheck>, Advi
     Ok(Some(judge(PYTHON, advice.class, advice.reasons, rec, sweep)))
 }
 
-/// `python3` on PATH, or why not.
+/// The interpreter that `python3` on PATH runs (its `sys.executable`), or why not. The
+/// interpreter itself, not `python3`: a version manager's shim (pyenv's is a shell script)
+/// runs shells and pipes before it `exec`s the interpreter, and profiling those made their
+/// pipe waits look like the workload's (issue 11).
 pub fn which_python() -> Result<String, String> {
-    let ok = Command::new("python3")
-        .arg("-c")
-        .arg("pass")
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok { Ok("python3".into()) } else { Err("python3 not found".into()) }
+        .output()
+        .map_err(|e| format!("python3 not found: {e}"))?;
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    match (out.status.success(), exe.is_empty()) {
+        (true, false) => Ok(exe),
+        // An interpreter that cannot name itself: run it through PATH.
+        (true, true) => Ok("python3".into()),
+        (false, _) => Err(format!("python3 failed ({})", out.status)),
+    }
 }
 
 /// Runs `cmd` with its stdout captured, killing it after `limit`.
