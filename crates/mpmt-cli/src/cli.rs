@@ -82,7 +82,8 @@ pub(crate) struct AdviseArgs {
     /// throughput against the best of a sweep of models × worker counts.
     #[arg(long, conflicts_with_all = ["task", "command"])]
     pub(crate) check: bool,
-    /// --check: smaller workloads, fewer configurations, one repetition.
+    /// --check: smaller workloads, fewer configurations, a second run only of the
+    /// recommendation and the best.
     #[arg(long, requires = "check")]
     pub(crate) quick: bool,
     /// --check: only the workloads whose name contains one of these (comma-separated).

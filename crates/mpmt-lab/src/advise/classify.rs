@@ -6,9 +6,14 @@
 //!
 //! 1. **lock-bound** when at least two threads did the work, on a machine of two cores or
 //!    more, they waited at least [`WAITING`] of their time, the tree kept at least
-//!    [`LOCK_MIN_UTILISATION`] core busy, and less than [`OUTSIDE_SHARE`] of their sleeping
-//!    samples were waits on the outside world (sockets, pipes, timers, storage, children):
-//!    threads that wait, but not for anything outside, wait for each other. Which lock it
+//!    [`LOCK_MIN_UTILISATION`] core busy, and, of their sleeping samples whose reason was
+//!    seen, less than [`OUTSIDE_SHARE`] were waits on the outside world (sockets, pipes,
+//!    timers, storage, children) and at least [`LOCK_EVIDENCE`] were on futexes or kernel
+//!    locks: threads that wait, not for anything outside but on locks, wait for each other.
+//!    The evidence is positive: a sleep whose reason was not seen
+//!    ([`SleepKind::Unknown`]: the thread woke before its `wchan` was read, which short
+//!    sleeps on a busy machine often do) counts for no reason at all, so short timer sleeps
+//!    that end between two reads cannot be mistaken for lock waits. Which lock it
 //!    looks like: a kernel lock when they slept more in `rwsem`/`mutex` than on futexes, or
 //!    when most of the CPU time is in the kernel and under [`LOCK_SHARE`] of the sleeps are
 //!    on futexes (mapping and faulting serialise on the address space's `mmap_lock`, which
@@ -50,6 +55,9 @@ pub const LOCK_SHARE: f64 = 0.5;
 /// Lock-bound: the largest share of the working threads' sleeps spent waiting on the
 /// outside world.
 pub const OUTSIDE_SHARE: f64 = 0.3;
+/// Lock-bound: the least share of the working threads' sleeps (those whose reason was seen)
+/// spent on futexes or kernel locks.
+pub const LOCK_EVIDENCE: f64 = 0.5;
 /// Lock-bound: the least share of their time the working threads waited.
 pub const WAITING: f64 = 0.2;
 /// Lock-bound: the least utilisation, cores.
@@ -185,7 +193,12 @@ pub fn is_python(p: &Profile) -> bool {
 pub fn advise(p: Profile) -> Advice {
     let n = p.cores.max(1);
     let f = p.compute_fraction.clamp(0.0, 1.0);
-    let share = |k: SleepKind| p.sleeps.get(&k).copied().unwrap_or(0.0);
+    // Shares of the sleeps whose reason was seen.
+    let seen: f64 =
+        p.sleeps.iter().filter(|(k, _)| **k != SleepKind::Unknown).map(|(_, v)| *v).sum();
+    let share = |k: SleepKind| {
+        if seen > 0.0 { p.sleeps.get(&k).copied().unwrap_or(0.0) / seen } else { 0.0 }
+    };
     let lock_share = share(SleepKind::Futex) + share(SleepKind::KernelLock);
     let outside = share(SleepKind::Network)
         + share(SleepKind::Timer)
@@ -228,11 +241,20 @@ pub fn advise(p: Profile) -> Advice {
             p.sleeps.iter().map(|(k, v)| format!("{} {}", sleep_name(*k), pct(*v))).collect();
         reasons.push(format!("The working threads slept in: {}.", list.join(", ")));
     }
+    if seen < 1.0 && !p.sleeps.is_empty() {
+        reasons.push(format!(
+            "The reason was seen for {} of the sleeps; the others count for no reason (the \
+             shares of outside and lock waits are of those seen).",
+            pct(seen)
+        ));
+    }
     let lock_bound = n >= 2
         && p.working_threads >= 2
         && 1.0 - f >= WAITING
         && p.utilisation >= LOCK_MIN_UTILISATION
-        && outside < OUTSIDE_SHARE;
+        && seen > 0.0
+        && outside < OUTSIDE_SHARE
+        && lock_share >= LOCK_EVIDENCE;
     let class = if lock_bound {
         Class::LockBound
     } else if f >= CPU_BOUND {
@@ -269,7 +291,8 @@ pub fn advise(p: Profile) -> Advice {
             };
             reasons.push(format!(
                 "Lock-bound: {} threads did the work and waited {} of their time, but only {} of \
-                 their sleeps were on the outside world ({} on futexes or kernel locks), and \
+                 their sleeps (of those whose reason was seen) were on the outside world \
+                 ({} on futexes or kernel locks), and \
                  they kept {:.2} cores busy (at most {:.2}): it looks like {what}.",
                 p.working_threads,
                 pct(1.0 - f),
@@ -399,6 +422,7 @@ fn sleep_name(k: SleepKind) -> &'static str {
         SleepKind::Disk => "storage",
         SleepKind::Child => "waiting for a child",
         SleepKind::Other => "other",
+        SleepKind::Unknown => "not seen (it woke before its wchan was read)",
     }
 }
 
@@ -438,6 +462,43 @@ mod tests {
         let a = advise(p);
         assert_eq!((a.class, a.model, a.workers), (Class::LockBound, ModelChoice::Process, 4));
         assert!(a.lock.unwrap().contains("GIL"));
+    }
+
+    /// The profile that was misread (issue 11): eight threads that hash and then sleep as
+    /// long, on two busy cores. Most of their sleeps are short timer sleeps that ended
+    /// before `wchan` was read (unknown); among those whose reason was seen, the timer
+    /// dominates. Counting the unknown ones as "not outside" made this lock-bound.
+    #[test]
+    fn sleeps_whose_reason_was_not_seen_are_no_evidence_of_a_lock() {
+        let mut p = profile(0.43, 8, 1.9);
+        p.cores = 2;
+        p.sleeps.insert(SleepKind::Futex, 0.09);
+        p.sleeps.insert(SleepKind::Timer, 0.20);
+        p.sleeps.insert(SleepKind::Unknown, 0.71);
+        let a = advise(p.clone());
+        assert_eq!((a.class, a.model), (Class::Mixed, ModelChoice::Thread), "{:?}", a.reasons);
+        // No reason seen at all: no evidence either way, so not lock-bound.
+        p.sleeps.clear();
+        p.sleeps.insert(SleepKind::Unknown, 1.0);
+        assert_eq!(advise(p.clone()).class, Class::Mixed);
+        // Unclassified kernel functions are not lock evidence either.
+        p.sleeps.clear();
+        p.sleeps.insert(SleepKind::Other, 0.8);
+        p.sleeps.insert(SleepKind::Futex, 0.2);
+        assert_eq!(advise(p).class, Class::Mixed);
+    }
+
+    #[test]
+    fn kernel_lock_waits_among_unknown_sleeps_are_lock_bound() {
+        let mut p = profile(0.2, 8, 1.0);
+        p.cores = 2;
+        p.sys_s = 0.9;
+        p.sleeps.insert(SleepKind::KernelLock, 0.6);
+        p.sleeps.insert(SleepKind::Futex, 0.1);
+        p.sleeps.insert(SleepKind::Unknown, 0.3);
+        let a = advise(p);
+        assert_eq!((a.class, a.model), (Class::LockBound, ModelChoice::Process));
+        assert!(a.lock.unwrap().contains("kernel lock"));
     }
 
     #[test]

@@ -11,8 +11,13 @@
 //! * `task/TID/status`: `voluntary_ctxt_switches` (the thread blocked) and
 //!   `nonvoluntary_ctxt_switches` (it was preempted);
 //! * `task/TID/wchan`, for a sleeping thread: the kernel function it sleeps in, grouped by
-//!   [`SleepKind`] (a futex is a user-space lock or condition variable; `rwsem`/`mutex` a
-//!   kernel lock such as the address space's `mmap_lock`; `nanosleep`; a socket or pipe);
+//!   [`SleepKind`] (a futex is a user-space lock or condition variable; `rwsem`/`mutex`, or a
+//!   function that takes the address space's `mmap_lock` (`vm_mmap_pgoff`, `__vm_munmap`,
+//!   `lock_mm_and_find_vma`: `wchan` skips the lock's own functions), a kernel lock; `nanosleep`; a socket or pipe),
+//!   read right after `stat`. It reads `0` when the thread is no longer blocked by then (it
+//!   woke between the two reads, or it had not yet left the CPU when it was seen sleeping):
+//!   such a sample is [`SleepKind::Unknown`], a sleep whose reason was not seen, never
+//!   evidence of any reason;
 //!
 //! and per process `io` (bytes through `read`/`write`-like calls and to storage), `status`
 //! (`VmHWM`) and, every [`PSS_EVERY`] samples, `smaps_rollup` (PSS; [`crate::measure::memory`]).
@@ -87,16 +92,25 @@ pub enum SleepKind {
     Disk,
     /// Waiting for a child process.
     Child,
-    /// Anything else, or a kernel that does not show `wchan`.
+    /// A kernel function not in any group above.
     Other,
+    /// Seen sleeping, but `wchan` read `0` or nothing a moment later (the thread woke or had
+    /// not yet left the CPU; or a kernel that does not show `wchan`): the reason is unknown.
+    Unknown,
 }
 
 impl SleepKind {
     fn of(wchan: &str) -> SleepKind {
         let has = |words: &[&str]| words.iter().any(|w| wchan.contains(w));
-        if has(&["futex"]) {
+        if wchan.is_empty() || wchan == "0" {
+            SleepKind::Unknown
+        } else if has(&["futex"]) {
             SleepKind::Futex
-        } else if has(&["rwsem", "mutex", "down_read", "down_write", "mmap_lock"]) {
+        } else if has(&["rwsem", "mutex", "down_read", "down_write", "mmap_lock"])
+            // `wchan` skips the scheduler's and the locks' own functions (`__sched`), so a
+            // wait on the address space's `mmap_lock` shows the function that takes it.
+            || has(&["mmap", "munmap", "lock_mm", "mprotect", "madvise", "brk"])
+        {
             SleepKind::KernelLock
         } else if has(&["nanosleep", "hrtimer", "schedule_timeout"]) {
             SleepKind::Timer
@@ -407,6 +421,10 @@ impl Sampler {
     fn sample_thread(&mut self, pid: u32, tid: u32, now: Instant) {
         let dir = format!("/proc/{pid}/task/{tid}");
         let Some((state, minor_faults)) = parse_stat(&read(&format!("{dir}/stat"))) else { return };
+        // At once after the state, so that a short sleep has as little time as possible to
+        // end between the two reads.
+        let sleeping = matches!(state, 'S' | 'D');
+        let kind = sleeping.then(|| SleepKind::of(read(&format!("{dir}/wchan")).trim()));
         let sched = read(&format!("{dir}/schedstat"));
         let mut sched = sched.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
         let (run_ns, queue_ns) = (sched.next().unwrap_or(0), sched.next().unwrap_or(0));
@@ -420,8 +438,6 @@ impl Sampler {
         };
         let (voluntary, involuntary) =
             (field("voluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches"));
-        let sleeping = matches!(state, 'S' | 'D');
-        let kind = sleeping.then(|| SleepKind::of(read(&format!("{dir}/wchan")).trim()));
         if !self.threads.contains_key(&(pid, tid)) && self.threads.len() >= MAX_THREADS {
             return;
         }
@@ -603,10 +619,16 @@ mod tests {
     fn sleep_kinds_from_wchan() {
         assert_eq!(SleepKind::of("futex_wait_queue"), SleepKind::Futex);
         assert_eq!(SleepKind::of("rwsem_down_write_slowpath"), SleepKind::KernelLock);
+        // Waits on the mmap_lock as Linux 6.x shows them.
+        for w in ["__vm_munmap", "vm_mmap_pgoff", "lock_mm_and_find_vma"] {
+            assert_eq!(SleepKind::of(w), SleepKind::KernelLock, "{w}");
+        }
         assert_eq!(SleepKind::of("hrtimer_nanosleep"), SleepKind::Timer);
         assert_eq!(SleepKind::of("sk_wait_data"), SleepKind::Network);
         assert_eq!(SleepKind::of("do_wait"), SleepKind::Child);
-        assert_eq!(SleepKind::of("0"), SleepKind::Other);
+        assert_eq!(SleepKind::of("do_signal_stop"), SleepKind::Other);
+        assert_eq!(SleepKind::of("0"), SleepKind::Unknown);
+        assert_eq!(SleepKind::of(""), SleepKind::Unknown);
     }
 
     #[test]
