@@ -105,14 +105,18 @@ struct Current<O> {
 }
 
 impl<O> Current<O> {
-    /// The next outcome; a piece's buffer, once handed out, goes to `spare`.
-    fn next_item(&mut self, spare: &mut Spare<O>) -> Option<Item<O>> {
+    /// The next outcome; a piece's buffer, once handed out, goes to `spare` when the map
+    /// reuses buffers (`reuse`), else it is freed at once as before.
+    fn next_item(&mut self, spare: &mut Spare<O>, reuse: bool) -> Option<Item<O>> {
         loop {
             if let Some(item) = self.items.pop_front() {
                 return Some(item);
             }
             let next = VecDeque::from(self.parts.next()?);
-            keep(spare, Vec::from(std::mem::replace(&mut self.items, next)));
+            let done = std::mem::replace(&mut self.items, next);
+            if reuse {
+                keep(spare, Vec::from(done));
+            }
         }
     }
 }
@@ -359,7 +363,9 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
 
     /// The chunk at the front is handed out: its last buffer is kept for reuse.
     fn drop_current(&mut self) {
-        if let Some(current) = self.current.take() {
+        if let Some(current) = self.current.take()
+            && self.help
+        {
             keep(&mut self.spare, Vec::from(current.items));
         }
     }
@@ -439,7 +445,7 @@ impl<'p, O: 'static, I: Iterator> Map<'p, O, I> {
     pub fn next_completion(&mut self) -> Option<Completion<O>> {
         loop {
             if let Some(current) = &mut self.current {
-                if let Some(item) = current.next_item(&mut self.spare) {
+                if let Some(item) = current.next_item(&mut self.spare, self.help) {
                     let ok = item.result.is_ok();
                     return Some(Completion {
                         result: item.result.map_err(|e| *e),
@@ -465,7 +471,7 @@ impl<O: 'static, I: Iterator> Map<'_, O, I> {
     fn next_slow(&mut self) -> Option<Result<O, TaskError>> {
         loop {
             if let Some(current) = &mut self.current {
-                if let Some(item) = current.next_item(&mut self.spare) {
+                if let Some(item) = current.next_item(&mut self.spare, self.help) {
                     return Some(item.result.map_err(|e| *e));
                 }
                 self.drop_current();
