@@ -27,8 +27,12 @@ pub(super) fn blamed_for_signal(
     if records.is_empty() {
         return word.map(|task| (task, fatal.clone())).into_iter().collect();
     }
-    let mut blamed: Vec<(u64, TaskError)> = records
-        .iter()
+    // The one whose signal the process died of first (stable: otherwise in slot order).
+    let (first, others): (Vec<&FatalRecord>, Vec<_>) =
+        records.iter().partition(|r| r.signal == signal);
+    first
+        .into_iter()
+        .chain(others)
         .map(|r| {
             let error = if r.signal == signal {
                 fatal.clone()
@@ -39,10 +43,7 @@ pub(super) fn blamed_for_signal(
             };
             (r.task, error)
         })
-        .collect();
-    // The one whose signal the process died of first (stable: otherwise in slot order).
-    blamed.sort_by_key(|(task, _)| !records.iter().any(|r| r.task == *task && r.signal == signal));
-    blamed
+        .collect()
 }
 
 /// Delivers the outcomes a dead worker's journal kept for chunk `env` that did not arrive
