@@ -195,7 +195,8 @@ impl SpawnHandle {
         };
         let (launched, spare) = match handed {
             Some(launched) => {
-                self.requests.send(Request::Refill).map_err(|_| StartError::SpawnerGone)?;
+                // A spawner gone (the pool stopping) launches no more, but this spare serves.
+                let _ = self.requests.send(Request::Refill);
                 (Ok(launched), true)
             }
             None => ask(replacement)?,
