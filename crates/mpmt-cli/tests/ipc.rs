@@ -66,14 +66,14 @@ fn quick_json_run_has_the_documented_shape() {
         assert_eq!(rt["batch"], 1, "{name}");
         let samples = rt["samples"].as_array().expect("samples");
         assert_eq!(samples.len() as u64, rt["summary"]["n"].as_u64().unwrap_or(0), "{name}");
-        // Taken in six interleaved rounds, each with samples of its own.
+        // Taken in twelve interleaved rounds (quick), each with samples of its own.
         let rounds: Vec<u64> = e["round_samples"]
             .as_array()
             .expect("round_samples")
             .iter()
             .filter_map(Value::as_u64)
             .collect();
-        assert_eq!(rounds.len(), 6, "{name}: {rounds:?}");
+        assert_eq!(rounds.len(), 12, "{name}: {rounds:?}");
         assert!(rounds.iter().all(|&n| n > 0), "{name}: {rounds:?}");
         assert_eq!(rounds.iter().sum::<u64>(), samples.len() as u64, "{name}");
         positive(&e["throughput"]["messages_per_s"], &format!("{name} msg/s"));
@@ -106,7 +106,7 @@ fn pinned_json_run_reports_each_blocks_contention() {
             .iter()
             .filter_map(Value::as_f64)
             .collect();
-        assert_eq!(shares.len(), 6, "{name}: one share per round");
+        assert_eq!(shares.len(), 12, "{name}: one share per round");
         assert!(shares.iter().all(|&s| s >= 0.0), "{name}: {shares:?}");
         assert!(e["remeasured"].as_u64().is_some_and(|n| n <= 12), "{name}");
     }

@@ -42,8 +42,8 @@
 //! ([`EndpointReport::compared_round_trip`], per round
 //! [`EndpointReport::compared_rounds`]).
 //!
-//! The benchmark measures the endpoints in six interleaved rounds ([`crate::bench::ipc`],
-//! "Rounds"), so rule 1 of [`super::verdict`] pairs them: per round and size, a transport's
+//! The benchmark measures the endpoints in interleaved rounds (twelve in `--quick`, six in a
+//! full run; [`crate::bench::ipc`], "Rounds"), so rule 1 of [`super::verdict`] pairs them: per round and size, a transport's
 //! compared median over its baseline's. The transports of one wake mechanism (parking: pipe,
 //! uds, tcp, mq against `thread-blocking`; spinning: shm against `thread-spinning`) are
 //! pooled per round by the geometric mean of their ratios, and rule 2 grades the geometric

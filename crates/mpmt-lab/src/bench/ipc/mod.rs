@@ -29,10 +29,10 @@
 //!
 //! # Rounds
 //!
-//! Round trips are measured in interleaved **rounds** (six, `Plan::rounds`): the peers of all
-//! transports and the partners of the baselines are started first, then in each round every
-//! size is measured on the thread channel, each baseline and each transport in turn, a block
-//! of a sixth of the latency budget each. Whatever the machine does during a round (another
+//! Round trips are measured in interleaved **rounds** (`Plan::rounds`: twelve in a quick run,
+//! six in a full one): the peers of all transports and the partners of the baselines are
+//! started first, then in each round every size is measured on the thread channel, each
+//! baseline and each transport in turn, a block of an equal share of the latency budget each. Whatever the machine does during a round (another
 //! job, a frequency step, the hypervisor moving a virtual CPU) hits a transport and its
 //! baseline alike, so the lab's `ipc` claim pairs them per round (rule 1 of the lab's
 //! verdict rules) instead of comparing two pooled series. Each endpoint is warmed up at every
