@@ -370,11 +370,89 @@ fn verdict_json_has_verdict_strength_and_condition() {
     assert!(serde_json::from_str::<Verdict>(bad).is_err());
 }
 
+/// One workload's paired effect recommended ÷ best over `passes` interleaved passes in
+/// which each pass moves both configurations alike (±20 %, the machine) and each figure
+/// alone by up to `spread` (±, its own noise): `rec` is `ratio` × `best` in truth.
+fn advice_pair(passes: usize, ratio: f64, spread: f64, rng: &mut Lcg) -> Effect {
+    let (mut rec, mut best) = (Vec::new(), Vec::new());
+    for _ in 0..passes {
+        let machine = 10_000.0 * (0.8 + 0.4 * rng.next());
+        let own = |rng: &mut Lcg| 1.0 - spread + 2.0 * spread * rng.next();
+        rec.push(machine * ratio * own(rng));
+        best.push(machine * own(rng));
+    }
+    paired_rounds(&rec, &best).unwrap()
+}
+
 #[test]
-fn the_advice_verdict_follows_the_smallest_ratio() {
-    assert_eq!(advice(1.0), Verdict::Confirmed(Size::Strong));
-    assert_eq!(advice(0.93), Verdict::Confirmed(Size::Moderate));
-    assert_eq!(advice(0.8), Verdict::Marginal);
-    assert_eq!(advice(0.5), Verdict::Refuted(Refutation::Opposite));
-    assert_eq!(advice(f64::NAN), Verdict::Marginal);
+fn the_advice_verdict_grades_the_interval() {
+    let at = |ratio: f64, low: f64, high: f64| Effect { ratio, low, high, rounds: Vec::new() };
+    assert_eq!(advice(&at(1.0, 0.96, 1.04)), Verdict::Confirmed(Size::Strong));
+    assert_eq!(advice(&at(0.93, 0.91, 0.95)), Verdict::Confirmed(Size::Moderate));
+    // A point of 0.93 whose interval reaches below 0.90 is not confirmed.
+    assert_eq!(advice(&at(0.93, 0.85, 1.02)), Verdict::Marginal);
+    // The former rule refuted a point of 0.70; its interval reaches 0.75.
+    assert_eq!(advice(&at(0.70, 0.40, 1.20)), Verdict::Marginal);
+    assert_eq!(advice(&at(0.5, 0.45, 0.55)), Verdict::Refuted(Refutation::Opposite));
+    assert_eq!(advice(&at(f64::NAN, f64::NAN, f64::NAN)), Verdict::Marginal);
+    // The suite: the smallest point, within the smallest low and high ends.
+    let suite =
+        advice_effect(&[at(1.0, 0.96, 1.04), at(0.87, 0.30, 2.5), at(0.95, 0.92, 0.98)]).unwrap();
+    assert_eq!((suite.ratio, suite.low, suite.high), (0.87, 0.30, 0.98));
+    assert_eq!(advice(&suite), Verdict::Marginal);
+    assert!(advice_effect(&[]).is_none());
+    // The recommendation was the best: a ratio of exactly 1 in every pass, the drift floor.
+    let best = paired_rounds(&[900.0, 1200.0], &[900.0, 1200.0]).unwrap();
+    assert_eq!(advice(&best), Verdict::Confirmed(Size::Strong));
+    assert!((best.low - (-1.96f64 * DRIFT).exp()).abs() < 1e-12);
+}
+
+#[test]
+fn a_noisy_but_equal_pair_is_never_refuted() {
+    // The loopback TCP: two configurations close in truth, each figure of a
+    // 1-second run off by up to ±20 % on its own, as in the run that measured thread ×64 at
+    // 8,560/s against thread ×32 at 12,249/s. The former rule graded one point ratio.
+    let mut rng = Lcg(17);
+    let (mut former, mut now) = (Vec::new(), Vec::new());
+    for passes in [2, 3] {
+        for _ in 0..200 {
+            let e = advice_pair(passes, 0.97, 0.2, &mut rng);
+            let point = at_point(e.rounds[0]);
+            former.push(advice(&point));
+            now.push(advice(&e));
+            assert_ne!(advice(&e), Verdict::Refuted(Refutation::Opposite), "{}", e.explain());
+        }
+    }
+    // The former rule, one pass's ratio as the effect, refuted some runs of the same pair.
+    assert!(former.contains(&Verdict::Refuted(Refutation::Opposite)));
+    // The interval decides: marginal in all but the runs whose passes happened to agree
+    // (about 5 % confirmed; refuted about once in 4,000 simulated two-pass runs, when both
+    // passes land near 0.7, none in these 400).
+    let marginal = now.iter().filter(|v| **v == Verdict::Marginal).count();
+    assert!(marginal >= 360, "{marginal} of 400 marginal");
+}
+
+/// A point ratio graded as the former rule did: no interval.
+fn at_point(ratio: f64) -> Effect {
+    Effect { ratio, low: ratio, high: ratio, rounds: Vec::new() }
+}
+
+#[test]
+fn a_clear_miss_is_refuted_in_every_run() {
+    // The advice at half the best (the advisor taking a mixed workload for lock-bound ran
+    // at 0.43). Three passes (a full run), each figure off by up to ±5 % on its own.
+    let mut rng = Lcg(23);
+    for _ in 0..200 {
+        let e = advice_pair(3, 0.5, 0.05, &mut rng);
+        assert_eq!(advice(&e), Verdict::Refuted(Refutation::Opposite), "{}", e.explain());
+    }
+    // Two passes (`--quick`): t(0.975, 1) = 12.7 refutes 0.5 when the passes agree within
+    // about 6 %, as the quick runs' cpu, mixed and allocation-heavy workloads did (±1 %);
+    // two passes that disagree more leave it marginal, never confirmed.
+    for _ in 0..200 {
+        let e = advice_pair(2, 0.5, 0.01, &mut rng);
+        assert_eq!(advice(&e), Verdict::Refuted(Refutation::Opposite), "{}", e.explain());
+        let loose = advice_pair(2, 0.5, 0.2, &mut rng);
+        assert!(!matches!(advice(&loose), Verdict::Confirmed(_)), "{}", loose.explain());
+    }
 }
