@@ -8,7 +8,7 @@
 # Without MPI, and without root or apt to install it, it says so and exits 0: the default
 # build and `cargo test` need no MPI library. Budget on 2 cores: ~40 s to install, ~1-2 min
 # to build the feature, ~2 min of MPI jobs (most of it 100 injected hangs waiting out their
-# timeout, twice).
+# timeout, twice), then ci/ulfm.sh (~2-3 min: pip, a second build, one MPI job).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -135,3 +135,8 @@ if [ "$rc" = 0 ] || [ "$rc" = 124 ] || ! grep -q "rank 2 .* on node ${host%%.*}"
     exit 1
 fi
 echo "   job ended with rc $rc: $(grep -m1 "rank 2 .* on node" "$log" | sed 's/^ *//')"
+
+# The same death survived: Open MPI 5 with ULFM from PyPI, the `ulfm` feature (skipped with a
+# message when pip cannot install the wheel).
+echo "== a node rank that dies, survived with ULFM (ci/ulfm.sh)"
+ci/ulfm.sh

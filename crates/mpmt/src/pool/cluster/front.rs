@@ -1,5 +1,11 @@
 //! Rank 0's front thread: takes tasks from the pool's queue, sends each node at most its
 //! window, completes tasks as their outcomes come back, and stops the nodes at the end.
+//!
+//! A node the link reports [`LOST`] (only an MPI with ULFM reports one; without it the job
+//! ends) is dead: its tasks in flight end `WorkerLost` naming the rank and host, and those
+//! the pool's retry policy allows (idempotent, runs left: the rules of the local process
+//! model) go first to the other nodes; it gets no more work and is not stopped at the end.
+//! When every node is dead, the remaining tasks end `WorkerLost` saying so.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -9,7 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use mpi::topology::{Rank, SimpleCommunicator};
 
-use super::link::{self, Idle, Incoming};
+use super::link::{self, Idle, Incoming, LOST};
 use super::wire::{self, NodeCounters, NodeHello};
 use crate::pool::outcome::TaskError;
 use crate::pool::shared::Shared;
@@ -71,6 +77,8 @@ pub(crate) struct Node {
     window: Window,
     /// It broke the protocol: no more work.
     disowned: bool,
+    /// Its process failed (how MPI reported it): no more work, no shutdown message.
+    dead: Option<String>,
     counters: NodeCounters,
 }
 
@@ -82,13 +90,19 @@ impl Node {
             in_flight: 0,
             window,
             disowned: false,
+            dead: None,
             counters: NodeCounters::default(),
         }
     }
 
+    /// Whether it may be sent work at all (alive and keeping the protocol).
+    fn room_ever(&self) -> bool {
+        !self.disowned && self.dead.is_none()
+    }
+
     /// Tasks it may still be sent.
     fn room(&self) -> usize {
-        if self.disowned { 0 } else { self.window.limit().saturating_sub(self.in_flight) }
+        if self.room_ever() { self.window.limit().saturating_sub(self.in_flight) } else { 0 }
     }
 }
 
@@ -103,6 +117,8 @@ pub(crate) struct Front {
     in_flight: HashMap<u64, (usize, Envelope)>,
     /// A task taken from the queue while no node had room.
     held: Option<Envelope>,
+    /// Tasks of dead nodes to run again, before the held one and the queue.
+    retry: VecDeque<Envelope>,
     /// The queue is closed and empty: nothing more will come.
     closed: bool,
     aborted: bool,
@@ -124,6 +140,7 @@ impl Front {
             inbox,
             in_flight: HashMap::new(),
             held: None,
+            retry: VecDeque::new(),
             closed: false,
             aborted: false,
             batch: Vec::new(),
@@ -134,21 +151,22 @@ impl Front {
     pub(crate) fn run(mut self) {
         let mut idle = Idle::default();
         loop {
-            let mut busy = link::receive_ready(&self.world, &mut self.inbox) > 0;
+            let mut busy = link::receive_ready(&self.world, None, &mut self.inbox) > 0;
             busy |= self.settle_inbox();
             if self.shared.aborting.load(Ordering::Acquire) && !self.aborted {
                 self.aborted = true;
-                for rank in self.nodes.iter().map(|n| n.rank).collect::<Vec<_>>() {
-                    link::send(&self.world, rank, wire::ABORT, &[], &mut self.inbox);
+                for rank in self.live_ranks() {
+                    link::send(&self.world, None, rank, wire::ABORT, &[], &mut self.inbox);
                 }
             }
             busy |= self.dispatch();
-            if self.closed && self.held.is_none() && self.in_flight.is_empty() {
+            let waiting = self.held.is_some() || !self.retry.is_empty();
+            if self.closed && !waiting && self.in_flight.is_empty() {
                 break;
             }
             if busy {
                 idle.reset();
-            } else if self.in_flight.is_empty() && self.held.is_none() {
+            } else if self.in_flight.is_empty() && !waiting {
                 // Nothing can arrive from the nodes: sleep on the queue instead of polling.
                 match self.queue.recv_timeout(QUEUE_POLL) {
                     Ok(env) => self.held = Some(env),
@@ -170,7 +188,9 @@ impl Front {
             let Some(index) = self.nodes.iter().position(|n| n.rank == message.source) else {
                 continue;
             };
-            if message.tag == wire::OUTCOMES {
+            if message.tag == LOST {
+                self.lose(index, &String::from_utf8_lossy(&message.data));
+            } else if message.tag == wire::OUTCOMES && self.nodes[index].dead.is_none() {
                 self.settle(index, &message.data);
             }
         }
@@ -199,7 +219,8 @@ impl Front {
             };
             let Some((node, mut env)) = self.in_flight.remove(&head.id) else { continue };
             self.nodes[node].in_flight -= 1;
-            env.attempts = head.attempts.max(1);
+            // Runs on dead nodes count too.
+            env.attempts = env.attempts.saturating_add(head.attempts.max(1));
             let exec = head.exec_ns.map(Duration::from_nanos);
             if let Some(exec) = exec {
                 self.nodes[node].window.observe(exec);
@@ -238,6 +259,54 @@ impl Front {
         }
     }
 
+    /// Node `index` died (`why`: how MPI reported it): its tasks in flight end `WorkerLost`,
+    /// or run again on the other nodes where the retry policy allows.
+    fn lose(&mut self, index: usize, why: &str) {
+        let node = &mut self.nodes[index];
+        if node.dead.is_some() {
+            return;
+        }
+        let reason = format!("node rank {} on host {} died: {why}", node.rank, node.host);
+        node.dead = Some(reason.clone());
+        node.in_flight = 0;
+        node.counters.alive = 0;
+        let survivors = self.nodes.iter().any(|n| n.room_ever());
+        let (retries, policy) = (self.shared.limits.retries, self.shared.limits.retry_policy);
+        let mut lost: Vec<u64> =
+            self.in_flight.iter().filter(|(_, (n, _))| *n == index).map(|(id, _)| *id).collect();
+        lost.sort_unstable();
+        let (mut again, mut ended) = (0, 0);
+        for id in lost {
+            let Some((_, mut env)) = self.in_flight.remove(&id) else { continue };
+            if self.aborted {
+                env.complete(Err(TaskError::Cancelled), None);
+                continue;
+            }
+            env.attempts = env.attempts.saturating_add(1);
+            let error = TaskError::worker_lost(reason.clone());
+            if survivors && env.retryable(&error, retries, &policy) {
+                self.retry.push_back(env);
+                again += 1;
+            } else {
+                env.complete(Err(error), None);
+                ended += 1;
+            }
+        }
+        eprintln!(
+            "mpmt cluster: {reason}; of its tasks in flight, {again} run again on other nodes, \
+             {ended} end WorkerLost"
+        );
+        if !survivors {
+            eprintln!("mpmt cluster: every node rank is dead: the remaining tasks end WorkerLost");
+        }
+        self.publish_counters();
+    }
+
+    /// The ranks that may still be sent messages.
+    fn live_ranks(&self) -> Vec<Rank> {
+        self.nodes.iter().filter(|n| n.dead.is_none()).map(|n| n.rank).collect()
+    }
+
     /// Sums the nodes' counters into the pool's (for [`crate::pool::PoolStats`]).
     fn publish_counters(&self) {
         let sum = |f: fn(&NodeCounters) -> u64| self.nodes.iter().map(|n| f(&n.counters)).sum();
@@ -250,6 +319,9 @@ impl Front {
 
     /// Sends queued tasks to the nodes with room, most room first; returns whether any went.
     fn dispatch(&mut self) -> bool {
+        if !self.nodes.iter().any(Node::room_ever) {
+            return self.end_without_nodes();
+        }
         let mut sent = false;
         loop {
             let Some((index, room)) = self
@@ -291,13 +363,44 @@ impl Front {
             let node = &mut self.nodes[index];
             node.in_flight += count;
             let rank = node.rank;
-            link::send(&self.world, rank, wire::TASKS, &self.batch, &mut self.inbox);
+            // A node that died meanwhile: the link reports it, and `lose` settles the batch.
+            link::send(&self.world, None, rank, wire::TASKS, &self.batch, &mut self.inbox);
             sent = true;
         }
     }
 
-    /// The next task: the held one, else one from the queue if there is one.
+    /// No node can take work any more (every one died or was disowned): every task waiting
+    /// and every one that comes ends `WorkerLost`. Returns whether there was one.
+    fn end_without_nodes(&mut self) -> bool {
+        let reasons: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match &n.dead {
+                Some(reason) => reason.clone(),
+                None => format!("node rank {} on host {} broke the protocol", n.rank, n.host),
+            })
+            .collect();
+        let mut any = false;
+        while let Some(env) = self.next_task() {
+            any = true;
+            let error = if self.aborted {
+                TaskError::Cancelled
+            } else {
+                TaskError::worker_lost(format!(
+                    "no node rank left to run the task: {}",
+                    reasons.join("; ")
+                ))
+            };
+            env.complete(Err(error), None);
+        }
+        any
+    }
+
+    /// The next task: one to run again, else the held one, else one from the queue.
     fn next_task(&mut self) -> Option<Envelope> {
+        if let Some(env) = self.retry.pop_front() {
+            return Some(env);
+        }
         if let Some(env) = self.held.take() {
             return Some(env);
         }
@@ -313,16 +416,19 @@ impl Front {
 
     /// Tells every node to stop and waits for its last counters.
     fn stop_nodes(&mut self) {
-        let ranks: Vec<Rank> = self.nodes.iter().map(|n| n.rank).collect();
+        let ranks = self.live_ranks();
         for &rank in &ranks {
-            link::send(&self.world, rank, wire::SHUTDOWN, &[], &mut self.inbox);
+            link::send(&self.world, None, rank, wire::SHUTDOWN, &[], &mut self.inbox);
         }
-        for (index, &rank) in ranks.iter().enumerate() {
-            // A node answers once its pool has stopped; a node that died ended the job.
-            if let Some(bytes) = link::wait_for(&self.world, rank, wire::BYE, None, &mut self.inbox)
-                && let Ok(counters) = wire::decode::<NodeCounters>("bye", &bytes)
-            {
-                self.nodes[index].counters = counters;
+        for &rank in &ranks {
+            // A node answers once its pool has stopped. One that died (reported only under
+            // ULFM; otherwise the job ended) is reported instead, and has no counters.
+            let bye = link::wait_for(&self.world, None, rank, wire::BYE, None, &mut self.inbox);
+            let Some(index) = self.nodes.iter().position(|n| n.rank == rank) else { continue };
+            match bye.map(|bytes| wire::decode::<NodeCounters>("bye", &bytes)) {
+                Some(Ok(counters)) => self.nodes[index].counters = counters,
+                Some(Err(_)) => {}
+                None => self.nodes[index].counters.alive = 0,
             }
         }
         self.publish_counters();

@@ -7,14 +7,21 @@
 //! complete the sender keeps receiving what arrives into its inbox: the peer's send completes,
 //! the peer then receives ours.
 //!
+//! With the feature `ulfm` the calls go through `ft.rs`, which returns MPI's errors instead
+//! of ending the job, and a rank that failed shows up in the inbox as a [`LOST`] message.
+//! A node receives only from rank 0 (`from`): a receive from any rank would fail, under
+//! ULFM, when a sibling node dies.
+//!
 //! Only one thread per process calls MPI (the front thread on rank 0, the supervisor's main
 //! thread on a node), so `MPI_THREAD_SERIALIZED` is all the model asks of the library.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Communicator, Rank, SimpleCommunicator};
+
+#[cfg(feature = "ulfm")]
+use super::ft as imp;
 
 /// One message received.
 #[derive(Debug)]
@@ -24,46 +31,66 @@ pub(crate) struct Incoming {
     pub(crate) data: Vec<u8>,
 }
 
-/// Receives every message that has arrived (from anyone) into `inbox`; returns how many.
-pub(crate) fn receive_ready(world: &SimpleCommunicator, inbox: &mut VecDeque<Incoming>) -> usize {
+/// A tag never sent: the link put this message in the inbox itself, because `source` can no
+/// longer be reached (its process failed; the data says how MPI reported it). Only an MPI
+/// with ULFM reports that (`ft.rs`); without it, a failed rank ends the job.
+pub(crate) const LOST: i32 = -1;
+
+/// Receives every message that has arrived from `from` (from anyone if `None`) into
+/// `inbox`; returns how many (a [`LOST`] report counts).
+pub(crate) fn receive_ready(
+    world: &SimpleCommunicator,
+    from: Option<Rank>,
+    inbox: &mut VecDeque<Incoming>,
+) -> usize {
     let mut n = 0;
-    while let Some(probed) = world.any_process().immediate_matched_probe() {
-        let (data, status) = probed.matched_receive_vec::<u8>();
-        inbox.push_back(Incoming { source: status.source_rank(), tag: status.tag(), data });
-        n += 1;
+    loop {
+        match imp::probe_receive(world, from) {
+            Ok(Some(message)) => {
+                inbox.push_back(message);
+                n += 1;
+            }
+            Ok(None) => return n,
+            Err(fault) => {
+                // Acknowledged: the next receive from anyone works again.
+                let before = inbox.len();
+                imp::report_lost(world, fault, from, inbox);
+                return n + (inbox.len() - before);
+            }
+        }
     }
-    n
 }
 
-/// Sends `data` to `dest` with `tag`, receiving into `inbox` while the send is not complete.
+/// Sends `data` to `dest` with `tag`, receiving (from `from`, as [`receive_ready`]) into
+/// `inbox` while the send is not complete. A send that fails leaves a [`LOST`] report for
+/// `dest` in `inbox`.
 pub(crate) fn send(
     world: &SimpleCommunicator,
+    from: Option<Rank>,
     dest: Rank,
     tag: i32,
     data: &[u8],
     inbox: &mut VecDeque<Incoming>,
 ) {
     let mut idle = Idle::default();
-    mpi::request::scope(|scope| {
-        let mut request = world.process_at_rank(dest).immediate_send_with_tag(scope, data, tag);
-        loop {
-            match request.test() {
-                Ok(_) => return,
-                Err(pending) => request = pending,
-            }
-            if receive_ready(world, inbox) > 0 {
-                idle.reset();
-            } else {
-                idle.wait();
-            }
+    let sent = imp::send(world, dest, tag, data, || {
+        if receive_ready(world, from, inbox) > 0 {
+            idle.reset();
+        } else {
+            idle.wait();
         }
     });
+    if let Err(fault) = sent {
+        imp::report_lost(world, fault, Some(dest), inbox);
+    }
 }
 
 /// Waits for a message with `tag` from `source`, keeping others in `inbox`; `None` after
-/// `timeout` (the caller names what did not come).
+/// `timeout` (the caller names what did not come), or once `source` is [`LOST`] (the report
+/// stays in `inbox`).
 pub(crate) fn wait_for(
     world: &SimpleCommunicator,
+    from: Option<Rank>,
     source: Rank,
     tag: i32,
     timeout: Option<Duration>,
@@ -75,14 +102,72 @@ pub(crate) fn wait_for(
         if let Some(i) = inbox.iter().position(|m| m.source == source && m.tag == tag) {
             return inbox.remove(i).map(|m| m.data);
         }
+        if inbox.iter().any(|m| m.source == source && m.tag == LOST) {
+            return None;
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        if receive_ready(world, inbox) > 0 {
+        if receive_ready(world, from, inbox) > 0 {
             idle.reset();
         } else {
             idle.wait();
         }
+    }
+}
+
+/// The calls through the `mpi` crate: without ULFM an MPI error ends the job, so none is
+/// reported here.
+#[cfg(not(feature = "ulfm"))]
+mod imp {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+
+    use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+    use mpi::topology::{Communicator, Rank, SimpleCommunicator};
+
+    use super::Incoming;
+
+    pub(super) fn probe_receive(
+        world: &SimpleCommunicator,
+        from: Option<Rank>,
+    ) -> Result<Option<Incoming>, Infallible> {
+        let probed = match from {
+            Some(rank) => world.process_at_rank(rank).immediate_matched_probe(),
+            None => world.any_process().immediate_matched_probe(),
+        };
+        Ok(probed.map(|probed| {
+            let (data, status) = probed.matched_receive_vec::<u8>();
+            Incoming { source: status.source_rank(), tag: status.tag(), data }
+        }))
+    }
+
+    pub(super) fn send(
+        world: &SimpleCommunicator,
+        dest: Rank,
+        tag: i32,
+        data: &[u8],
+        mut meanwhile: impl FnMut(),
+    ) -> Result<(), Infallible> {
+        mpi::request::scope(|scope| {
+            let mut request = world.process_at_rank(dest).immediate_send_with_tag(scope, data, tag);
+            loop {
+                match request.test() {
+                    Ok(_) => return Ok(()),
+                    Err(pending) => request = pending,
+                }
+                meanwhile();
+            }
+        })
+    }
+
+    pub(super) fn report_lost(
+        _: &SimpleCommunicator,
+        fault: Infallible,
+        _: Option<Rank>,
+        _: &mut VecDeque<Incoming>,
+    ) {
+        match fault {}
     }
 }
 

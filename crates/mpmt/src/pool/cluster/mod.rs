@@ -13,7 +13,11 @@
 //! pool does: a task that segfaults on a remote node ends `Crashed`, its worker is replaced,
 //! and the job goes on. What still ends the job is the death of a rank itself (a node
 //! supervisor or the front: a killed process, a lost host); `mpirun` then names the rank
-//! and host (see the README, "Running on a cluster").
+//! and host (see the README, "Running on a cluster"). With the feature `ulfm` and an MPI that
+//! has ULFM (`mpirun --with-ft ulfm`), a node's death does not: the front's calls return the
+//! error (`ft.rs`), the node's tasks in flight end `WorkerLost` or run again on the other
+//! nodes (`front.rs`), and only rank 0's death ends the job (start it with `mpirun --with-ft
+//! ulfm --mca async_mpi_finalize 1`: the README says why the second).
 //!
 //! Load balance: the front sends a node at most a window of tasks and sends more only as
 //! outcomes come back, always to the node with the most room: a node gets work as it
@@ -47,10 +51,13 @@
 //! ```
 //!
 //! Files: `wire.rs` (the messages), `link.rs` (the MPI calls: receive what arrived, send
-//! without deadlock, wait politely), `front.rs` (rank 0's dispatch thread), `node.rs` (the
+//! without deadlock, wait politely), `ft.rs` (the same calls returning MPI's errors, for
+//! ULFM), `front.rs` (rank 0's dispatch thread), `node.rs` (the
 //! node supervisor).
 
 mod front;
+#[cfg(feature = "ulfm")]
+mod ft;
 mod link;
 mod node;
 mod wire;
@@ -191,19 +198,35 @@ impl ClusterPool {
                     .into(),
             ));
         }
+        // With ULFM, a node that dies is an error code here, not the end of the job.
+        #[cfg(feature = "ulfm")]
+        ft::errors_return(&world).map_err(|e| {
+            PoolError::Cluster(format!("cannot make MPI return errors (MPI_ERRORS_RETURN): {e}"))
+        })?;
         let config = wire::encode(&settings.node_config(&shared));
         let mut inbox = VecDeque::new();
         for node in 1..world.size() {
-            link::send(&world, node, wire::CONFIG, &config, &mut inbox);
+            link::send(&world, None, node, wire::CONFIG, &config, &mut inbox);
         }
         let mut nodes = Vec::new();
         let mut failure = None;
         for node in 1..world.size() {
-            let hello = link::wait_for(&world, node, wire::HELLO, Some(HELLO_TIMEOUT), &mut inbox)
-                .ok_or_else(|| format!("node rank {node} did not report within {HELLO_TIMEOUT:?}"))
-                .and_then(|bytes| {
-                    wire::decode::<NodeHello>("hello", &bytes).map_err(|e| e.to_string())
-                });
+            let hello =
+                link::wait_for(&world, None, node, wire::HELLO, Some(HELLO_TIMEOUT), &mut inbox)
+                    .ok_or_else(|| {
+                        match inbox.iter().find(|m| m.source == node && m.tag == link::LOST) {
+                            Some(lost) => format!(
+                                "node rank {node} died before it reported: {}",
+                                String::from_utf8_lossy(&lost.data)
+                            ),
+                            None => {
+                                format!("node rank {node} did not report within {HELLO_TIMEOUT:?}")
+                            }
+                        }
+                    })
+                    .and_then(|bytes| {
+                        wire::decode::<NodeHello>("hello", &bytes).map_err(|e| e.to_string())
+                    });
             match hello {
                 Ok(NodeHello { error: Some(e), host, .. }) => {
                     failure.get_or_insert(format!(
@@ -219,7 +242,9 @@ impl ClusterPool {
         if let Some(e) = failure {
             // Every node that answered waits for a word: let them all go.
             for node in 1..world.size() {
-                link::send(&world, node, wire::SHUTDOWN, &[], &mut inbox);
+                if !inbox.iter().any(|m| m.source == node && m.tag == link::LOST) {
+                    link::send(&world, None, node, wire::SHUTDOWN, &[], &mut inbox);
+                }
             }
             return Err(PoolError::Cluster(e));
         }

@@ -23,6 +23,9 @@ use crate::transport::TransportKind;
 /// this long. (On 2 cores, 3 ranks: polling with `Idle` gave 0.43–0.67×, this wait 0.73–0.78×
 /// the bare farm's throughput in `examples/cluster_farm.rs`, before the front spun longer.)
 const RELAY_WAIT: Duration = Duration::from_micros(200);
+/// A node receives only from rank 0, the front (under ULFM a receive from any rank would
+/// fail when a sibling node dies).
+const FRONT: Option<i32> = Some(0);
 /// How often a busy node refreshes the counters it sends with its outcomes.
 const COUNTERS_EVERY: Duration = Duration::from_millis(10);
 
@@ -56,7 +59,7 @@ fn serve(registry: &Registry, rank: i32) -> i32 {
     let world = SimpleCommunicator::world();
     let mut inbox = VecDeque::new();
     let config = loop {
-        link::receive_ready(&world, &mut inbox);
+        link::receive_ready(&world, FRONT, &mut inbox);
         if let Some(m) = inbox.iter().position(|m| m.source == 0) {
             let message = inbox.remove(m).expect("the position is in the inbox");
             match message.tag {
@@ -76,12 +79,12 @@ fn serve(registry: &Registry, rank: i32) -> i32 {
         pid: std::process::id(),
         error: pool.as_ref().err().cloned(),
     };
-    link::send(&world, 0, wire::HELLO, &wire::encode(&hello), &mut inbox);
+    link::send(&world, FRONT, 0, wire::HELLO, &wire::encode(&hello), &mut inbox);
     let pool = match pool {
         Ok(pool) => pool,
         Err(e) => {
             eprintln!("mpmt cluster: node rank {rank} on host {host}: {e}");
-            link::wait_for(&world, 0, wire::SHUTDOWN, None, &mut inbox);
+            link::wait_for(&world, FRONT, 0, wire::SHUTDOWN, None, &mut inbox);
             return 1;
         }
     };
@@ -90,7 +93,7 @@ fn serve(registry: &Registry, rank: i32) -> i32 {
     let Relay { world, pool, mut inbox, .. } = relay;
     let stats = pool.shutdown();
     let bye = NodeCounters { alive: 0, ..counters_of(&stats) };
-    link::send(&world, 0, wire::BYE, &wire::encode(&bye), &mut inbox);
+    link::send(&world, FRONT, 0, wire::BYE, &wire::encode(&bye), &mut inbox);
     0
 }
 
@@ -189,7 +192,7 @@ impl Relay {
     fn run(&mut self) {
         let mut idle = Idle::default();
         loop {
-            let mut busy = link::receive_ready(&self.world, &mut self.inbox) > 0;
+            let mut busy = link::receive_ready(&self.world, FRONT, &mut self.inbox) > 0;
             while let Some(message) = self.inbox.pop_front() {
                 busy = true;
                 match message.tag {
@@ -202,7 +205,7 @@ impl Relay {
             busy |= self.collect();
             if self.outcomes > 0 {
                 let batch = std::mem::take(&mut self.batch);
-                link::send(&self.world, 0, wire::OUTCOMES, &batch, &mut self.inbox);
+                link::send(&self.world, FRONT, 0, wire::OUTCOMES, &batch, &mut self.inbox);
                 self.batch = batch;
                 self.batch.clear();
                 self.outcomes = 0;
