@@ -23,6 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::transport::frame::Sink;
+
 pub use crate::task::unwind::PanicReport;
 
 /// First message of every worker.
@@ -61,7 +63,7 @@ fn malformed(what: &'static str, reason: impl Into<String>) -> ProtocolError {
 }
 
 /// Appends a task payload's prefix (the kind name) to `out`; the input follows.
-pub fn put_task_prefix(out: &mut Vec<u8>, kind_name: &str) {
+pub fn put_task_prefix(out: &mut impl Sink, kind_name: &str) {
     // Kind names are short identifiers; longer ones are cut at 255 bytes on a char boundary
     // and will then be reported unknown by the worker.
     let mut end = kind_name.len().min(255);

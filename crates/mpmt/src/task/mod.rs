@@ -29,6 +29,8 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::transport::frame::FrameBuf;
+
 /// A boxed value of a task's input or output type, as the pool carries it type-erased.
 pub type AnyValue = Box<dyn Any + Send>;
 
@@ -83,6 +85,7 @@ pub struct Kind {
     name: &'static str,
     run_local: fn(AnyValue) -> Result<AnyValue, CodecError>,
     encode_input: fn(&(dyn Any + Send), &mut Vec<u8>) -> Result<(), CodecError>,
+    encode_input_to: fn(&(dyn Any + Send), &mut FrameBuf<'_>) -> Result<(), CodecError>,
     run_encoded: fn(&[u8], &mut Vec<u8>) -> Result<(), CodecError>,
     decode_output: fn(&[u8]) -> Result<AnyValue, CodecError>,
 }
@@ -101,6 +104,7 @@ impl<T: Task> KindOf<T> {
         name: T::NAME,
         run_local: run_local::<T>,
         encode_input: encode_input::<T>,
+        encode_input_to: encode_input_to::<T>,
         run_encoded: run_encoded::<T>,
         decode_output: decode_output::<T>,
     };
@@ -139,6 +143,42 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 }
 
+/// Appends postcard output to a frame's payload as it is serialised, in place in the shm ring
+/// where it fits ([`FrameBuf`]); short pieces byte by byte, as [`Append`] does.
+struct AppendFrame<'a, 'b>(&'a mut FrameBuf<'b>);
+
+impl postcard::ser_flavors::Flavor for AppendFrame<'_, '_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 16 {
+            for &b in data {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends the postcard encoding of `value` to a frame's payload.
+pub(crate) fn encode_to<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut FrameBuf<'_>,
+) -> postcard::Result<()> {
+    postcard::serialize_with_flavor(value, AppendFrame(out))
+}
+
 /// Appends the postcard encoding of `value` to `out`.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
@@ -163,6 +203,17 @@ fn encode_input<T: Task>(input: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<
         .downcast_ref::<T::Input>()
         .ok_or_else(|| codec_error::<T>("input", "value is not this kind's input type"))?;
     encode_into(input, out).map_err(|e| codec_error::<T>("input", e))?;
+    Ok(())
+}
+
+fn encode_input_to<T: Task>(
+    input: &(dyn Any + Send),
+    out: &mut FrameBuf<'_>,
+) -> Result<(), CodecError> {
+    let input = input
+        .downcast_ref::<T::Input>()
+        .ok_or_else(|| codec_error::<T>("input", "value is not this kind's input type"))?;
+    encode_to(input, out).map_err(|e| codec_error::<T>("input", e))?;
     Ok(())
 }
 
@@ -204,6 +255,16 @@ impl Kind {
         (self.encode_input)(input, out)
     }
 
+    /// [`Kind::encode_input`] into a frame's payload as it is serialised (in place in the
+    /// shm ring where it fits).
+    pub(crate) fn encode_input_to(
+        &self,
+        input: &(dyn Any + Send),
+        out: &mut FrameBuf<'_>,
+    ) -> Result<(), CodecError> {
+        (self.encode_input_to)(input, out)
+    }
+
     /// Decodes an input, runs the task, appends the encoded output (worker side).
     /// Panics propagate to the caller.
     pub(crate) fn run_encoded(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -226,6 +287,7 @@ impl Kind {
             name: self.name,
             run_local: run_local_encoded,
             encode_input: encode_input_encoded,
+            encode_input_to: encode_input_to_encoded,
             run_encoded: self.run_encoded,
             decode_output: decode_output_encoded,
         }
@@ -242,6 +304,17 @@ fn run_local_encoded(_: AnyValue) -> Result<AnyValue, CodecError> {
 }
 
 fn encode_input_encoded(input: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let bytes = input
+        .downcast_ref::<Vec<u8>>()
+        .ok_or_else(|| encoded_error("input", "an encoded job's input is its bytes"))?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn encode_input_to_encoded(
+    input: &(dyn Any + Send),
+    out: &mut FrameBuf<'_>,
+) -> Result<(), CodecError> {
     let bytes = input
         .downcast_ref::<Vec<u8>>()
         .ok_or_else(|| encoded_error("input", "an encoded job's input is its bytes"))?;

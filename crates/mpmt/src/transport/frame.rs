@@ -46,7 +46,8 @@
 //! ring's end is still one slice (the ring's memory is mirrored, `shm/region.rs`). A frame
 //! larger than the ring, or one that ends early (end of stream, interrupt), is read by
 //! copying, through the same code and checks as on every other transport. (`push_with`'s
-//! serialisers write to a `Vec`, so its frames are batched and copied once at the flush.)
+//! serialisers write to a `Vec`, so its frames are batched and copied once at the flush;
+//! [`FrameWriter::push_into`]'s write into the ring's free space, `frame/serial.rs`.)
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -55,7 +56,10 @@ use twox_hash::XxHash3_64;
 
 use super::{ByteRx, ByteTx, DirectRx, DirectTx};
 
+mod serial;
 mod xxh3;
+
+pub use serial::{FrameBuf, Sink};
 
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 24;

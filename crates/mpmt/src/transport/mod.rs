@@ -69,6 +69,10 @@ pub trait DirectTx {
     /// not free now. Committed bytes are published before it waits. A reservation may grow:
     /// what was written into a smaller one at the same position stays.
     fn reserve(&mut self, len: usize, wait: bool) -> io::Result<bool>;
+    /// Reserves every byte free now after the committed ones, without waiting, and returns
+    /// how many (0 when the buffer is full): for a frame serialised in place, whose size is
+    /// known only once it is written.
+    fn reserve_free(&mut self) -> io::Result<usize>;
     /// The reserved bytes, to fill in place (their content before is unspecified).
     fn reserved(&mut self) -> &mut [u8];
     /// Appends the first `n` reserved bytes to the stream (visible once published).

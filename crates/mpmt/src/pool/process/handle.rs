@@ -387,9 +387,9 @@ impl WorkerHandle {
             (pushed, items)
         } else if let Some(job) = env.job.as_ref() {
             let kind = job.kind();
-            let pushed = self.writer.push_with(FrameKind::Task, env.id, |out| {
+            let pushed = self.writer.push_into(FrameKind::Task, env.id, |out| {
                 protocol::put_task_prefix(out, kind.name());
-                kind.encode_input(job.input(), out)
+                kind.encode_input_to(job.input(), out)
             });
             (pushed, 1)
         } else {

@@ -87,6 +87,14 @@ impl Transport for ShmTransport {
     }
 }
 
+/// Both ends of a channel with rings of `capacity` bytes (a power of two, a page or more), for
+/// tests of the layers above that need a small ring.
+#[cfg(test)]
+pub(crate) fn pair_with_capacity(capacity: usize) -> Result<(Link, Link), TransportError> {
+    let (_memfd, region) = Region::create(capacity)?;
+    pair_over(&region)
+}
+
 /// Both ends of a channel over `region` (one mapping, shared by the two links).
 fn pair_over(region: &Region) -> Result<(Link, Link), TransportError> {
     let rings = rings(region);
@@ -190,6 +198,10 @@ impl DirectTx for ShmTx {
         } else {
             self.producer.try_reserve(len)
         }
+    }
+
+    fn reserve_free(&mut self) -> io::Result<usize> {
+        self.producer.try_reserve_free()
     }
 
     fn reserved(&mut self) -> &mut [u8] {

@@ -44,6 +44,17 @@ impl<M: Memory, P: Park> Producer<M, P> {
         Ok(true)
     }
 
+    /// Reserves every byte free now (none if the ring is full) and returns how many; never
+    /// blocks. For a writer that does not know its frame's size before it has written it.
+    pub fn try_reserve_free(&mut self) -> io::Result<usize> {
+        self.check_state()?;
+        self.reserved = 0;
+        self.refresh_head()?;
+        // Validated in `refresh_head`: `tail - head <= cap`.
+        self.reserved = (self.ring.mem.capacity() as u64 - (self.tail - self.head)) as usize;
+        Ok(self.reserved)
+    }
+
     /// The bytes reserved by the last [`Producer::reserve`], in place in the ring, for the
     /// caller to fill before [`Producer::commit`] (their content before is unspecified).
     pub fn reserved(&mut self) -> M::ViewMut<'_> {
