@@ -26,7 +26,8 @@
 //! 4. starts its task threads (hybrid model) and only then says `Hello`: a worker is started
 //!    once it can run tasks, so one that cannot (its threads do not fit its memory limit) is
 //!    a start failure the pool reports, not a death it would answer with a replacement;
-//! 5. runs tasks — on one thread in the process model, on T threads in the hybrid model —
+//! 5. runs tasks — on one thread in the process model, on T threads in the hybrid model
+//!    (each reads its own next frame from the channel, `threads.rs`) —
 //!    recording in the status page which task each thread runs, and answering each with an
 //!    `Outcome` frame: in the process model flushed **before** the thread marks itself idle;
 //!    in the hybrid model handed to the threads' shared outbox (`outbox.rs`), which writes it
@@ -46,10 +47,10 @@ pub(crate) mod blame;
 pub mod dispatch;
 pub mod harness;
 mod outbox;
+mod threads;
 
 pub use alloc::OomAwareAlloc;
 use dispatch::{DispatchPage, JournalWriter};
-use outbox::Outbox;
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -266,7 +267,7 @@ fn serve(registry: &Registry, args: &WorkerArgs) -> i32 {
         }
         serve_inline(&shop, &mut reader, &mut writer)
     } else {
-        serve_threads(&shop, args.threads, &mut reader, writer)
+        threads::serve_threads(&shop, args.threads, &mut reader, writer)
     }
 }
 
@@ -404,122 +405,6 @@ fn serve_inline<R: transport::ByteRx, W: ByteTx>(
             return ChildCode::Protocol.code();
         }
     }
-}
-
-/// A frame the main thread of a hybrid worker hands to a task thread.
-struct Handoff {
-    chunk: bool,
-    id: u64,
-    seq: u64,
-    payload: Vec<u8>,
-}
-
-/// The hybrid model: the main thread reads tasks and hands them to `threads` task threads,
-/// which answer through a shared writer.
-///
-/// The main thread reads every frame ahead into an unbounded channel. Measured and rejected
-/// (issue 8): bounding the read-ahead to one queued task behind a Mutex+Condvar hand-off
-/// (the main thread sleeps until a task thread takes one) made a no-op task 3-20x slower
-/// (one main-thread wake-up per task: about 3 context switches per task instead of 0.1);
-/// the same hand-off unbounded, with or without a short spin before parking, was no better
-/// than this channel over pipe or shared memory. In a profile of `Hybrid{1,2}` no-op tasks
-/// this thread takes about a tenth of the samples. What made the hybrid slow was the answer
-/// path: the task threads wrote their outcomes under one lock, and a thread that finished
-/// while its sibling was inside `write` slept on the lock (10× the futex calls of
-/// `Processes(2)`, 1.44 of 2 CPUs busy instead of 1.75); they now share an outbox
-/// (`outbox.rs`) whose writer takes every frame appended meanwhile.
-fn serve_threads<R: transport::ByteRx, W: ByteTx + Send>(
-    shop: &Shop<'_>,
-    threads: usize,
-    reader: &mut FrameReader<R>,
-    writer: FrameWriter<W>,
-) -> i32 {
-    let outbox = Outbox::new(writer);
-    let (tx, rx) = crossbeam_channel::unbounded::<Handoff>();
-    std::thread::scope(|scope| {
-        for slot in 0..threads {
-            let (rx, outbox) = (rx.clone(), &outbox);
-            let spawned = std::thread::Builder::new()
-                .name(format!("mpmt-task-{slot}"))
-                .spawn_scoped(scope, move || {
-                    blame::enter_slot(slot);
-                    let mut out = FrameWriter::new(Vec::new(), shop.max_frame);
-                    let mut body = Vec::new();
-                    let journal = shop.dispatch.and_then(|d| d.journal_writer(slot));
-                    // Hands what `out` holds to the outbox: a task's outcome without waiting
-                    // for it to be written (its claim tells the pool it started), a chunk's
-                    // parts once written (its journal restarts after each).
-                    let send = |out: &mut FrameWriter<Vec<u8>>, wait: bool| {
-                        let _ = out.flush();
-                        let sent = if wait {
-                            outbox.post_and_wait(out.get_mut())
-                        } else {
-                            outbox.post(out.get_mut())
-                        };
-                        out.get_mut().clear();
-                        sent
-                    };
-                    for task in rx {
-                        if !shop.claim(task.seq) {
-                            continue;
-                        }
-                        let sent = if task.chunk {
-                            run_chunk(
-                                shop,
-                                journal.as_ref(),
-                                slot,
-                                task.id,
-                                task.seq,
-                                &task.payload,
-                                &mut body,
-                                &mut |frame| {
-                                    out.push(FrameKind::ChunkOutcome, task.id, frame)?;
-                                    send(&mut out, true)
-                                },
-                            )
-                        } else {
-                            begin(shop.status, slot, task.id);
-                            run_one(shop.registry, task.id, &task.payload, &mut out);
-                            // Without a dispatch page the pool cannot see the claim: wait.
-                            send(&mut out, shop.dispatch.is_none())
-                        };
-                        if let Some(page) = shop.status {
-                            page.end(slot);
-                        }
-                        if let Err(e) = sent {
-                            eprintln!("mpmt worker: sending outcome: {e}");
-                            std::process::exit(ChildCode::Protocol.code());
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                // Before the hello: a start failure. Dropping `tx` ends the threads started.
-                eprintln!("mpmt worker: cannot start task thread {} of {threads}: {e}", slot + 1);
-                return ChildCode::Setup.code();
-            }
-        }
-        drop(rx);
-        if let Err(code) = say_hello(&mut *outbox.channel()) {
-            return code;
-        }
-        let mut seq = 0u64;
-        loop {
-            let (chunk, id, payload) = match next_task(reader) {
-                Next::Task(id, payload) => (false, id, payload),
-                Next::Chunk(id, payload) => (true, id, payload),
-                Next::Exit(code) => {
-                    // Let the task threads finish what they hold, then exit.
-                    drop(tx);
-                    return code;
-                }
-            };
-            let task = Handoff { chunk, id, seq, payload: payload.to_vec() };
-            seq += 1;
-            if tx.send(task).is_err() {
-                return ChildCode::Protocol.code();
-            }
-        }
-    })
 }
 
 /// Marks `slot` busy with `id` and forgets any allocation failure a previous task recovered
