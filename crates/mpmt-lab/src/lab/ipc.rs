@@ -47,12 +47,13 @@
 //! compared median over its baseline's. The transports of one wake mechanism (parking: pipe,
 //! uds, tcp, mq against `thread-blocking`; spinning: shm against `thread-spinning`) are
 //! pooled per round by the geometric mean of their ratios, and rule 2 grades the geometric
-//! mean over the rounds with its 95 % interval, per mechanism and size. **Confirmed** when
-//! every mechanism is costlier at every size (the weakest strength), **refuted** when every
-//! grade is a refutation, **marginal** when none is costlier and some cannot be told, and
-//! **depends** otherwise, with a condition built from the categories alone (per mechanism:
-//! costlier at every size, at some sizes, or not shown beyond the 10 % margin), so the same
-//! grades give the same words, whatever the order of the ratios in a run. Each transport's
+//! mean over the rounds with its 95 % interval, per mechanism and size. The grades combine
+//! by rule 3 of [`super::verdict`], the main condition being the first mechanism (parking,
+//! when measured) at the smallest size: **depends** when some grades confirm and others
+//! refute, with a condition built from the categories alone (per mechanism: costlier at
+//! every size, at some sizes, or not shown beyond the 10 % margin), so the same grades give
+//! the same words, whatever the order of the ratios in a run; otherwise the main
+//! condition's grade with its strength (**marginal** when that one sits on the 10 % line). Each transport's
 //! own paired verdict is in the table, and its within-run ratio of medians (the notch rule,
 //! [`cost_claim`]) in the summary as a detail. The reported ratio is the first mechanism's
 //! (parking, when measured) pooled effect at the smallest size, with its interval and
