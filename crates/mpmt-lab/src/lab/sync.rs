@@ -112,7 +112,7 @@ pub fn contender_counts() -> Vec<usize> {
 
 /// (rounds, time per contest).
 fn plan(quick: bool) -> (usize, Duration) {
-    if quick { (2, Duration::from_millis(15)) } else { (5, Duration::from_millis(100)) }
+    if quick { (2, Duration::from_millis(15)) } else { (10, Duration::from_millis(100)) }
 }
 
 /// One contest's figures.
