@@ -29,7 +29,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::transport::frame::FrameBuf;
+use crate::transport::frame::{FrameBuf, Sink};
 
 /// A boxed value of a task's input or output type, as the pool carries it type-erased.
 pub type AnyValue = Box<dyn Any + Send>;
@@ -110,15 +110,16 @@ impl<T: Task> KindOf<T> {
     };
 }
 
-/// Appends postcard output to a `Vec`: the one such sink of the crate (the worker encodes its
-/// `Hello` and panic reports with it too), through [`encode_into`].
+/// Appends postcard output to a [`Sink`], through [`encode_into`]: a `Vec` (the worker encodes
+/// its `Hello` and panic reports with it too) or a frame's payload in place in the shm ring
+/// ([`FrameBuf`]).
 ///
 /// A postcard flavor rather than `to_extend`'s `Extend<u8>`: postcard hands over a value's
 /// bytes a few at a time (a varint, a length), and `Vec::extend` turns each into a call to
 /// `memcpy`, which costs more than a task of a chunk; short pieces are pushed byte by byte.
-pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+pub(crate) struct Append<'a, S: Sink + ?Sized>(pub(crate) &'a mut S);
 
-impl postcard::ser_flavors::Flavor for Append<'_> {
+impl<S: Sink + ?Sized> postcard::ser_flavors::Flavor for Append<'_, S> {
     type Output = ();
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
@@ -143,46 +144,11 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 }
 
-/// Appends postcard output to a frame's payload as it is serialised, in place in the shm ring
-/// where it fits ([`FrameBuf`]); short pieces byte by byte, as [`Append`] does.
-struct AppendFrame<'a, 'b>(&'a mut FrameBuf<'b>);
-
-impl postcard::ser_flavors::Flavor for AppendFrame<'_, '_> {
-    type Output = ();
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 16 {
-            for &b in data {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Appends the postcard encoding of `value` to a frame's payload.
-pub(crate) fn encode_to<T: Serialize + ?Sized>(
+/// Appends the postcard encoding of `value` to `out` (a `Vec`, or a frame's payload as it
+/// is serialised).
+pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink + ?Sized>(
     value: &T,
-    out: &mut FrameBuf<'_>,
-) -> postcard::Result<()> {
-    postcard::serialize_with_flavor(value, AppendFrame(out))
-}
-
-/// Appends the postcard encoding of `value` to `out`.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
+    out: &mut S,
 ) -> postcard::Result<()> {
     postcard::serialize_with_flavor(value, Append(out))
 }
@@ -199,22 +165,26 @@ fn run_local<T: Task>(input: AnyValue) -> Result<AnyValue, CodecError> {
 }
 
 fn encode_input<T: Task>(input: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let input = input
-        .downcast_ref::<T::Input>()
-        .ok_or_else(|| codec_error::<T>("input", "value is not this kind's input type"))?;
-    encode_into(input, out).map_err(|e| codec_error::<T>("input", e))?;
-    Ok(())
+    encode_typed_input::<T, _>(input, out)
 }
 
 fn encode_input_to<T: Task>(
     input: &(dyn Any + Send),
     out: &mut FrameBuf<'_>,
 ) -> Result<(), CodecError> {
+    encode_typed_input::<T, _>(input, out)
+}
+
+/// The body of both input encoders: the `Kind` table holds one function pointer per sink
+/// (a pointer to a generic function cannot stay generic over `FrameBuf`'s lifetime).
+fn encode_typed_input<T: Task, S: Sink + ?Sized>(
+    input: &(dyn Any + Send),
+    out: &mut S,
+) -> Result<(), CodecError> {
     let input = input
         .downcast_ref::<T::Input>()
         .ok_or_else(|| codec_error::<T>("input", "value is not this kind's input type"))?;
-    encode_to(input, out).map_err(|e| codec_error::<T>("input", e))?;
-    Ok(())
+    encode_into(input, out).map_err(|e| codec_error::<T>("input", e))
 }
 
 fn run_encoded<T: Task>(input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -304,16 +274,20 @@ fn run_local_encoded(_: AnyValue) -> Result<AnyValue, CodecError> {
 }
 
 fn encode_input_encoded(input: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let bytes = input
-        .downcast_ref::<Vec<u8>>()
-        .ok_or_else(|| encoded_error("input", "an encoded job's input is its bytes"))?;
-    out.extend_from_slice(bytes);
-    Ok(())
+    append_encoded_input(input, out)
 }
 
 fn encode_input_to_encoded(
     input: &(dyn Any + Send),
     out: &mut FrameBuf<'_>,
+) -> Result<(), CodecError> {
+    append_encoded_input(input, out)
+}
+
+/// The body of both encoded twins' input encoders: the input is already its bytes.
+fn append_encoded_input<S: Sink + ?Sized>(
+    input: &(dyn Any + Send),
+    out: &mut S,
 ) -> Result<(), CodecError> {
     let bytes = input
         .downcast_ref::<Vec<u8>>()

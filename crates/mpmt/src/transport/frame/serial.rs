@@ -28,6 +28,9 @@ pub trait Sink {
     fn push(&mut self, byte: u8);
     /// Appends `bytes`.
     fn extend_from_slice(&mut self, bytes: &[u8]);
+    /// Makes room for `additional` more bytes, where the sink can grow (a hint; by default
+    /// nothing).
+    fn reserve(&mut self, _additional: usize) {}
 }
 
 impl Sink for Vec<u8> {
@@ -37,6 +40,10 @@ impl Sink for Vec<u8> {
 
     fn extend_from_slice(&mut self, bytes: &[u8]) {
         Vec::extend_from_slice(self, bytes);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
     }
 }
 
