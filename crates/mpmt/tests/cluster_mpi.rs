@@ -14,7 +14,9 @@
 //!   hang) get one outcome each, none lost, and per task the **same outcome kind** as on a
 //!   local process pool with the same settings.
 
-use std::process::{Command, ExitCode};
+mod mpi_job;
+
+use std::process::ExitCode;
 use std::time::Duration;
 
 use mpmt::pool::{Model, Pool, PoolBuilder, TaskError, WorkerStderr};
@@ -33,17 +35,18 @@ const NODES: usize = 3;
 const PER_NODE: usize = 4;
 const TASKS: u64 = 10_000;
 
-fn under_mpi() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].iter().any(|v| std::env::var_os(v).is_some())
-}
-
 fn main() -> ExitCode {
     let registry = Registry::builtin();
     if let Some(code) = mpmt::worker::run_if_worker(&registry) {
         std::process::exit(code);
     }
-    if !under_mpi() {
-        return launch();
+    if !mpi_job::under_mpi() {
+        return mpi_job::launch(
+            "cluster_mpi",
+            NODES + 1,
+            "set MPMT_MPIRUN=mpirun (and MPMT_MPIRUN_ARGS) to run it \
+             under MPI, as ci/mpi.sh does",
+        );
     }
     if let Some(code) = mpmt::pool::cluster::run_if_node(&registry) {
         std::process::exit(code);
@@ -69,34 +72,6 @@ fn main() -> ExitCode {
         cluster_stats.restarts
     );
     ExitCode::SUCCESS
-}
-
-/// Starts this binary under mpirun and passes its verdict on.
-fn launch() -> ExitCode {
-    let Some(mpirun) = std::env::var_os("MPMT_MPIRUN") else {
-        println!(
-            "cluster_mpi: not run: set MPMT_MPIRUN=mpirun (and MPMT_MPIRUN_ARGS) to run it \
-             under MPI, as ci/mpi.sh does"
-        );
-        return ExitCode::SUCCESS;
-    };
-    let extra = std::env::var("MPMT_MPIRUN_ARGS").unwrap_or_default();
-    let status = Command::new(&mpirun)
-        .args(extra.split_whitespace())
-        .args(["-n", &(NODES + 1).to_string()])
-        .arg(std::env::current_exe().expect("the test binary's path"))
-        .status();
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(s) => {
-            eprintln!("cluster_mpi: the MPI job failed: {s}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("cluster_mpi: cannot start {}: {e}", mpirun.to_string_lossy());
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// The same settings for the cluster and the local pool: a hang ends `TimedOut`, an

@@ -18,7 +18,9 @@
 //! The supervisor is found as a sibling of rank 0 (the same launcher daemon: one host) whose
 //! environment names the rank (`PMIX_RANK`, `OMPI_COMM_WORLD_RANK`) in this job.
 
-use std::process::{Command, ExitCode};
+mod mpi_job;
+
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -36,17 +38,19 @@ const KILL_AFTER: usize = 40;
 /// Each task's sleep: long enough that every node holds tasks when one dies.
 const SLEEP_US: u64 = 20_000;
 
-fn under_mpi() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].iter().any(|v| std::env::var_os(v).is_some())
-}
-
 fn main() -> ExitCode {
     let registry = Registry::builtin();
     if let Some(code) = mpmt::worker::run_if_worker(&registry) {
         std::process::exit(code);
     }
-    if !under_mpi() {
-        return launch();
+    if !mpi_job::under_mpi() {
+        return mpi_job::launch(
+            "cluster_ulfm",
+            NODES + 1,
+            "set MPMT_MPIRUN to an Open MPI 5 mpirun and \
+             MPMT_MPIRUN_ARGS=\"--with-ft ulfm --mca async_mpi_finalize 1\" to run it, as \
+             ci/ulfm.sh does",
+        );
     }
     if let Some(code) = mpmt::pool::cluster::run_if_node(&registry) {
         std::process::exit(code);
@@ -65,35 +69,6 @@ fn main() -> ExitCode {
          again on the other nodes; every node killed: {lost} tasks WorkerLost)"
     );
     ExitCode::SUCCESS
-}
-
-/// Starts this binary under mpirun and passes its verdict on.
-fn launch() -> ExitCode {
-    let Some(mpirun) = std::env::var_os("MPMT_MPIRUN") else {
-        println!(
-            "cluster_ulfm: not run: set MPMT_MPIRUN to an Open MPI 5 mpirun and \
-             MPMT_MPIRUN_ARGS=\"--with-ft ulfm --mca async_mpi_finalize 1\" to run it, as \
-             ci/ulfm.sh does"
-        );
-        return ExitCode::SUCCESS;
-    };
-    let extra = std::env::var("MPMT_MPIRUN_ARGS").unwrap_or_default();
-    let status = Command::new(&mpirun)
-        .args(extra.split_whitespace())
-        .args(["-n", &(NODES + 1).to_string()])
-        .arg(std::env::current_exe().expect("the test binary's path"))
-        .status();
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(s) => {
-            eprintln!("cluster_ulfm: the MPI job failed: {s}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("cluster_ulfm: cannot start {}: {e}", mpirun.to_string_lossy());
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Kills node rank 2 mid-run; returns how many tasks ran twice.
