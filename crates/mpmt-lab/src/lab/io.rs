@@ -41,8 +41,7 @@ use super::memory::Shape;
 use super::verdict::{Effect, combine, grade, paired_rounds};
 use super::{ClaimResult, DetailTable, Experiment, LabConfig, LabError, Measurement};
 use crate::bench::io_server::{IoServer, Limits};
-use crate::measure::MeasureError;
-use crate::measure::cpu::on_cpu;
+use crate::measure::cpu::{on_cpu, on_cpu_except};
 use crate::measure::units::{format_bytes, seconds};
 use crate::measure::{Unit, memory};
 use mpmt::pool::{Pool, PoolError};
@@ -206,25 +205,7 @@ fn is_server_thread(comm: &str) -> bool {
 /// out by its name, and the acceptor (which accepts and spawns a thread per connection, the
 /// same for every model) is left out too.
 fn lab_cpu() -> Result<Duration, LabError> {
-    let dir = std::path::PathBuf::from("/proc/self/task");
-    let read_err = |path: std::path::PathBuf| move |source| MeasureError::Read { path, source };
-    let mut ns = 0u64;
-    for task in std::fs::read_dir(&dir).map_err(read_err(dir.clone()))? {
-        let task = task.map_err(read_err(dir.clone()))?.path();
-        // A thread may end between the listing and the reads: it no longer counts.
-        let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
-        if is_server_thread(&name) {
-            continue;
-        }
-        let path = task.join("schedstat");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        ns += text
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or(MeasureError::Parse { path, what: "a run time in nanoseconds" })?;
-    }
-    Ok(Duration::from_nanos(ns))
+    Ok(on_cpu_except(None, Some(&is_server_thread))?)
 }
 
 /// Builds a pool of `shape`, warms it, and runs one TCP batch and one sleep batch on it.

@@ -70,6 +70,14 @@ pub fn cpu_time(who: Who) -> Result<CpuTimes, MeasureError> {
 /// not only for waited-for children as `getrusage` is. Threads that have ended are not
 /// counted, so take the readings while the threads of interest live.
 pub fn on_cpu(pid: Option<u32>) -> Result<Duration, MeasureError> {
+    on_cpu_except(pid, None)
+}
+
+/// [`on_cpu`] without the threads whose name (`comm`) `skip` accepts; `None` reads no names.
+pub fn on_cpu_except(
+    pid: Option<u32>,
+    skip: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Duration, MeasureError> {
     let dir = match pid {
         Some(pid) => std::path::PathBuf::from(format!("/proc/{pid}/task")),
         None => std::path::PathBuf::from("/proc/self/task"),
@@ -77,8 +85,15 @@ pub fn on_cpu(pid: Option<u32>) -> Result<Duration, MeasureError> {
     let read_err = |path: std::path::PathBuf| move |source| MeasureError::Read { path, source };
     let mut ns = 0u64;
     for task in std::fs::read_dir(&dir).map_err(read_err(dir.clone()))? {
-        let path = task.map_err(read_err(dir.clone()))?.path().join("schedstat");
-        // A thread may end between the listing and the read: it no longer counts.
+        let task = task.map_err(read_err(dir.clone()))?.path();
+        // A thread may end between the listing and the reads: it no longer counts.
+        if let Some(skip) = skip {
+            let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
+            if skip(&name) {
+                continue;
+            }
+        }
+        let path = task.join("schedstat");
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         ns += text
             .split_whitespace()
